@@ -1,0 +1,39 @@
+# make demo / make test bootstrap .venv from nothing (python3 -m venv + pip).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test test-fast lint format demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+demo: $(STAMP)
+	$(BIN)/bpstudy train experiment=deep_sigmoid
+	$(BIN)/bpstudy train experiment=deep_relu_he
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from bpstudy.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""Turn a composed config tree into the typed `Config`, once, at the edge.
+
+Every problem becomes a `ConfigError` with one line that names the dotted key and what is
+allowed: unknown keys (with the known ones listed), wrong types, enum values outside
+their choices, numbers outside their range, and combinations that cannot work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, Union
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bpstudy.config import schema
+from bpstudy.config.schema import Config
+from bpstudy.errors import ConfigError
+
+# groups whose dataclass is chosen by the node's `name`
+_BY_NAME = {
+    "data": schema.DATA_CONFIGS,
+    "optimizer": schema.OPTIMIZER_CONFIGS,
+    "learning_rule": schema.LEARNING_RULE_CONFIGS,
+}
+_PLAIN = {
+    "model": schema.ModelConfig,
+    "regularization": schema.RegularizationConfig,
+    "trainer": schema.TrainerConfig,
+    "tracking": schema.TrackingConfig,
+}
+
+
+def to_container(cfg: DictConfig | dict) -> dict:
+    """Resolved plain dict of a composed config (interpolations resolved)."""
+    if isinstance(cfg, dict):
+        return cfg
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"config key {key}: {first}") from None
+
+
+def validate(cfg: DictConfig | dict | Config) -> Config:
+    """Check the whole config and return it typed. Raises ConfigError."""
+    if isinstance(cfg, Config):
+        return cfg
+    tree = to_container(cfg)
+    tree = {k: v for k, v in tree.items() if k != "hydra"}
+    known = [*_BY_NAME, *_PLAIN]
+    for key in tree:
+        if key not in known:
+            raise ConfigError(f"unknown config key '{key}'; top-level keys: {', '.join(known)}")
+    parts: dict[str, Any] = {}
+    for group, options in _BY_NAME.items():
+        node = tree.get(group)
+        if not isinstance(node, dict):
+            raise ConfigError(
+                f"config group '{group}' is missing; choose one of: {', '.join(options)}"
+            )
+        name = node.get("name")
+        if name not in options:
+            raise ConfigError(
+                f"{group}.name={name!r} is not allowed; allowed: {', '.join(options)}"
+            )
+        parts[group] = build(options[name], node, group)
+    for group, cls in _PLAIN.items():
+        parts[group] = build(cls, tree.get(group) or {}, group)
+    config = Config(**parts)
+    check_combinations(config)
+    return config
+
+
+def build(cls: type, node: Any, path: str) -> Any:
+    """Build dataclass `cls` from a plain dict, checking keys, types and ranges."""
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path} must be a mapping of keys, got {node!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in node:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{path}.{key}'; {path} has: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        if name not in node:
+            continue
+        key = f"{path}.{name}"
+        values[name] = _check_range(convert(hints[name], node[name], key), f.metadata, key)
+    return cls(**values)
+
+
+def convert(tp: Any, value: Any, key: str) -> Any:
+    """Coerce `value` to type `tp` (no silent float -> int truncation, no str -> bool)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(
+                f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}"
+            )
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return convert(inner[0], value, key) if len(inner) == 1 else value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r} must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be a string")
+        return str(value)
+    return value
+
+
+def _check_range(value: Any, meta: typing.Mapping, key: str) -> Any:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    bounds = [
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ]
+    for name, ok, _sign in bounds:
+        if name in meta and not ok(value, meta[name]):
+            rule = " and ".join(f"{s} {meta[n]}" for n, _, s in bounds if n in meta)
+            raise ConfigError(f"{key}={value} is out of range; allowed: {rule}")
+    return value
+
+
+def check_combinations(cfg: Config) -> None:
+    """Combinations that each key alone allows but that cannot work together."""
+    d, m = cfg.data, cfg.model
+    if m.loss == "cross_entropy" and d.name == "teacher":
+        raise ConfigError(
+            "model.loss=cross_entropy needs a classification data set; data=teacher is regression (use model.loss=mse or auto)"
+        )
+    if d.name in ("csv", "npz", "mnist") and not d.path:
+        raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
+    if cfg.trainer.schedule.name == "warmup" and cfg.trainer.schedule.warmup_steps == 0:
+        raise ConfigError("trainer.schedule.name=warmup needs trainer.schedule.warmup_steps > 0")

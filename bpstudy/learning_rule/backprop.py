@@ -1,0 +1,16 @@
+"""Backpropagation: the error travels down through the transposed forward weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpstudy.learning_rule.base import LearningRule
+
+
+class Backprop(LearningRule):
+    name = "backprop"
+
+    def backward(self, net, dscores: np.ndarray) -> None:
+        dh = net.output.backward(dscores, need_dx=net.depth > 0)
+        for i in range(net.depth - 1, -1, -1):
+            dh = net.blocks[i].backward(dh, need_dx=i > 0)  # the input needs no gradient

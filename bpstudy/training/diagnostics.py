@@ -1,0 +1,88 @@
+"""Per-layer statistics of DESIGN §4, computed on logging steps and kept in memory.
+
+| grad_norm    | ||dLoss/dW_i||_F, the raw update the rule proposes (before clipping) |
+| delta_norm   | RMS over examples of ||dloss_n/du_i||, u_i the pre-activation        |
+| weight_norm  | ||W_i||_F after the step                                             |
+| update_ratio | ||applied update of W_i||_F / ||W_i||_F                              |
+| act_std      | std of the activation output f(u_i) over batch and units             |
+| saturation   | fraction of (example, unit) entries with f'(u) < 1% of max f'        |
+
+Norms over parameters read slices of the network's flat vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bpstudy.training.events import Listener
+
+STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "saturation")
+
+
+def layer_sq_norms(flat: np.ndarray, net) -> np.ndarray:
+    """Squared Frobenius norm of each hidden layer's W slice of a flat vector: (depth,).
+
+    One BLAS dot per layer: no temporaries, which matters for wide layers."""
+    out = np.empty(net.depth)
+    for i, sl in enumerate(net.hidden_weight_slices):
+        w = flat[sl]
+        out[i] = np.dot(w, w)
+    return out
+
+
+class Diagnostics(Listener):
+    """Collects the per-layer table and the per-step scalars (lr, gradient ratio)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.rows: list[np.ndarray] = []  # each (depth, len(STATS))
+        self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
+        self._pending: np.ndarray | None = None
+
+    def on_gradients(self, trainer, step: int) -> None:
+        net = trainer.net
+        row = np.empty((net.depth, len(STATS)))
+        row[:, 0] = np.sqrt(layer_sq_norms(net.grad, net))
+        for i, block in enumerate(net.blocks):
+            a, delta = block.a, block.delta
+            N = a.shape[0]
+            row[i, 1] = math.sqrt(N) * float(np.linalg.norm(delta))
+            row[i, 4] = float(a.std())
+            slope = block.activation.derivative(a, out=np.empty_like(a))
+            row[i, 5] = float(np.count_nonzero(slope < 0.01 * block.activation.max_slope)) / a.size
+        self._pending = row
+
+    def on_update(self, trainer, step: int) -> None:
+        net, row = trainer.net, self._pending
+        w_norm = np.sqrt(layer_sq_norms(net.theta, net))
+        u_norm = np.sqrt(layer_sq_norms(trainer.optimizer.update, net))
+        row[:, 2] = w_norm
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row[:, 3] = u_norm / w_norm
+        g = row[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = math.log10(g[0] / g[-1]) if g[0] > 0 and g[-1] > 0 else float("nan")
+        self.steps.append(step)
+        self.rows.append(row)
+        self.scalars.append((step, trainer.lr, trainer.last_loss, ratio))
+        self._pending = None
+
+    def layer_frame(self) -> pd.DataFrame:
+        """One row per (step, layer): step, layer (1-based), then STATS."""
+        if not self.rows:
+            return pd.DataFrame(columns=["step", "layer", *STATS])
+        depth = self.rows[0].shape[0]
+        table = np.concatenate(self.rows)
+        frame = pd.DataFrame(table, columns=list(STATS))
+        frame.insert(0, "layer", np.tile(np.arange(1, depth + 1), len(self.rows)))
+        frame.insert(0, "step", np.repeat(np.asarray(self.steps, dtype=np.int64), depth))
+        return frame
+
+    def step_frame(self) -> pd.DataFrame:
+        """One row per logging step: step, lr, train/loss of the batch, grad_norm/ratio_log10."""
+        return pd.DataFrame(
+            self.scalars, columns=["step", "lr", "batch_loss", "grad_norm/ratio_log10"]
+        )

@@ -1,0 +1,40 @@
+"""What the training loop tells its listeners.
+
+The loop calls every listener's hooks in order; a listener overrides only what it needs.
+`on_gradients` and `on_update` fire on logging steps only (every `trainer.log_every`
+optimizer steps), so listeners pay nothing on the other steps. A listener may end the
+run early by raising `StopTraining(reason)` (Optuna pruning does); the loop records the
+reason and finishes normally.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bpstudy.training.loop import Trainer, TrainResult
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a listener to end training after the current step or epoch."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Listener:
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Before the first step."""
+
+    def on_gradients(self, trainer: Trainer, step: int) -> None:
+        """Logging step: gradients are computed (raw, before clipping), not yet applied."""
+
+    def on_update(self, trainer: Trainer, step: int) -> None:
+        """Logging step: the optimizer has applied its update."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        """After each epoch's validation pass; metrics hold train/* and val/*."""
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Once, however the run ended (finished, early-stopped, diverged, stopped)."""

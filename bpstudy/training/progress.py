@@ -1,0 +1,42 @@
+"""Progress on long work: a tqdm bar over epochs on a terminal, one line per epoch
+otherwise (logs, CI, sweeps)."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from bpstudy.training.events import Listener
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+class Progress(Listener):
+    def __init__(self, mode: str = "auto", total_epochs: int = 0, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "lines"
+        self.mode, self.total = mode, total_epochs
+        self.bar: tqdm | None = None
+
+    def on_train_start(self, trainer) -> None:
+        if self.mode == "bar":
+            self.bar = tqdm(total=self.total, unit="epoch", file=self.stream, dynamic_ncols=True)
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if "loss" in k})
+            self.bar.update(1)
+        elif self.mode == "lines":
+            print(
+                f"epoch {epoch}/{self.total}  step {trainer.step}  {_fmt(metrics)}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def on_train_end(self, trainer, result) -> None:
+        if self.bar is not None:
+            self.bar.close()

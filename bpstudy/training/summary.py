@@ -1,0 +1,63 @@
+"""The end-of-run summary: status, final metrics, and a short per-layer table of the
+first vs last logged gradient norm, where vanishing or exploding shows at a glance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bpstudy.training.loop import TrainResult
+
+MAX_ROWS = 10
+
+
+def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """Per layer: grad_norm at the first and last logged step, and the last saturation."""
+    if layer_stats.empty:
+        return pd.DataFrame(
+            columns=["layer", "grad_norm_first", "grad_norm_last", "saturation_last"]
+        )
+    first_step, last_step = layer_stats["step"].min(), layer_stats["step"].max()
+    first = layer_stats[layer_stats["step"] == first_step].set_index("layer")
+    last = layer_stats[layer_stats["step"] == last_step].set_index("layer")
+    table = pd.DataFrame(
+        {
+            "grad_norm_first": first["grad_norm"],
+            "grad_norm_last": last["grad_norm"],
+            "saturation_last": last["saturation"],
+        }
+    ).reset_index()
+    if len(table) > max_rows:
+        keep = np.unique(np.linspace(0, len(table) - 1, max_rows).round().astype(int))
+        table = table.iloc[keep]
+    return table
+
+
+def render(result: TrainResult) -> str:
+    lines = [
+        f"status: {result.status}  epochs: {result.epochs}  steps: {result.steps}  time: {result.wall_time:.1f}s"
+    ]
+    if result.diverged:
+        lines.append(f"diverged at step {result.diverged_step}: {result.diverged_reason}")
+    if result.stop_reason:
+        lines.append(f"stopped: {result.stop_reason}")
+    if result.metrics:
+        lines.append("  ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items())))
+    table = layer_table(result.layer_stats)
+    if not table.empty:
+        lines.append("per-layer gradient norm (first vs last logged step):")
+        lines.append(f"  {'layer':>5}  {'first':>10}  {'last':>10}  {'saturation':>10}")
+        for row in table.itertuples(index=False):
+            lines.append(
+                f"  {row.layer:>5}  {row.grad_norm_first:>10.3e}  {row.grad_norm_last:>10.3e}  {row.saturation_last:>10.2%}"
+            )
+        g = result.layer_stats[result.layer_stats["step"] == result.layer_stats["step"].min()][
+            "grad_norm"
+        ].to_numpy()
+        if g[0] > 0 and g[-1] > 0:
+            lines.append(
+                f"  first/last layer gradient ratio at the start: 10^{math.log10(g[0] / g[-1]):+.1f}"
+            )
+    return "\n".join(lines)
