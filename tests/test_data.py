@@ -151,6 +151,9 @@ def test_digits(dtype):
     assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 1797
     assert len(ds.y_test) == round(0.15 * 1797)
     assert set(np.unique(ds.y_train)) == set(range(10))
+    varying = ds.X_train.std(axis=0) > 0  # some border pixels are always 0
+    np.testing.assert_allclose(ds.X_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(ds.X_train.std(axis=0)[varying], 1.0, rtol=1e-4)
 
 
 def test_spirals_geometry():
@@ -254,6 +257,12 @@ def test_csv_string_labels_map_to_sorted_indices(tmp_path):
     assert np.array_equal(labels, [{"apple": 0, "fig": 1, "pear": 2}[s] for _, s in rows])
 
 
+def test_csv_boolean_columns_are_numbers(tmp_path):
+    rows = "".join(f"{i},{i % 3 == 0},{i % 2 == 1}\n" for i in range(30))
+    ds = load(CsvData(path=str(write(tmp_path / "b.csv", "x,flag,y\n" + rows))))
+    assert ds.task == "classification" and ds.n_classes == 2 and ds.in_dim == 2
+
+
 def test_csv_without_header_and_other_delimiter(tmp_path):
     path = write(tmp_path / "n.csv", "".join(f"{i % 2};{i};{i * 2.5}\n" for i in range(20)))
     ds = load(CsvData(path=str(path), header=False, delimiter=";", target="0"))
@@ -299,7 +308,10 @@ def test_csv_errors(tmp_path):
     )
     binary = tmp_path / "b.csv"
     binary.write_bytes(b"\xff\xfe\x00\x81\x00" * 20)
-    assert "b.csv" in csv_error(binary)
+    assert csv_error(binary) == f"{binary}: not a UTF-8 text file, so not a CSV file"
+    ragged = csv_error(write(tmp_path / "r.csv", "a,b,y\n1,2,3\n4,5,6,7,8\n"))
+    assert "r.csv: cannot parse as CSV with data.delimiter=','" in ragged
+    assert "data.delimiter='ab' must be a single character" in csv_error(good, delimiter="ab")
 
 
 def test_csv_too_many_text_labels_for_auto(tmp_path):
@@ -363,7 +375,12 @@ def test_npz_errors(tmp_path):
     np.savez(path, X=np.ones((10, 2)), y=np.array([{"a": 1}] * 10, dtype=object))
     assert "cannot read array 'y'" in npz_error(path)
     garbage = write(tmp_path / "g.npz", "hello, not a zip")
-    assert "g.npz: not a NumPy .npz archive" in npz_error(garbage)
+    assert npz_error(garbage) == f"{garbage}: not a NumPy .npz archive (expected one from np.savez)"
+    assert "empty file" in npz_error(write(tmp_path / "e.npz", ""))
+    np.savez_compressed(path, X=np.ones((50, 2)), y=np.arange(50) % 2)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[:-40])
+    assert "cut.npz: cannot read as an .npz archive" in npz_error(cut)
     single = tmp_path / "s.npy"
     np.save(single, np.ones(3))
     assert "single array (.npy)" in npz_error(single)

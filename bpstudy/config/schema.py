@@ -27,7 +27,7 @@ InitScheme = Literal[
 
 
 def _fraction(default: float) -> float:
-    return field(default=default, metadata={"ge": 0.0, "lt": 1.0})
+    return field(default=default, metadata={"gt": 0.0, "lt": 1.0})
 
 
 # ---------------------------------------------------------------- data

@@ -11,6 +11,8 @@ class Backprop(LearningRule):
     name = "backprop"
 
     def backward(self, net, dscores: np.ndarray) -> None:
+        deltas = net.last_workspace.deltas
         dh = net.output.backward(dscores, need_dx=net.depth > 0)
         for i in range(net.depth - 1, -1, -1):
-            dh = net.blocks[i].backward(dh, need_dx=i > 0)  # the input needs no gradient
+            # the input needs no gradient, so the first block skips dx
+            dh = net.blocks[i].backward(dh, need_dx=i > 0, delta_out=deltas[i])

@@ -18,10 +18,10 @@ class Dense:
         self.W, self.b, self.dW, self.db = W, b, dW, db
         self.x: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, fan_in) -> z: (N, fan_out)."""
+    def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """x: (N, fan_in) -> z: (N, fan_out), written into `out` when given."""
         self.x = x
-        z = x @ self.W
+        z = np.matmul(x, self.W, out=out)
         z += self.b
         return z
 
@@ -34,7 +34,7 @@ class Dense:
         fixed `feedback` matrix of W's shape when a learning rule supplies one.
         """
         np.matmul(self.x.T, dz, out=self.dW)
-        np.sum(dz, axis=0, out=self.db)
+        np.add.reduce(dz, axis=0, out=self.db)
         if not need_dx:
             return None
         return dz @ (self.W if feedback is None else feedback).T
@@ -62,8 +62,8 @@ class BatchNorm:
         self.xhat: np.ndarray | None = None
         self.inv_std: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        """x: (N, H) -> (N, H)."""
+    def forward(self, x: np.ndarray, train: bool, out: np.ndarray | None = None) -> np.ndarray:
+        """x: (N, H) -> (N, H), written into `out` when given."""
         if train:
             N = x.shape[0]
             mean = x.mean(axis=0)
@@ -80,7 +80,7 @@ class BatchNorm:
         xhat *= inv_std
         if train:
             self.xhat, self.inv_std = xhat, inv_std
-        out = xhat * self.gamma
+        out = np.multiply(xhat, self.gamma, out=out)
         out += self.beta
         return out
 

@@ -38,6 +38,14 @@ class Architecture:
     loss: str = "cross_entropy"
 
 
+@dataclass
+class Workspace:
+    """Per-batch-size training buffers: activations and pre-activation errors."""
+
+    acts: np.ndarray  # (depth, N, width): f(u_i) of each hidden layer
+    deltas: np.ndarray  # (depth, N, width): dLoss/du_i
+
+
 class HiddenBlock:
     """Linear -> [BatchNorm] -> activation -> [Dropout], residual-wrapped when asked."""
 
@@ -55,10 +63,12 @@ class HiddenBlock:
         self.delta: np.ndarray | None = None  # error at the pre-activation (N, H)
         self._dropped = False
 
-    def forward(self, h: np.ndarray, train: bool) -> np.ndarray:
-        z = self.dense.forward(h)
+    def forward(self, h: np.ndarray, train: bool, out: np.ndarray | None = None) -> np.ndarray:
+        """h: (N, fan_in) -> block output (N, H); the activation lands in `out` if given."""
         if self.bn is not None:
-            z = self.bn.forward(z, train)
+            z = self.bn.forward(self.dense.forward(h), train, out=out)
+        else:
+            z = self.dense.forward(h, out=out)
         a = self.activation.forward(z)  # in place: z is ours
         self.a = a
         self._dropped = train and self.dropout is not None
@@ -66,10 +76,17 @@ class HiddenBlock:
         return h + out if self.residual else out
 
     def backward(
-        self, dout: np.ndarray, need_dx: bool = True, feedback: np.ndarray | None = None
+        self,
+        dout: np.ndarray,
+        need_dx: bool = True,
+        feedback: np.ndarray | None = None,
+        delta_out: np.ndarray | None = None,
     ) -> np.ndarray | None:
+        """dout: (N, H) -> dh: (N, fan_in); the pre-activation error lands in `delta_out`."""
         d = self.dropout.backward(dout) if self._dropped else dout
-        self.delta = self.activation.backward(d, self.a, out=np.empty_like(self.a))
+        if delta_out is None:
+            delta_out = np.empty_like(self.a)
+        self.delta = self.activation.backward(d, self.a, out=delta_out)
         dz = self.bn.backward(self.delta) if self.bn is not None else self.delta
         dh = self.dense.backward(dz, need_dx, feedback)
         if self.residual and dh is not None:
@@ -137,6 +154,8 @@ class Network:
             params["output.W"], params["output.b"], grads["output.W"], grads["output.b"]
         )
         self._params, self._grads = params, grads
+        self._workspaces: dict[int, Workspace] = {}
+        self.last_workspace: Workspace | None = None
 
     # ------------------------------------------------------------ layout
 
@@ -192,11 +211,32 @@ class Network:
         return out
 
     def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:
-        """X: (N, in_dim) -> scores (N, out_dim)."""
+        """X: (N, in_dim) -> scores (N, out_dim).
+
+        In training mode every block writes its activation into one preallocated
+        (depth, N, width) buffer, and backward its error signal into another: no
+        allocation per step, and diagnostics reduce over all layers in one call."""
         h = X
-        for block in self.blocks:
-            h = block.forward(h, train)
+        if train:
+            acts = self.workspace(X.shape[0]).acts
+            for block, out in zip(self.blocks, acts, strict=False):
+                h = block.forward(h, True, out=out)
+        else:
+            for block in self.blocks:
+                h = block.forward(h, False)
         return self.output.forward(h)
+
+    def workspace(self, batch: int) -> Workspace:
+        """The training buffers for a batch size (a run sees at most two sizes)."""
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            if len(self._workspaces) >= 4:
+                self._workspaces.clear()
+            shape = (self.depth, batch, self.arch.width)
+            ws = Workspace(np.empty(shape, self.dtype), np.empty(shape, self.dtype))
+            self._workspaces[batch] = ws
+        self.last_workspace = ws
+        return ws
 
     def targets(self, y: np.ndarray) -> np.ndarray:
         """What the loss compares against: labels for cross-entropy; one-hot rows when a

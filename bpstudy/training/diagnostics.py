@@ -23,14 +23,23 @@ STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "s
 
 
 def layer_sq_norms(flat: np.ndarray, net) -> np.ndarray:
-    """Squared Frobenius norm of each hidden layer's W slice of a flat vector: (depth,).
+    """Squared Frobenius norm of each hidden layer's W inside a flat vector: (depth,).
 
-    One BLAS dot per layer: no temporaries, which matters for wide layers."""
-    out = np.empty(net.depth)
-    for i, sl in enumerate(net.hidden_weight_slices):
-        w = flat[sl]
-        out[i] = np.dot(w, w)
+    Hidden layers after the first have equal shapes and sit next to each other in the
+    flat vector, so they reduce as one (depth - 1, width^2) block."""
+    slices = net.hidden_weight_slices
+    out = np.empty(len(slices))
+    first = flat[slices[0]]
+    out[0] = np.dot(first, first)
+    if len(slices) > 1:
+        rest = flat[slices[1].start : slices[-1].stop].reshape(len(slices) - 1, -1)
+        out[1:] = np.einsum("ij,ij->i", rest, rest)
     return out
+
+
+def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
+    """sum of squares of each row of a 2-D array."""
+    return np.einsum("ij,ij->i", A, A)
 
 
 class Diagnostics(Listener):
@@ -41,18 +50,29 @@ class Diagnostics(Listener):
         self.rows: list[np.ndarray] = []  # each (depth, len(STATS))
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
         self._pending: np.ndarray | None = None
+        self._scratch: dict[tuple[int, ...], np.ndarray] = {}
+
+    def scratch(self, like: np.ndarray) -> np.ndarray:
+        buf = self._scratch.get(like.shape)
+        if buf is None or buf.dtype != like.dtype:
+            self._scratch.clear()
+            buf = self._scratch[like.shape] = np.empty_like(like)
+        return buf
 
     def on_gradients(self, trainer, step: int) -> None:
         net = trainer.net
-        row = np.empty((net.depth, len(STATS)))
+        ws = net.last_workspace
+        L, N, _ = ws.acts.shape
+        A = ws.acts.reshape(L, -1)
+        row = np.empty((L, len(STATS)))
         row[:, 0] = np.sqrt(layer_sq_norms(net.grad, net))
-        for i, block in enumerate(net.blocks):
-            a, delta = block.a, block.delta
-            N = a.shape[0]
-            row[i, 1] = math.sqrt(N) * float(np.linalg.norm(delta))
-            row[i, 4] = float(a.std())
-            slope = block.activation.derivative(a, out=np.empty_like(a))
-            row[i, 5] = float(np.count_nonzero(slope < 0.01 * block.activation.max_slope)) / a.size
+        row[:, 1] = np.sqrt(N * rowwise_sq_norms(ws.deltas.reshape(L, -1)))
+        mean = np.add.reduce(A, axis=1, keepdims=True) / A.shape[1]
+        centred = np.subtract(A, mean, out=self.scratch(A))
+        row[:, 4] = np.sqrt(rowwise_sq_norms(centred) / A.shape[1])
+        act = net.blocks[0].activation  # one activation for every hidden layer
+        slope = act.derivative(A, out=self.scratch(A))
+        row[:, 5] = np.count_nonzero(slope < 0.01 * act.max_slope, axis=1) / A.shape[1]
         self._pending = row
 
     def on_update(self, trainer, step: int) -> None:

@@ -1,0 +1,162 @@
+"""Milliseconds per optimizer step of bpstudy's NumPy trainer on the reference networks,
+the GFLOP/s it achieves (6 * weights * batch per step), this machine's float32 matmul
+GFLOP/s for the same shapes, the cost of diagnostics (log_every=1 vs off), and, when torch
+is importable, the ratio against an equivalent torch.nn.Sequential + SGD step measured in
+the same run. Run with 1 and 2 BLAS threads.
+
+    python benchmarks/train_step.py [--threads 1 2] [--quick]
+
+Targets (issue 2): ratio vs torch <= 1.0 at 1 thread and <= 1.15 at 2 threads; for widths
+>= 256, achieved GFLOP/s >= 60% of the matmul rate; diagnostics ratio <= 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from bpstudy.data import Dataset
+from bpstudy.learning_rule import Backprop
+from bpstudy.model import Architecture, Network
+from bpstudy.optimizer import SGD, Schedule
+from bpstudy.training.loop import LoopSettings, Trainer
+
+try:
+    import torch
+except ImportError:  # torch is never a dependency: the comparison is optional
+    torch = None
+
+NETS = [(5, 64, 64), (10, 256, 128), (20, 256, 128), (50, 128, 64), (4, 1024, 256)]
+IN_DIM, CLASSES = 64, 10
+
+
+def n_weights(depth: int, width: int) -> int:
+    return IN_DIM * width + (depth - 1) * width * width + width * CLASSES
+
+
+def timeit(fn, min_time: float, repeats: int) -> float:
+    """Median over `repeats` rounds of the mean seconds per call (each round >= min_time)."""
+    for _ in range(3):
+        fn()
+    rounds = []
+    for _ in range(repeats):
+        n, start = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        rounds.append(elapsed / n)
+    return statistics.median(rounds)
+
+
+def ours(depth, width, batch, activation, log_every):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, IN_DIM)).astype(np.float32)
+    y = rng.integers(0, CLASSES, batch)
+    arch = Architecture(IN_DIM, CLASSES, depth, width, activation)
+    scheme = "he_normal" if activation == "relu" else "xavier_normal"
+    net = Network(arch, np.float32, np.random.default_rng(1), init_scheme=scheme)
+    data = Dataset(X, y, X, y, X, y, "classification", CLASSES)
+    settings = LoopSettings(epochs=1, batch_size=batch, log_every=log_every)
+    trainer = Trainer(
+        net,
+        Backprop(),
+        SGD(net.theta, net.grad, net.n_weights),
+        Schedule("constant", 1e-3, 1),
+        data,
+        settings,
+        np.random.default_rng(2),
+    )
+    trainer.step = 1  # step 0 is always a logging step; start after it
+
+    def step():
+        trainer.train_step(X, y)
+        if log_every > 1_000_000:
+            trainer.step = 1
+
+    return step
+
+
+def matmuls(depth, width, batch):
+    """The three matmuls per layer a step needs (x W, x^T dz, dz W^T), nothing else."""
+    rng = np.random.default_rng(0)
+    dims = [IN_DIM] + [width] * depth + [CLASSES]
+    Ws = [
+        rng.standard_normal((a, b)).astype(np.float32)
+        for a, b in zip(dims[:-1], dims[1:], strict=True)
+    ]
+    xs = [rng.standard_normal((batch, a)).astype(np.float32) for a in dims[:-1]]
+    zs = [rng.standard_normal((batch, b)).astype(np.float32) for b in dims[1:]]
+
+    def step():
+        for x, W, z in zip(xs, Ws, zs, strict=True):
+            x @ W
+            x.T @ z
+            z @ W.T
+
+    return step
+
+
+def torch_step(depth, width, batch, activation):
+    torch.manual_seed(0)
+    act = torch.nn.Tanh if activation == "tanh" else torch.nn.ReLU
+    layers, d = [], IN_DIM
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width), act()]
+        d = width
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(d, CLASSES))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X = torch.randn(batch, IN_DIM)
+    y = torch.randint(0, CLASSES, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--quick", action="store_true", help="shorter timing rounds")
+    args = parser.parse_args()
+    min_time, repeats = (0.1, 3) if args.quick else (0.3, 5)
+    print(
+        f"numpy {np.__version__}"
+        + (f", torch {torch.__version__}" if torch else ", torch not installed")
+    )
+    header = f"{'threads':>7} {'net (DxWxB)':>13} {'act':>5} {'ms/step':>8} {'GFLOP/s':>8} {'matmul':>8} {'%mm':>5} {'diag':>6}"
+    header += f" {'torch ms':>9} {'ratio':>6}" if torch else ""
+    print(header)
+    for threads in args.threads:
+        if torch:
+            torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            for depth, width, batch in NETS:
+                flops = 6 * n_weights(depth, width) * batch
+                mm = timeit(matmuls(depth, width, batch), min_time, repeats)
+                for activation in ("tanh", "relu"):
+                    t = timeit(ours(depth, width, batch, activation, 10**9), min_time, repeats)
+                    t_diag = timeit(ours(depth, width, batch, activation, 1), min_time, repeats)
+                    line = (
+                        f"{threads:>7} {f'{depth}x{width}x{batch}':>13} {activation:>5} {t * 1e3:>8.3f} "
+                        f"{flops / t / 1e9:>8.1f} {flops / mm / 1e9:>8.1f} {100 * mm / t:>4.0f}% {t_diag / t:>6.2f}"
+                    )
+                    if torch:
+                        tt = timeit(torch_step(depth, width, batch, activation), min_time, repeats)
+                        line += f" {tt * 1e3:>9.3f} {t / tt:>6.2f}"
+                    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The training loop end to end: determinism, batch norm modes, early stopping,
+divergence, clipping and the per-layer diagnostics table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bpstudy
+from bpstudy.training import make_trainer
+from bpstudy.training.diagnostics import STATS
+
+
+def test_python_api_as_in_readme():
+    cfg = bpstudy.compose(
+        ["model.depth=10", "model.activation=tanh", "trainer.epochs=1", "trainer.progress=none"]
+    )
+    data = bpstudy.load_data(cfg)
+    assert data.X_train.dtype == np.float32 and data.in_dim == 64 and data.out_dim == 10
+    net = bpstudy.build_network(cfg, data.in_dim, data.out_dim)
+    params = net.parameters()
+    assert len([k for k in params if k.endswith(".W")]) == 11
+    loss, grads = net.loss_and_grads(data.X_train[:32], data.y_train[:32])
+    assert grads.keys() == params.keys()
+    assert all(grads[k].shape == params[k].shape for k in params)
+    assert 1.5 < loss < 4.0  # about log(10) for a fresh 10-class net
+    result = bpstudy.train(cfg)
+    # build_network gives exactly the network train() starts from
+    trainer = make_trainer(cfg)
+    for name, p in net.parameters().items():
+        assert np.array_equal(p, trainer.net.parameters()[name])
+    assert set(result.history.columns) >= {
+        "epoch",
+        "step",
+        "train/loss",
+        "val/loss",
+        "val/accuracy",
+        "lr",
+    }
+    assert list(result.layer_stats.columns) == ["step", "layer", *STATS]
+
+
+def test_same_seed_same_numbers_bit_for_bit(small_cfg):
+    cfg = small_cfg("model.dropout=0.2", "model.batch_norm=true", "trainer.log_every=1")
+    a, b = bpstudy.train(cfg), bpstudy.train(cfg)
+    pd.testing.assert_frame_equal(a.history, b.history, check_exact=True)
+    pd.testing.assert_frame_equal(a.layer_stats, b.layer_stats, check_exact=True)
+    assert a.metrics == b.metrics
+    other = bpstudy.train(small_cfg("model.dropout=0.2", "model.batch_norm=true", "trainer.seed=1"))
+    assert not a.history["train/loss"].equals(other.history["train/loss"])
+
+
+def test_seed_purposes_do_not_shift_each_other(small_cfg):
+    # dropout draws from its own generator: turning it on changes no initial weight
+    plain = bpstudy.build_network(small_cfg(), 64, 10)
+    dropped = bpstudy.build_network(small_cfg("model.dropout=0.5"), 64, 10)
+    for name, p in plain.parameters().items():
+        assert np.array_equal(p, dropped.parameters()[name])
+    # a wider network draws more at init, but the data split is untouched
+    a = bpstudy.load_data(small_cfg("model.width=8"))
+    b = bpstudy.load_data(small_cfg("model.width=128"))
+    assert np.array_equal(a.X_val, b.X_val)
+
+
+def test_float64_run(small_cfg):
+    result = bpstudy.train(small_cfg("trainer.dtype=float64"))
+    assert result.network.theta.dtype == np.float64
+    assert result.status == "finished"
+
+
+def test_batch_norm_train_vs_eval(small_cfg):
+    cfg = small_cfg("model.batch_norm=true", "trainer.epochs=3")
+    result = bpstudy.train(cfg)
+    net = result.network
+    bn = net.blocks[0].bn
+    assert not np.allclose(bn.running_mean, 0.0) and not np.allclose(bn.running_var, 1.0)
+    data = bpstudy.load_data(cfg)
+    X = data.X_val[:50]
+    # eval mode uses the running statistics: recompute the first block by hand
+    z = X @ net.parameters()["hidden.0.W"] + net.parameters()["hidden.0.b"]
+    u = (z - bn.running_mean) / np.sqrt(bn.running_var + bn.eps) * bn.gamma + bn.beta
+    net.forward(X, train=False)
+    assert np.allclose(net.blocks[0].a, np.maximum(u, 0), atol=1e-5)
+    # train mode normalises with the batch's own statistics: the pre-activation batch mean
+    # is beta and its std is |gamma| (per unit)
+    net.forward(X, train=True)
+    assert not np.allclose(net.forward(X, train=True), net.forward(X, train=False))
+    running_before = bn.running_mean.copy()
+    net.forward(X, train=False)
+    assert np.array_equal(bn.running_mean, running_before), "eval must not update running stats"
+
+
+def test_early_stopping(small_cfg):
+    # min_delta so large that no epoch after the first counts as an improvement
+    cfg = small_cfg(
+        "trainer.epochs=10",
+        "trainer.early_stopping.patience=2",
+        "trainer.early_stopping.min_delta=1e9",
+    )
+    result = bpstudy.train(cfg)
+    assert result.status == "early_stopped"
+    assert result.epochs == 3
+    assert "test/loss" in result.metrics
+
+
+def test_divergence_is_a_result(small_cfg):
+    cfg = small_cfg(
+        "model.depth=30",
+        "model.activation=relu",
+        "model.init.scheme=normal",
+        "model.init.sigma_w=4",
+        "optimizer.lr=1",
+        "trainer.log_every=1",
+    )
+    result = bpstudy.train(cfg)
+    assert result.status == "diverged"
+    assert result.diverged_step is not None and result.diverged_step < 5
+    assert result.layer_stats["step"].max() < result.diverged_step
+    assert result.steps == result.diverged_step
+
+
+def test_layer_stats_every_log_every_steps(small_cfg):
+    result = bpstudy.train(small_cfg("trainer.log_every=5", "model.depth=4"))
+    stats = result.layer_stats
+    steps = sorted(stats["step"].unique())
+    assert steps == list(range(0, result.steps, 5))
+    assert sorted(stats["layer"].unique()) == [1, 2, 3, 4]
+    assert np.isfinite(stats[list(STATS)].to_numpy()).all()
+    assert ((stats["saturation"] >= 0) & (stats["saturation"] <= 1)).all()
+    # plain SGD without clipping applies lr * grad: update_ratio * |W| = lr * |dW|
+    lr = bpstudy.validate(small_cfg()).optimizer.lr
+    assert np.allclose(
+        stats["update_ratio"] * stats["weight_norm"], lr * stats["grad_norm"], rtol=1e-4
+    )
+    ratio = result.step_stats["grad_norm/ratio_log10"].to_numpy()
+    first = stats[stats["layer"] == 1]["grad_norm"].to_numpy()
+    last = stats[stats["layer"] == 4]["grad_norm"].to_numpy()
+    assert np.allclose(ratio, np.log10(first / last))
+
+
+def test_clip_by_norm_bounds_the_applied_update(small_cfg):
+    cfg = small_cfg("trainer.clip.mode=norm", "trainer.clip.threshold=0.01", "optimizer.lr=0.5")
+    trainer = make_trainer(cfg)
+    data = trainer.data
+    trainer.train_step(data.X_train[:64], data.y_train[:64])
+    assert np.linalg.norm(trainer.optimizer.update) == pytest.approx(0.5 * 0.01, rel=1e-4)
+    cfg = small_cfg("trainer.clip.mode=value", "trainer.clip.threshold=0.001", "optimizer.lr=0.5")
+    trainer = make_trainer(cfg)
+    trainer.train_step(data.X_train[:64], data.y_train[:64])
+    assert np.abs(trainer.optimizer.update).max() == pytest.approx(0.5 * 0.001, rel=1e-5)
+
+
+@pytest.mark.parametrize("data", ["spirals", "teacher"])
+def test_other_data_sets_train(small_cfg, data):
+    result = bpstudy.train(small_cfg(f"data={data}", "trainer.epochs=5"))
+    assert result.status == "finished"
+    first, last = result.history["train/loss"].iloc[0], result.history["train/loss"].iloc[-1]
+    assert last < first
+    if data == "teacher":
+        assert "val/accuracy" not in result.metrics  # regression: mse, no accuracy
+
+
+def test_vanishing_and_healthy_gradients_with_depth():
+    """The classic contrast: deep sigmoid + standard init vanishes, relu + he does not."""
+    common = ["model.depth=20", "trainer.epochs=1", "trainer.progress=none"]
+    sig = bpstudy.train(
+        bpstudy.compose([*common, "model.activation=sigmoid", "model.init.scheme=standard"])
+    )
+    relu = bpstudy.train(
+        bpstudy.compose([*common, "model.activation=relu", "model.init.scheme=he_normal"])
+    )
+    assert sig.step_stats["grad_norm/ratio_log10"].iloc[0] < -5
+    assert abs(relu.step_stats["grad_norm/ratio_log10"].iloc[0]) < 1.5
