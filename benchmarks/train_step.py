@@ -13,6 +13,7 @@ Targets (issue 2): ratio vs torch <= 1.0 at 1 thread and <= 1.15 at 2 threads; f
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -87,10 +88,7 @@ def matmuls(depth, width, batch):
     """The three matmuls per layer a step needs (x W, x^T dz, dz W^T), nothing else."""
     rng = np.random.default_rng(0)
     dims = [IN_DIM] + [width] * depth + [CLASSES]
-    Ws = [
-        rng.standard_normal((a, b)).astype(np.float32)
-        for a, b in zip(dims[:-1], dims[1:], strict=True)
-    ]
+    Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in itertools.pairwise(dims)]
     xs = [rng.standard_normal((batch, a)).astype(np.float32) for a in dims[:-1]]
     zs = [rng.standard_normal((batch, b)).astype(np.float32) for b in dims[1:]]
 

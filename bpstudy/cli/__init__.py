@@ -1,6 +1,8 @@
 """The `bpstudy` command: one subcommand per journey.
 
 bpstudy train [hydra overrides]     one run (a Hydra app: --cfg job, --help, -m)
+    bpstudy rerun RUN_ID                retrain a logged run and compare its metrics
+    bpstudy ui [--port P]               the MLflow UI on the store in use
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ USAGE = """usage: bpstudy COMMAND [ARGS]
 commands:
   train [overrides]   train one run from the composed config (a Hydra app:
                       --cfg job, --help, -m for multirun)
+  rerun RUN_ID        retrain a logged run from its config.yaml; say whether
+                      its metric history matches, bit for bit
+  ui [--port P]       open the MLflow UI on the store in use (127.0.0.1)
 
 Run 'bpstudy COMMAND --help' for a command's options."""
+
+
+COMMANDS = ("train", "rerun", "ui")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -26,9 +34,12 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] in ("-h", "--help"):
         print(USAGE)
-        raise SystemExit(0 if argv else 2)
+        return
     if argv[0] == "--version":
         from bpstudy import __version__
 
@@ -40,8 +51,17 @@ def main(argv: list[str] | None = None) -> None:
             from bpstudy.cli.train import main as train_main
 
             train_main(rest)
+        elif command == "rerun":
+            from bpstudy.cli.mlflow_commands import rerun_main
+
+            rerun_main(rest)
+        elif command == "ui":
+            from bpstudy.cli.mlflow_commands import ui_main
+
+            ui_main(rest)
         else:
-            fail(f"unknown command '{command}'; commands: train")
+            print(USAGE.splitlines()[0], file=sys.stderr)
+            fail(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")
     except BpstudyError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

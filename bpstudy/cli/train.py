@@ -1,70 +1,164 @@
 """`bpstudy train`: a thin Hydra app around `bpstudy.train(cfg)`.
 
-Before Hydra starts, every job the command line describes (one, or each combination of a
-`-m` sweep) is composed and validated, so a bad key or value fails at once with one line
-and exit code 2, before any run starts or any output folder is written.
+Before Hydra starts, every job the command line describes (one, or the combinations of a
+`-m` sweep) is composed and validated, and each distinct data set is loaded once, so a bad
+key, value or data file fails at once with one line and exit code 2, before any run starts
+or any output folder is written.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import os
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra._internal.utils import get_args_parser
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig
 
-from bpstudy.config import compose, validate
+from bpstudy.config import Config, compose, validate
+from bpstudy.config.compose import GROUPS, group_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError
 from bpstudy.paths import CONF_DIR
 
-MAX_PREVALIDATED_JOBS = 256
+MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
 
 
 def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override lists of the jobs a command line describes (sweeps expanded)."""
-    overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+    """The override lists of the jobs a command line describes (sweeps expanded).
+
+    Mirrors Hydra's basic sweeper: one list of choices per key (a later override of the
+    same key replaces an earlier one), jobs are their product. Beyond
+    MAX_PREVALIDATED_JOBS combinations, every single value is still covered once (the
+    others at their first value), so a typo in a long sweep fails before the first run.
+    """
     if not multirun:
         return [overrides]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        raise ConfigError(f"cannot parse override: {str(exc).splitlines()[0]}") from None
-    choices = []
-    for ov in parsed:
-        if ov.is_sweep_override():
-            key = ov.get_key_element()
-            choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+    choices: dict[str, list[str]] = {}
+    for ov in parse_overrides(overrides):
+        key = ov.get_key_element()
+        if not ov.is_sweep_override():
+            choices[key] = [ov.input_line]
+        elif ov.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            if ov.key_or_group not in GROUPS:
+                raise ConfigError(
+                    f"{ov.input_line}: glob() picks config options and {ov.key_or_group} "
+                    f"is not a config group (groups: {', '.join(GROUPS)})"
+                )
+            names = ov.value().filter(group_options(ov.key_or_group))
+            choices[key] = [f"{key}={v}" for v in names]
+        elif ov.is_discrete_sweep():
+            choices[key] = [f"{key}={v}" for v in ov.sweep_string_iterator()]
         else:
-            choices.append([ov.input_line])
-    return [list(c) for c in itertools.islice(itertools.product(*choices), MAX_PREVALIDATED_JOBS)]
+            raise ConfigError(
+                f"{ov.input_line}: -m runs lists (a,b), range(...) and choice(...); "
+                "interval(...) has no values to enumerate"
+            )
+        if not choices[key]:
+            raise ConfigError(f"{ov.input_line}: the sweep has no values, so there is no job")
+    lists = list(choices.values())
+    combos = [list(c) for c in itertools.islice(itertools.product(*lists), MAX_PREVALIDATED_JOBS)]
+    if len(combos) < MAX_PREVALIDATED_JOBS:
+        return combos
+    first = [values[0] for values in lists]
+    for i, values in enumerate(lists):
+        for v in values[1:]:
+            combos.append([*first[:i], v, *first[i + 1 :]])
+    return combos
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Hydra's argument parser, reporting a bad option in one line instead of usage text."""
+    parser = get_args_parser()
+    parser.prog = "bpstudy train"
+
+    def error(message: str) -> NoReturn:
+        raise BpstudyError(f"{message}; see 'bpstudy train --help'")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
 
 
 def prevalidate(argv: list[str]) -> None:
-    args, _ = get_args_parser().parse_known_args(argv)
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        raise BpstudyError(
+            f"unrecognized arguments: {' '.join(unknown)}; see 'bpstudy train --help'"
+        )
     if args.help or args.hydra_help or args.shell_completion or args.info:
         return
     if args.config_path or args.config_dir or args.config_name or args.experimental_rerun:
         return  # the user's own config tree: validated inside the job
-    for overrides in jobs(args.overrides or [], args.multirun):
-        validate(compose(overrides))
+    overrides = args.overrides or []
+    multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
+    configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
+    if not args.cfg:  # --cfg only prints the config: no data to read
+        check_chdir(overrides, configs)
+        check_data(configs)
+        check_tracking(configs)
+
+
+def check_tracking(configs: list[Config]) -> None:
+    """An unreachable tracking server or unwritable store fails before Hydra starts."""
+    from bpstudy.tracking.store import check_store, resolve_uri
+
+    for uri in {resolve_uri(c.tracking.uri) for c in configs if c.tracking.enabled}:
+        check_store(uri)
+
+
+def check_data(configs: list[Config]) -> None:
+    """Load each distinct data set once: missing or malformed data, or a loss that does not
+    fit the data's task, fails here, before Hydra writes anything."""
+    from bpstudy.training.run import load_data, resolve_loss
+
+    tasks: dict[tuple, str] = {}
+    for c in configs:
+        key = (c.data, c.trainer.dtype)
+        if key not in tasks:
+            tasks[key] = load_data(c).task
+        resolve_loss(c, tasks[key])
+
+
+def check_chdir(overrides: list[str], configs: list[Config]) -> None:
+    """A relative data.path would be read from inside the job's output folder."""
+    chdir = [ov for ov in parse_overrides(overrides) if ov.key_or_group == "hydra.job.chdir"]
+    if not chdir or chdir[-1].value() is not True:
+        return
+    for c in configs:
+        path = getattr(c.data, "path", "")
+        if path and not Path(path).expanduser().is_absolute():
+            raise ConfigError(
+                f"data.path={path} is relative, but hydra.job.chdir=true runs each job in "
+                "its output folder; give an absolute data.path"
+            )
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
-    from bpstudy.training import train
+    from bpstudy.tracking import tracked_train
     from bpstudy.training.progress import Progress
     from bpstudy.training.summary import render
 
     try:
         c = validate(cfg)
-        result = train(c, [Progress(c.trainer.progress, c.trainer.epochs)])
+        tracked = tracked_train(c, [Progress(c.trainer.progress, c.trainer.epochs)])
     except BpstudyError as exc:
         print(f"bpstudy: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    print(render(result), flush=True)
+    result = tracked.result
+    try:
+        print(render(result, tracked.outcome), flush=True)
+        if tracked.run_id:
+            print(
+                f"mlflow run {tracked.run_id} in {tracked.tracking_uri} (bpstudy ui to browse)",
+                flush=True,
+            )
+    except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return result.metrics.get("val/loss")
 
 

@@ -1,7 +1,10 @@
 """Compose the packaged config tree with overrides, as `bpstudy train` does.
 
 Hydra's own errors are several lines long and name Hydra internals; here each becomes
-one `ConfigError` line naming the key or group and what is allowed.
+one `ConfigError` line naming the key or group and what is allowed. Overrides are checked
+before Hydra sees them (grammar, group options, sweeps outside `-m`, `+` on a group that
+already has a value), and whatever Hydra or OmegaConf still refuses is reduced to one line
+by `explain`.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from bpstudy.config.validate import key_owners
 from bpstudy.errors import ConfigError
 from bpstudy.paths import CONF_DIR
 
 GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
+OVERRIDE_SYNTAX = "write key=value and quote a value holding , [ ] ( ) { } = or spaces"
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -34,55 +39,122 @@ def compose(overrides: list[str] | tuple[str, ...] = (), conf_dir: Path = CONF_D
             config_dir=str(conf_dir), version_base="1.3", job_name="bpstudy"
         ):
             return hydra_compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except Exception as exc:  # noqa: BLE001 - see below
+        # The overrides already passed `check_overrides`, so what Hydra or OmegaConf still
+        # refuses here (HydraException, OmegaConf errors, or a bare ValueError from the
+        # defaults list) comes from the user's input: report it in one line.
         raise ConfigError(explain(exc, overrides, conf_dir)) from None
+
+
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    """Hydra's parse of `overrides`, or a ConfigError naming the one that does not parse."""
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
+        try:
+            parsed.extend(parser.parse_overrides([line]))
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the user's line
+            raise ConfigError(
+                f"cannot parse override '{line}': {_parse_reason(str(exc))}; {OVERRIDE_SYNTAX}"
+            ) from None
+    for ov in parsed:
+        if not ov.key_or_group:
+            raise ConfigError(f"override '{ov.input_line}' has no key; {OVERRIDE_SYNTAX}")
+    return parsed
+
+
+def _parse_reason(text: str) -> str:
+    """The informative line of Hydra's parse error (drops the caret and the docs link)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("See https://", "Error parsing override")):
+            continue
+        if set(line) == {"^"}:
+            continue
+        if line.startswith("LexerNoViableAltException"):
+            return "unexpected character"
+        return line.replace("missing EQUAL", "missing '='")
+    return "bad syntax"
 
 
 def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Catch what Hydra would report obscurely: bad grammar, unknown groups and options."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"cannot parse override: {first}") from None
-    for ov in parsed:
+    for ov in parse_overrides(overrides):
         key = ov.key_or_group
         if ov.is_sweep_override():
             raise ConfigError(
                 f"{ov.input_line} is a sweep; add -m (--multirun) to run each value, or quote it"
             )
-        if key in GROUPS and "." not in key and ov.is_delete() is False:
-            options = group_options(key, conf_dir)
-            value = ov.value()
-            if key == "experiment" and value is None:
-                continue
-            if isinstance(value, str) and value not in options:
-                raise ConfigError(
-                    f"{key}={value} is not a config option; allowed: {', '.join(options)}"
-                )
+        if key not in GROUPS or ov.package is not None or ov.is_delete():
+            continue
+        options = group_options(key, conf_dir)
+        allowed = f"allowed: {', '.join(options)}"
+        if ov.is_add() or ov.is_force_add():
+            value = ov.get_value_element_as_str()
+            raise ConfigError(
+                f"{ov.input_line}: config group {key} already has a value; "
+                f"choose an option without '+': {key}={value} ({allowed})"
+            )
+        value = ov.value()
+        if value is None:
+            hint = "; leave experiment out to run without one" if key == "experiment" else ""
+            raise ConfigError(f"{key}=null is not a config option; {allowed}{hint}")
+        for choice in value if isinstance(value, list) else [value]:
+            if not isinstance(choice, str) or choice not in options:
+                raise ConfigError(f"{key}={choice} is not a config option; {allowed}")
 
 
-def explain(exc: Exception, overrides: list[str], conf_dir: Path) -> str:
+def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
     """One line for a Hydra/OmegaConf composition error."""
-    text = str(exc)
+    text = str(exc).strip()
     cause = exc.__cause__
-    full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
-    if "not in struct" in text or (cause is not None and "not in struct" in str(cause)):
-        bad = _failing_key(text) or full_key or "?"
-        parent, _, _leaf = bad.rpartition(".")
-        known = _known_keys(parent, conf_dir, overrides)
-        hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
-        return f"unknown config key '{bad}'{hint}"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    bad = _failing_key(text) or getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if "An item is already at '" in text:
+        key = text.split("An item is already at '", 1)[1].split("'", 1)[0]
+        value = _override_value(key, overrides)
+        return f"+{key}={value}: {key} already exists; set it without '+': {key}={value}"
+    unknown = isinstance(cause, ConfigAttributeError | ConfigKeyError) or "not in struct" in text
+    if bad and unknown:
+        return unknown_key_message(bad, conf_dir, overrides)
+    detail = cause if cause is not None and str(cause).strip() else exc
+    first = _first_line(detail)
+    if bad and bad not in first:
+        return f"{bad}: {first}"
     return f"config error: {first}"
 
 
+def unknown_key_message(key: str, conf_dir: Path = CONF_DIR, overrides: list[str] = ()) -> str:
+    """The one line for an unknown key: the keys its parent has, and which option of the
+    parent's group has it, e.g. "unknown config key 'model.dept'; model has: depth, ..."."""
+    parent, _, leaf = key.rpartition(".")
+    known = _known_keys(parent, conf_dir, list(overrides))
+    hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
+    owners = key_owners(parent, leaf)
+    if owners:
+        hint += f" ({leaf} is a key of {' and '.join(f'{parent}={o}' for o in owners)})"
+    return f"unknown config key '{key}'{hint}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def _failing_key(text: str) -> str | None:
-    # Hydra: "Could not override 'model.dept'."  /  "Could not append to config. An item is already at 'x'."
+    # Hydra: "Could not override 'model.dept'."  /  "Could not delete from config. 'x' ..."
     for marker in ("Could not override '", "Could not delete from config. '"):
         if marker in text:
             return text.split(marker, 1)[1].split("'", 1)[0]
     return None
+
+
+def _override_value(key: str, overrides: list[str]) -> str:
+    """The value of the `+key=value` override (Hydra names only the key)."""
+    for line in overrides:
+        name, sep, value = line.partition("=")
+        if sep and name.startswith("+") and name.lstrip("+") == key:
+            return value
+    return "VALUE"
 
 
 def _known_keys(parent: str, conf_dir: Path, overrides: list[str]) -> list[str]:
@@ -92,8 +164,14 @@ def _known_keys(parent: str, conf_dir: Path, overrides: list[str]) -> list[str]:
         with initialize_config_dir(
             config_dir=str(conf_dir), version_base="1.3", job_name="bpstudy"
         ):
-            cfg = hydra_compose(config_name="config", overrides=groups)
-    except Exception:
+            cfg = hydra_compose(
+                config_name="config",
+                overrides=groups,
+                return_hydra_config=parent.split(".", 1)[0] == "hydra",
+            )
+    except Exception:  # noqa: BLE001 - only a hint; the main error is reported anyway
         return []
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    return list(node.keys()) if isinstance(node, DictConfig) else []
+    if not isinstance(node, DictConfig):
+        return []
+    return [k for k in node if isinstance(k, str) and (parent or k != "hydra")]

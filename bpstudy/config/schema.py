@@ -280,9 +280,20 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    enabled: bool = False
-    uri: str | None = None
+    enabled: bool = True
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db
     experiment: str = "bpstudy"
+    max_points_per_metric: int = field(default=50, metadata={"ge": 2})
+
+
+@dataclass(frozen=True)
+class OutcomeConfig:
+    """Thresholds that name a run's outcome (bpstudy.training.outcome)."""
+
+    vanishing_log10: float = -3.0  # median log10(|dW_1| / |dW_L|) below this: vanishing
+    exploding_log10: float = 3.0  # ... above this: exploding
+    vanishing_norm: float = field(default=1e-8, metadata={"ge": 0.0})
+    exploding_norm: float = field(default=1e4, metadata={"gt": 0.0})
 
 
 # ---------------------------------------------------------------- the whole
@@ -297,3 +308,4 @@ class Config:
     regularization: RegularizationConfig
     trainer: TrainerConfig
     tracking: TrackingConfig
+    outcome: OutcomeConfig = field(default_factory=OutcomeConfig)

@@ -13,7 +13,7 @@ import typing
 from typing import Any, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bpstudy.config import schema
 from bpstudy.config.schema import Config
@@ -30,6 +30,7 @@ _PLAIN = {
     "regularization": schema.RegularizationConfig,
     "trainer": schema.TrainerConfig,
     "tracking": schema.TrackingConfig,
+    "outcome": schema.OutcomeConfig,
 }
 
 
@@ -39,10 +40,27 @@ def to_container(cfg: DictConfig | dict) -> dict:
         return cfg
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        if key == "data.path":
+            name = OmegaConf.select(cfg, "data.name", default="?")
+            raise ConfigError(
+                f"data.path is required for data={name}; give data.path=PATH"
+            ) from None
+        raise ConfigError(f"{key} is required (it has no default); give {key}=VALUE") from None
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
-        first = str(exc).splitlines()[0]
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"config key {key}: {first}") from None
+
+
+def key_owners(group: str, key: str) -> list[str]:
+    """Options of config group `group` whose config has `key`, e.g. ("optimizer",
+    "momentum") -> ["momentum"]; empty for groups that have no options."""
+    options = _BY_NAME.get(group, {})
+    return [
+        name for name, cls in options.items() if key in {f.name for f in dataclasses.fields(cls)}
+    ]
 
 
 def validate(cfg: DictConfig | dict | Config) -> Config:
@@ -82,7 +100,12 @@ def build(cls: type, node: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in node:
         if key not in fields:
-            raise ConfigError(f"unknown config key '{path}.{key}'; {path} has: {', '.join(fields)}")
+            owners = key_owners(path, str(key))
+            hint = f" ({key} is a key of {' and '.join(f'{path}={o}' for o in owners)})"
+            raise ConfigError(
+                f"unknown config key '{path}.{key}'; {path} has: {', '.join(fields)}"
+                + (hint if owners else "")
+            )
     hints = typing.get_type_hints(cls)
     values = {}
     for name, f in fields.items():

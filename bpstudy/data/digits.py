@@ -7,7 +7,6 @@ needs no download; only the split generator is used.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits as _sklearn_digits
 
 from bpstudy.config.schema import DigitsData
 from bpstudy.data.dataset import Dataset
@@ -18,7 +17,9 @@ N_CLASSES = 10
 
 def load_digits(cfg: DigitsData, dtype: np.dtype | str, split_rng: np.random.Generator) -> Dataset:
     """Split and standardise the digits: X (1797, 64), labels 0..9."""
-    X, y = _sklearn_digits(return_X_y=True)
+    from sklearn.datasets import load_digits as sklearn_digits  # slow import: only when used
+
+    X, y = sklearn_digits(return_X_y=True)
     return split_and_standardise(
         np.asarray(X, dtype=np.float64),
         np.asarray(y, dtype=np.int64),

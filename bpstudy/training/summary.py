@@ -35,10 +35,12 @@ def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataF
     return table
 
 
-def render(result: TrainResult) -> str:
+def render(result: TrainResult, outcome: str | None = None) -> str:
     lines = [
         f"status: {result.status}  epochs: {result.epochs}  steps: {result.steps}  time: {result.wall_time:.1f}s"
     ]
+    if outcome:
+        lines.append(f"outcome: {outcome}")
     if result.diverged:
         lines.append(f"diverged at step {result.diverged_step}: {result.diverged_reason}")
     if result.stop_reason:

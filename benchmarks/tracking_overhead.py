@@ -1,0 +1,61 @@
+"""Wall time of one run with MLflow tracking (embedded SQLite) over the same run without.
+
+Depth 50, width 128, batch 64, 1000 optimizer steps (digits, 50 epochs), once with
+`trainer.log_every=1` and once with the default settings. The store is created by a
+warm-up run first (a new mlflow.db costs a few seconds of table migrations once).
+
+    python benchmarks/tracking_overhead.py [--repeats 3]
+
+Targets (issue 3): default settings <= 1.05 x; log_every=1 <= 1.25 x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import bpstudy
+from bpstudy.tracking import tracked_train
+
+BASE = [
+    "model.depth=50",
+    "model.width=128",
+    "trainer.batch_size=64",
+    "trainer.epochs=50",
+    "trainer.progress=none",
+]
+
+
+def wall(cfg) -> float:
+    start = time.perf_counter()
+    tracked_train(cfg)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        warm = bpstudy.validate(
+            bpstudy.compose([*BASE[:3], "trainer.epochs=1", "trainer.progress=none"])
+        )
+        tracked_train(warm)
+        print(f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6}")
+        for label, extra in (("default", []), ("log_every=1", ["trainer.log_every=1"])):
+            off = bpstudy.validate(bpstudy.compose([*BASE, *extra, "tracking.enabled=false"]))
+            on = bpstudy.validate(bpstudy.compose([*BASE, *extra]))
+            t_off, t_on = [], []
+            for _ in range(args.repeats):  # interleaved, so drift hits both alike
+                t_off.append(wall(off))
+                t_on.append(wall(on))
+            a, b = statistics.median(t_off), statistics.median(t_on)
+            print(f"{label:>14} {a:>7.2f} {b:>7.2f} {b / a:>6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

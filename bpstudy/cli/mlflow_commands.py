@@ -1,0 +1,59 @@
+"""`bpstudy rerun RUN_ID` and `bpstudy ui`: the commands that work on the MLflow store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from bpstudy.errors import BpstudyError
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+
+    def error(message: str) -> NoReturn:
+        raise BpstudyError(f"{message}; see '{prog} --help'")
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+    return parser
+
+
+def rerun_main(argv: list[str]) -> None:
+    parser = _parser(
+        "bpstudy rerun",
+        "Retrain a logged run from its own config.yaml into a new run (tagged "
+        "bpstudy.rerun_of) and compare every metric history: prints 'identical' (exit 0) "
+        "or the first metric and step that differ (exit 1).",
+    )
+    parser.add_argument("run_id", help="the MLflow run id to retrain")
+    args = parser.parse_args(argv)
+    from bpstudy.tracking.rerun import rerun
+    from bpstudy.training.progress import Progress
+
+    new_run, difference = rerun(args.run_id, args.tracking_uri, [Progress("lines")])
+    print(f"rerun of {args.run_id}: new run {new_run}")
+    if difference is None:
+        print("identical")
+        return
+    print(f"metric histories differ: {difference}")
+    raise SystemExit(1)
+
+
+def ui_main(argv: list[str]) -> None:
+    parser = _parser(
+        "bpstudy ui",
+        "Start the MLflow UI on the store in use, bound to 127.0.0.1; Ctrl-C stops it.",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="default: 5000 if free, else a free port"
+    )
+    args = parser.parse_args(argv)
+    from bpstudy.tracking.ui import ui
+
+    sys.exit(ui(args.port, args.tracking_uri))

@@ -1,0 +1,56 @@
+"""One tracked run: check the store, train with the MLflow listener, end the run with
+the right status however training ends (FINISHED, FAILED with the error, KILLED)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bpstudy.config.schema import Config
+from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
+from bpstudy.tracking.tracker import MlflowTracker
+from bpstudy.training.events import Listener
+from bpstudy.training.loop import TrainResult
+from bpstudy.training.outcome import Thresholds, classify
+from bpstudy.training.run import make_trainer
+
+
+@dataclass
+class TrackedResult:
+    result: TrainResult
+    outcome: str
+    run_id: str | None
+    tracking_uri: str | None
+
+
+def thresholds(cfg: Config) -> Thresholds:
+    o = cfg.outcome
+    return Thresholds(o.vanishing_log10, o.exploding_log10, o.vanishing_norm, o.exploding_norm)
+
+
+def tracked_train(
+    cfg: Config,
+    listeners: Sequence[Listener] = (),
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> TrackedResult:
+    """Train `cfg`; with tracking enabled, as one MLflow run (store checked first)."""
+    if not cfg.tracking.enabled:
+        result = make_trainer(cfg, listeners).fit()
+        return TrackedResult(result, classify(result, thresholds(cfg)), None, None)
+    uri = resolve_uri(cfg.tracking.uri)
+    client = client_for(uri)  # unreachable or unwritable: fails here, before any data
+    exp = experiment_id(client, cfg.tracking.experiment)
+    trainer_listeners = list(listeners)
+    tracker = MlflowTracker(client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg))
+    trainer = make_trainer(cfg, [*trainer_listeners, tracker])
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        tracker.abort("KILLED")
+        raise
+    except Exception as exc:
+        tracker.abort("FAILED", exc)
+        raise
+    return TrackedResult(result, tracker.outcome, tracker.run_id, uri)

@@ -1,0 +1,101 @@
+"""Which MLflow store a run goes to, and a check that it works before training starts.
+
+Order: `tracking.uri` in the config, else MLFLOW_TRACKING_URI, else an embedded SQLite
+store `mlflow.db` in the working directory (MLflow's own default; its old ./mlruns file
+store is deprecated).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bpstudy.errors import BpstudyError
+
+EMBEDDED_DB = "mlflow.db"
+
+
+class TrackingError(BpstudyError):
+    """The tracking store cannot be reached or written."""
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    if uri:
+        return uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path.cwd() / EMBEDDED_DB}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+def check_store(uri: str) -> None:
+    """Fail early, in one line naming the URI, if the store is unusable."""
+    scheme = urlparse(uri).scheme
+    db = _sqlite_path(uri)
+    if db is not None:
+        folder = db.parent if str(db.parent) else Path.cwd()
+        if not folder.is_dir():
+            raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
+        if (db.exists() and not os.access(db, os.W_OK)) or not os.access(folder, os.W_OK):
+            raise TrackingError(f"tracking store {uri}: not writable")
+    elif scheme in ("http", "https"):
+        _check_server(uri)
+    elif scheme in ("", "file"):
+        raise TrackingError(
+            f"tracking.uri={uri}: MLflow's file store is deprecated; use sqlite:///PATH.db or http://HOST:PORT"
+        )
+
+
+def _check_server(uri: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            if response.status != 200:
+                raise TrackingError(f"tracking server {uri} answered {response.status} on /health")
+    except urllib.error.HTTPError as exc:
+        raise TrackingError(f"tracking server {uri} answered {exc.code} on /health") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"tracking server {uri} is unreachable ({reason})") from None
+
+
+def client_for(uri: str):
+    """An MlflowClient on `uri` (checked first), quiet about its own table migrations."""
+    import logging
+
+    check_store(uri)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"tracking store {uri}: {first}") from None
+    return client
+
+
+def experiment_id(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # another worker may have created it meanwhile; re-raised if not
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id

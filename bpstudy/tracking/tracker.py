@@ -1,0 +1,245 @@
+"""MLflow tracking as a listener of the training loop (DESIGN §4).
+
+Every logged statistic is kept in memory (the loop's Diagnostics) and saved once as
+`diagnostics/layers.parquet`; MLflow's metric store gets the epoch metrics in full and,
+per step-level metric, at most `tracking.max_points_per_metric` points evenly spaced over
+the planned run (always the first and the last logged step). Points go out in batches
+from a background thread, so the store's speed (thousands of points per second) does not
+hold up training.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bpstudy.config.schema import Config
+from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
+from bpstudy.training.diagnostics import STATS
+from bpstudy.training.events import Listener
+from bpstudy.training.outcome import Thresholds, classify
+
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+def metric_key(stat: str, layer: int) -> str:
+    """grad_norm, 3 -> grad_norm/L03 (two digits, from 01)."""
+    return f"{stat}/L{layer:02d}"
+
+
+def planned_steps(total_steps: int, log_every: int, max_points: int) -> set[int]:
+    """Logged steps to send: evenly spaced, first and last included."""
+    logged = np.arange(0, max(total_steps, 1), log_every)
+    if logged.size <= max_points:
+        return set(logged.tolist())
+    pick = np.unique(np.round(np.linspace(0, logged.size - 1, max_points)).astype(int))
+    return set(logged[pick].tolist())
+
+
+class _Sender(threading.Thread):
+    """Sends queued metric batches; remembers the first failure for the caller."""
+
+    def __init__(self, client, run_id: str) -> None:
+        super().__init__(name="bpstudy-mlflow-sender", daemon=True)
+        self.client, self.run_id = client, run_id
+        self.queue: queue.Queue = queue.Queue()
+        self.error: Exception | None = None
+        self.sent = 0
+
+    def run(self) -> None:
+        while True:
+            batch = self.queue.get()
+            if batch is None:
+                return
+            # coalesce what has piled up into as few calls as possible
+            while len(batch) < BATCH:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._send(batch)
+                    return
+                batch.extend(more)
+            self._send(batch)
+
+    def _send(self, metrics: list) -> None:
+        if self.error is not None:
+            return
+        try:
+            for lo in range(0, len(metrics), BATCH):
+                self.client.log_batch(self.run_id, metrics=metrics[lo : lo + BATCH])
+            self.sent += len(metrics)
+        except Exception as exc:  # noqa: BLE001 - reported by the tracker at the end
+            self.error = exc
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join()
+
+
+class MlflowTracker(Listener):
+    def __init__(
+        self,
+        client,
+        experiment_id: str,
+        cfg: Config,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.client, self.experiment_id, self.cfg = client, experiment_id, cfg
+        self.run_name, self.parent_run_id = run_name, parent_run_id
+        self.extra_tags = dict(tags or {})
+        self.thresholds = thresholds or Thresholds()
+        self.max_points = cfg.tracking.max_points_per_metric
+        self.run_id: str | None = None
+        self.outcome: str | None = None
+        self._sender: _Sender | None = None
+        self._send_steps: set[int] = set()
+        self._last_sent_step: int | None = None
+
+    # ------------------------------------------------------------ helpers
+
+    def _metrics_at(self, trainer, step: int) -> list:
+        from mlflow.entities import Metric
+
+        diag = trainer.diagnostics
+        row, (_, lr, _, ratio) = diag.rows[-1], diag.scalars[-1]
+        now = int(time.time() * 1000)
+        out = [
+            Metric("lr", float(lr), now, step),
+            Metric("grad_norm/ratio_log10", float(ratio), now, step),
+        ]
+        for i in range(row.shape[0]):
+            for j, stat in enumerate(STATS):
+                out.append(Metric(metric_key(stat, i + 1), float(row[i, j]), now, step))
+        return out
+
+    def _send(self, metrics: list) -> None:
+        self._sender.queue.put(metrics)
+
+    # ------------------------------------------------------------ events
+
+    def on_train_start(self, trainer) -> None:
+        from mlflow.entities import Param, RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        from bpstudy import __version__
+        from bpstudy.tracking.gitinfo import git_sha
+
+        tags = {
+            "bpstudy.version": __version__,
+            "bpstudy.config_hash": config_hash(self.cfg),
+            **self.extra_tags,
+        }
+        sha = git_sha()
+        if sha:
+            tags["bpstudy.git_sha"] = sha
+        if self.parent_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        params = [Param(k, str(v)) for k, v in flatten(to_dict(self.cfg)).items()]
+        for lo in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[lo : lo + 100])
+        d, t = trainer.data, trainer.settings
+        total = t.epochs * -(-d.X_train.shape[0] // t.batch_size)
+        self._send_steps = planned_steps(total, t.log_every, self.max_points)
+        self._sender = _Sender(self.client, self.run_id)
+        self._sender.start()
+        self.client.log_batch(self.run_id, tags=[RunTag("bpstudy.planned_steps", str(total))])
+
+    def on_update(self, trainer, step: int) -> None:
+        if step in self._send_steps:
+            self._send(self._metrics_at(trainer, step))
+            self._last_sent_step = step
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        out = [Metric(k, float(v), now, trainer.step) for k, v in metrics.items()]
+        out.append(Metric("epoch", float(epoch), now, trainer.step))
+        self._send(out)
+
+    def on_train_end(self, trainer, result) -> None:
+        diag = trainer.diagnostics
+        if diag.steps and diag.steps[-1] != self._last_sent_step:
+            self._send(self._metrics_at(trainer, diag.steps[-1]))
+        self.outcome = classify(result, self.thresholds)
+        self._finish_metrics(result)
+        self._sender.close()
+        if self._sender.error is not None:
+            raise self._sender.error
+        self._log_artifacts(trainer, result)
+        self._end(result)
+
+    def _finish_metrics(self, result) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        final = [
+            Metric(k, float(v), now, result.steps)
+            for k, v in result.metrics.items()
+            if k.startswith("test/")
+        ]
+        if final:
+            self._send(final)
+
+    def _log_artifacts(self, trainer, result) -> None:
+        from bpstudy.tracking.plots import grad_flow_png, loss_png
+
+        with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
+            root = Path(tmp)
+            for sub in ("diagnostics", "plots", "model"):
+                (root / sub).mkdir()
+            (root / "config.yaml").write_text(to_yaml(self.cfg))
+            result.layer_stats.to_parquet(root / "diagnostics" / "layers.parquet", index=False)
+            result.step_stats.to_parquet(root / "diagnostics" / "steps.parquet", index=False)
+            title = f"{self.cfg.model.depth} x {self.cfg.model.width} {self.cfg.model.activation}, init {self.cfg.model.init.scheme} ({self.outcome})"
+            grad_flow_png(
+                result.layer_stats,
+                root / "plots" / "grad_flow.png",
+                title=f"gradient flow: {title}",
+            )
+            loss_png(result.history, root / "plots" / "loss.png", title=f"loss: {title}")
+            np.savez(root / "model" / "weights.npz", **trainer.net.state())
+            self.client.log_artifacts(self.run_id, str(root))
+
+    def _end(self, result) -> None:
+        from mlflow.entities import RunTag
+
+        tags = [RunTag("bpstudy.outcome", self.outcome), RunTag("bpstudy.status", result.status)]
+        if result.diverged:
+            tags.append(RunTag("bpstudy.diverged_step", str(result.diverged_step)))
+            tags.append(RunTag("bpstudy.diverged_reason", result.diverged_reason or ""))
+        if result.stop_reason:
+            tags.append(RunTag("bpstudy.stop_reason", result.stop_reason))
+        self.client.log_batch(self.run_id, tags=tags)
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def abort(self, status: str, error: BaseException | None = None) -> None:
+        """End the run KILLED (Ctrl-C) or FAILED (an exception), with the error as a tag."""
+        if self.run_id is None:
+            return
+        from mlflow.entities import RunTag
+
+        if self._sender is not None and self._sender.is_alive():
+            self._sender.close()
+        tags = [RunTag("bpstudy.status", status.lower())]
+        if status == "FAILED":
+            tags.append(RunTag("bpstudy.outcome", "failed"))
+        if error is not None:
+            text = f"{type(error).__name__}: {error}"
+            tags.append(RunTag("bpstudy.error", text[:5000]))
+        try:
+            self.client.log_batch(self.run_id, tags=tags)
+        finally:
+            self.client.set_terminated(self.run_id, status)

@@ -1,0 +1,87 @@
+"""`bpstudy ui`: the MLflow UI on the store in use, bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bpstudy.tracking.store import TrackingError, resolve_uri
+
+DEFAULT_PORT = 5000
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
+    uri = resolve_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        print(f"the tracking store is an MLflow server: open {uri}")
+        return 0
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise TrackingError(
+            f"no MLflow store at {uri}; train a run first (bpstudy train) or pass --tracking-uri"
+        )
+    if port is None:
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    elif not port_is_free(port):
+        raise TrackingError(f"--port {port} is in use on 127.0.0.1; choose another or omit --port")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    # MLflow's own chatter goes to stderr; stdout carries only our address line
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_up(url, proc):
+            proc.terminate()
+            raise TrackingError(f"the MLflow UI did not start on {url} (store {uri})")
+        print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print("MLflow UI stopped", flush=True)
+        return 0

@@ -1,0 +1,217 @@
+"""The `bpstudy` command line: DESIGN §7's error contract and the Hydra app's own paths.
+
+Every user error -- a wrong config key, value, type or combination, a bad override or
+sweep, missing or malformed data -- must end with exit code 2 and ONE line on stderr that
+names the key or file, no traceback, and no Hydra output folder.
+
+Each error case runs twice: in-process through `bpstudy.cli.main` (the function the
+console script calls; fast, so every case runs by default) and through the real console
+command in a subprocess (the `cli` fixture). A subprocess pays the full import time, so
+only a few representative cases run by default; the rest are marked `slow`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpstudy.cli import main
+from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, jobs, prevalidate
+from bpstudy.errors import DataError
+
+# shrunken settings put before each case's own overrides (a case's own value wins), so a
+# case that wrongly passes validation still trains for a moment, not for minutes
+TINY = ("trainer.epochs=1", "model.depth=2", "trainer.progress=none", "tracking.enabled=false")
+
+# (id, arguments after `bpstudy train`, texts the one error line must contain)
+ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
+    # unknown keys, also when appended with + or ++
+    ("unknown-key", ["model.dept=3"], ["model.dept", "depth", "width", "activation"]),
+    ("unknown-top-level-key", ["foo=1"], ["'foo'", "model", "trainer"]),
+    ("append-unknown-key", ["+model.foo=1"], ["model.foo", "depth"]),
+    ("force-append-unknown-key", ["++model.foo=1"], ["model.foo", "depth"]),
+    ("append-unknown-top-level", ["+foo=1"], ["'foo'", "model"]),
+    ("append-existing-key", ["+model.depth=3"], ["model.depth", "model.depth=3"]),
+    ("key-of-another-optimizer", ["optimizer.momentum=0.5"], ["optimizer.momentum", "lr"]),
+    ("key-of-another-data-set", ["data.path=x.csv"], ["data.path", "data=csv"]),
+    ("unknown-hydra-key", ["hydra.foo=1"], ["hydra.foo"]),
+    # wrong types
+    ("int-given-text", ["model.depth=abc"], ["model.depth", "abc", "integer"]),
+    ("int-given-float", ["model.depth=2.5"], ["model.depth", "2.5", "integer"]),
+    ("bool-given-text", ["model.batch_norm=maybe"], ["model.batch_norm", "maybe", "true"]),
+    ("mapping-given-scalar", ["model.init=3"], ["model.init", "mapping"]),
+    # out of range
+    ("depth-zero", ["model.depth=0"], ["model.depth", ">= 1"]),
+    ("dropout-above-one", ["model.dropout=1.5"], ["model.dropout", "1.5", "< 1"]),
+    ("negative-lr", ["optimizer.lr=-1"], ["optimizer.lr", "> 0"]),
+    ("batch-size-zero", ["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
+    # values outside their choices
+    ("bad-activation", ["model.activation=swish"], ["model.activation", "swish", "relu"]),
+    ("bad-init-scheme", ["model.init.scheme=foo"], ["model.init.scheme", "he_normal"]),
+    ("bad-dtype", ["trainer.dtype=float16"], ["trainer.dtype", "float32", "float64"]),
+    ("bad-clip-mode", ["trainer.clip.mode=foo"], ["trainer.clip.mode", "norm", "value"]),
+    ("bad-schedule", ["trainer.schedule.name=foo"], ["trainer.schedule.name", "cosine"]),
+    # config group options
+    ("bad-optimizer-option", ["optimizer=foo"], ["optimizer=foo", "adam", "sgd"]),
+    ("bad-data-option", ["data=foo"], ["data=foo", "digits", "mnist"]),
+    ("bad-experiment-option", ["experiment=nope"], ["experiment=nope", "deep_sigmoid"]),
+    ("group-given-number", ["model=3"], ["model=3", "mlp"]),
+    ("group-given-null", ["experiment=null"], ["experiment=null", "deep_sigmoid"]),
+    ("append-group", ["+data=csv"], ["data", "data=csv"]),
+    ("deleted-group", ["~data"], ["data", "digits"]),
+    # combinations
+    (
+        "cross-entropy-on-regression",
+        ["data=teacher", "model.loss=cross_entropy"],
+        ["model.loss", "teacher", "mse"],
+    ),
+    ("warmup-without-steps", ["trainer.schedule.name=warmup"], ["trainer.schedule.warmup_steps"]),
+    (
+        "no-training-examples-left",
+        ["data.val_fraction=0.6", "data.test_fraction=0.5"],
+        ["data.val_fraction", "data.test_fraction"],
+    ),
+    # override syntax and sweeps
+    ("sweep-without-m", ["model.depth=2,3"], ["model.depth=2,3", "-m"]),
+    ("unparsable-override", ["model.depth=[1,"], ["model.depth"]),
+    ("override-without-value", ["model.depth"], ["model.depth", "="]),
+    ("sweep-with-bad-value", ["-m", "model.activation=tanh,swish"], ["model.activation", "swish"]),
+    ("interval-sweep-with-m", ["-m", "optimizer.lr=interval(0.1,1)"], ["optimizer.lr", "interval"]),
+    ("empty-sweep", ["-m", "model.width=range(0,0)"], ["model.width"]),
+    (
+        "relative-path-with-chdir",
+        ["data=csv", "data.path=bad.csv", "hydra.job.chdir=true"],
+        ["data.path=bad.csv", "absolute"],
+    ),
+    ("unknown-option", ["--frobnicate"], ["--frobnicate"]),
+    ("bad-cfg-choice", ["--cfg", "everything"], ["--cfg", "job"]),
+    # data
+    ("csv-without-path", ["data=csv"], ["data.path", "data=csv"]),
+    ("csv-missing-file", ["data=csv", "data.path=missing.csv"], ["missing.csv"]),
+    ("csv-given-folder", ["data=csv", "data.path=emptydir"], ["emptydir", "folder"]),
+    ("csv-non-numeric-feature", ["data=csv", "data.path=bad.csv"], ["bad.csv", "'a'", "numeric"]),
+    ("npz-missing-key", ["data=npz", "data.path=d.npz"], ["d.npz", "'y'", "data.y_key"]),
+    ("npz-missing-file", ["data=npz", "data.path=missing.npz"], ["missing.npz"]),
+    ("mnist-empty-folder", ["data=mnist", "data.path=emptydir"], ["emptydir", "train-images"]),
+]
+
+# the cases that also run through the real console command by default
+SUBPROCESS_DEFAULT = {
+    "unknown-key",
+    "csv-non-numeric-feature",
+    "sweep-with-bad-value",
+}
+
+
+def write_data(folder: Path) -> None:
+    """The files the data cases point at, in `folder` (the command's working folder)."""
+    # column 'a' holds the text 'x' in data row 2
+    (folder / "bad.csv").write_text("a,b,label\n1.0,2.0,0\nx,3.0,1\n4.0,5.0,0\n1.5,2.5,1\n")
+    np.savez(folder / "d.npz", X=np.zeros((10, 2)), z=np.zeros(10))  # no array 'y'
+    (folder / "emptydir").mkdir()
+
+
+def check_refused(code: int | None, stdout: str, stderr: str, folder: Path, needles) -> None:
+    """DESIGN §7: exit code 2, one line naming the key or file, nothing half-written."""
+    lines = stderr.splitlines()
+    assert code == 2, f"exit code {code}; stderr:\n{stderr}"
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].strip(), f"want one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("bpstudy: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in: {lines[0]}"
+    assert "status:" not in stdout, "a job ran"
+    for name in ("outputs", "multirun"):
+        assert not (folder / name).exists(), f"{name}/ was written for a refused command"
+
+
+@pytest.mark.parametrize("args, needles", [pytest.param(a, n, id=i) for i, a, n in ERROR_CASES])
+def test_error_in_process(args, needles, tmp_path, monkeypatch, capsys):
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *TINY, *args])
+    out, err = capsys.readouterr()
+    check_refused(exit_info.value.code, out, err, tmp_path, needles)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        pytest.param(a, n, id=i, marks=() if i in SUBPROCESS_DEFAULT else pytest.mark.slow)
+        for i, a, n in ERROR_CASES
+    ],
+)
+def test_error_through_console_command(args, needles, cli, tmp_path):
+    write_data(tmp_path)
+    proc = cli("train", *TINY, *args)
+    check_refused(proc.returncode, proc.stdout, proc.stderr, tmp_path, needles)
+
+
+# ---------------------------------------------------------------- what must work
+
+
+def test_cfg_job_prints_the_composed_config(cli, tmp_path):
+    proc = cli("train", "--cfg", "job", "model.depth=7")
+    assert proc.returncode == 0, proc.stderr
+    assert "model:" in proc.stdout and "depth: 7" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cfg_job_does_not_read_data():
+    """--cfg only prints: a data file that is not there yet is no reason to refuse."""
+    prevalidate(["--cfg", "job", "data=csv", "data.path=later.csv"])
+    with pytest.raises(DataError, match=r"later\.csv"):
+        prevalidate(["data=csv", "data.path=later.csv"])
+
+
+def test_long_sweep_still_checks_every_value():
+    """Past MAX_PREVALIDATED_JOBS combinations, each value is still composed once."""
+    sweep = ["model.activation=relu,swish", "model.width=range(1,30)", "model.depth=range(1,10)"]
+    expanded = jobs(sweep, multirun=True)
+    assert MAX_PREVALIDATED_JOBS < 29 * 9  # the first combinations are all relu
+    assert any("model.activation=swish" in job for job in expanded)
+    assert any("model.width=29" in job for job in expanded)
+    assert len(expanded) < 29 * 9 * 2
+
+
+def test_train_help_lists_the_config_groups(cli):
+    proc = cli("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for group, option in [("data", "digits"), ("optimizer", "adam"), ("experiment", "exploding")]:
+        assert group in proc.stdout and option in proc.stdout
+
+
+def test_multirun_runs_each_job(cli, tmp_path):
+    proc = cli(
+        "train", "-m", "model.activation=tanh,relu", "trainer.epochs=1", "model.depth=2",
+        "trainer.progress=none", "tracking.enabled=false",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("status: finished") == 2, proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_command_prints_usage_to_stderr(cli):
+    proc = cli()
+    assert proc.returncode == 2
+    assert "usage: bpstudy" in proc.stderr and "train" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_unknown_command_prints_usage_and_one_error(cli):
+    proc = cli("frobnicate")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "usage: bpstudy" in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bpstudy: error:")]
+    assert len(errors) == 1 and "frobnicate" in errors[0] and "train" in errors[0]
+
+
+def test_top_level_help_goes_to_stdout(capsys):
+    main(["--help"])
+    out, err = capsys.readouterr()
+    assert "usage: bpstudy" in out and err == ""

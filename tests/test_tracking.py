@@ -1,0 +1,328 @@
+"""MLflow tracking through the real CLI and real stores (SQLite files, an mlflow server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+import bpstudy
+from bpstudy.config.serialize import config_hash, flatten, to_dict
+from bpstudy.training.diagnostics import STATS
+
+TINY = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def only_run(client: MlflowClient, experiment: str = "bpstudy"):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return uri, MlflowClient(uri)
+
+
+def test_every_design_name_is_logged(cli, tmp_path, store):
+    uri, client = store
+    out = cli("train", *TINY, "trainer.log_every=5", f"tracking.uri={uri}")
+    assert out.returncode == 0, out.stderr
+    run = only_run(client)
+    assert run.info.status == "FINISHED"
+    metrics = set(run.data.metrics)
+    per_layer = {f"{s}/L{i:02d}" for s in STATS for i in (1, 2, 3)}
+    epoch = {"train/loss", "train/accuracy", "val/loss", "val/accuracy"}
+    assert per_layer | epoch | {"lr", "grad_norm/ratio_log10"} <= metrics
+    assert not any(k.endswith("/L04") or k.endswith("/L00") for k in metrics)
+    # params: the resolved config flattened to dotted keys
+    cfg_tree = yaml.safe_load(
+        Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    )
+    cfg = bpstudy.validate(cfg_tree)
+    expected_params = {k: str(v) for k, v in flatten(to_dict(cfg)).items()}
+    assert run.data.params == expected_params
+    assert run.data.params["model.depth"] == "3"
+    # tags
+    tags = run.data.tags
+    assert tags["bpstudy.outcome"] in {"healthy", "vanishing", "exploding"}
+    assert tags["bpstudy.version"] == bpstudy.__version__
+    assert tags["bpstudy.config_hash"] == config_hash(cfg)
+    # histories: epoch metrics once per epoch at the global step; layer stats every 5 steps
+    steps_per_epoch = -(-bpstudy.load_data(cfg).X_train.shape[0] // 64)
+    loss_hist = client.get_metric_history(run.info.run_id, "val/loss")
+    assert sorted(m.step for m in loss_hist) == [steps_per_epoch, 2 * steps_per_epoch]
+    grad_hist = client.get_metric_history(run.info.run_id, "grad_norm/L02")
+    assert sorted(m.step for m in grad_hist) == list(range(0, 2 * steps_per_epoch, 5))
+    # artifacts
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "diagnostics", "plots", "model"} <= names
+    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "art")))
+    layers = pd.read_parquet(local / "diagnostics" / "layers.parquet")
+    assert list(layers.columns) == ["step", "layer", *STATS]
+    assert len(layers) == 3 * len(grad_hist)
+    for png in ("grad_flow.png", "loss.png"):
+        assert (local / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(local / "model" / "weights.npz", allow_pickle=False) as weights:
+        assert {"hidden.0.W", "hidden.2.b", "output.W", "output.b"} <= set(weights.files)
+        assert weights["hidden.0.W"].shape == (64, 16)
+
+
+def test_max_points_per_metric_keeps_first_and_last(cli, tmp_path, store):
+    uri, client = store
+    out = cli(
+        "train",
+        *TINY,
+        "trainer.log_every=1",
+        "tracking.max_points_per_metric=5",
+        f"tracking.uri={uri}",
+    )
+    assert out.returncode == 0, out.stderr
+    run = only_run(client)
+    total = int(run.data.tags["bpstudy.planned_steps"])
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "act_std/L01"))
+    assert len(steps) == 5 and steps[0] == 0 and steps[-1] == total - 1
+    local = Path(client.download_artifacts(run.info.run_id, "diagnostics", str(tmp_path)))
+    layers = pd.read_parquet(local / "layers.parquet")
+    assert sorted(layers["step"].unique()) == list(range(total))  # full resolution kept
+
+
+def test_tracking_disabled_and_env_uri(cli, tmp_path):
+    out = cli("train", *TINY, "tracking.enabled=false")
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    env_db = tmp_path / "env.db"
+    out = cli("train", *TINY, env={"MLFLOW_TRACKING_URI": f"sqlite:///{env_db}"})
+    assert out.returncode == 0, out.stderr
+    assert env_db.exists() and not (tmp_path / "mlflow.db").exists()
+    out = cli("train", *TINY, "tracking.experiment=mine")
+    assert out.returncode == 0, out.stderr
+    only_run(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "mine")
+
+
+def test_diverging_run_is_finished_with_outcome_diverged(cli, store):
+    uri, client = store
+    out = cli(
+        "train", "model.depth=30", "model.activation=relu", "model.init.scheme=normal",
+        "model.init.sigma_w=4", "optimizer.lr=1", "trainer.clip.mode=none", "trainer.epochs=3",
+        "trainer.log_every=1", "trainer.progress=none", f"tracking.uri={uri}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run = only_run(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["bpstudy.outcome"] == "diverged"
+    step = int(run.data.tags["bpstudy.diverged_step"])
+    hist = client.get_metric_history(run.info.run_id, "grad_norm/L01")
+    assert hist and max(m.step for m in hist) == step - 1  # every point up to divergence
+
+
+def test_vanishing_outcome_for_deep_sigmoid(cli, store):
+    uri, client = store
+    out = cli("train", "model.depth=30", "model.activation=sigmoid", "trainer.epochs=1",
+              "trainer.progress=none", f"tracking.uri={uri}")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert only_run(client).data.tags["bpstudy.outcome"] == "vanishing"
+
+
+def test_multirun_gives_one_run_per_job(cli, store):
+    uri, client = store
+    out = cli(
+        "train",
+        "-m",
+        "model.activation=sigmoid,tanh,relu",
+        *TINY,
+        "trainer.epochs=1",
+        f"tracking.uri={uri}",
+    )
+    assert out.returncode == 0, out.stderr
+    exp = client.get_experiment_by_name("bpstudy")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "sigmoid", "tanh"]
+
+
+def test_rerun_identical_then_altered(cli, tmp_path, store):
+    uri, client = store
+    out = cli("train", *TINY, "model.dropout=0.1", "trainer.log_every=3", f"tracking.uri={uri}")
+    assert out.returncode == 0, out.stderr
+    original = only_run(client).info.run_id
+    out = cli("rerun", original, "--tracking-uri", uri)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "identical"
+    runs = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
+    rerun_runs = [r for r in runs if r.data.tags.get("bpstudy.rerun_of") == original]
+    assert len(rerun_runs) == 1
+    # alter the recorded config: the rerun must report the first difference
+    cfg_path = Path(client.download_artifacts(original, "config.yaml", str(tmp_path)))
+    tree = yaml.safe_load(cfg_path.read_text())
+    tree["optimizer"]["lr"] = 0.05
+    cfg_path.write_text(yaml.safe_dump(tree))
+    client.log_artifact(original, str(cfg_path))
+    out = cli("rerun", original, "--tracking-uri", uri)
+    assert out.returncode == 1, out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert "differ" in last and "step" in last
+
+
+def test_rerun_unknown_run_id(cli, store):
+    uri, _ = store
+    cli("train", *TINY, f"tracking.uri={uri}")
+    out = cli("rerun", "0123456789abcdef0123456789abcdef", "--tracking-uri", uri)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "0123456789abcdef" in out.stderr
+
+
+def test_unreachable_server_and_unwritable_store(cli, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    out = cli("train", *TINY, f"tracking.uri={url}")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "Traceback" not in out.stderr
+    assert not (tmp_path / "outputs").exists()
+    bad = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'm.db'}"
+    out = cli("train", *TINY, f"tracking.uri={bad}")
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and bad in out.stderr
+
+
+def test_sigint_ends_the_run_killed(tmp_path, store):
+    uri, client = store
+    exe = Path(sys.executable).with_name("bpstudy")
+    proc = subprocess.Popen(
+        [str(exe), "train", "trainer.epochs=100000", "model.depth=3", "trainer.progress=lines", f"tracking.uri={uri}"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stderr:  # progress lines go to stderr: wait for training to run
+            if line.startswith("epoch 2/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    run = only_run(client)
+    assert run.info.status == "KILLED"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    db, artifacts = tmp_path / "server.db", tmp_path / "server-artifacts"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not start") from None
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def rest(url: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    full = url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_training_against_an_mlflow_server(cli, mlflow_server):
+    out = cli(
+        "train",
+        *TINY,
+        "trainer.log_every=4",
+        f"tracking.uri={mlflow_server}",
+        "tracking.experiment=remote",
+    )
+    assert out.returncode == 0, out.stderr
+    exp = rest(
+        mlflow_server,
+        "/api/2.0/mlflow/experiments/get-by-name",
+        query={"experiment_name": "remote"},
+    )
+    runs = rest(
+        mlflow_server,
+        "/api/2.0/mlflow/runs/search",
+        {"experiment_ids": [exp["experiment"]["experiment_id"]]},
+    )["runs"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["info"]["status"] == "FINISHED"
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags["bpstudy.outcome"] in {"healthy", "vanishing", "exploding"}
+    hist = rest(mlflow_server, "/api/2.0/mlflow/metrics/get-history",
+                query={"run_id": run["info"]["run_id"], "metric_key": "grad_norm/L01"})["metrics"]  # fmt: skip
+    assert [int(m["step"]) for m in sorted(hist, key=lambda m: int(m["step"]))][:3] == [0, 4, 8]
+    files = rest(
+        mlflow_server,
+        "/api/2.0/mlflow/artifacts/list",
+        query={"run_id": run["info"]["run_id"], "path": "plots"},
+    )
+    assert {f["path"] for f in files["files"]} == {"plots/grad_flow.png", "plots/loss.png"}
+
+
+@pytest.mark.slow
+def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
+    uri, _ = store
+    assert cli("train", *TINY, f"tracking.uri={uri}").returncode == 0
+    port = free_port()
+    exe = Path(sys.executable).with_name("bpstudy")
+    proc = subprocess.Popen(
+        [str(exe), "ui", "--port", str(port), "--tracking-uri", uri],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        body = rest(
+            f"http://127.0.0.1:{port}",
+            "/ajax-api/2.0/mlflow/experiments/search",
+            {"max_results": 10},
+        )
+        assert "bpstudy" in {e["name"] for e in body["experiments"]}
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
