@@ -29,8 +29,10 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/bpstudy train experiment=deep_sigmoid
-	$(BIN)/bpstudy train experiment=deep_relu_he
+	$(BIN)/bpstudy train experiment=deep_sigmoid trainer.progress=lines
+	$(BIN)/bpstudy train experiment=deep_relu_he trainer.progress=lines
+	@echo ""
+	@echo "Open the dashboard:  $(BIN)/bpstudy ui"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py

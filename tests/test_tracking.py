@@ -317,7 +317,13 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
             "/ajax-api/2.0/mlflow/experiments/search",
             {"max_results": 10},
         )
-        assert "bpstudy" in {e["name"] for e in body["experiments"]}
+        exp_id = next(e["experiment_id"] for e in body["experiments"] if e["name"] == "bpstudy")
+        runs = rest(f"http://127.0.0.1:{port}", "/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})
+        run_id = runs["runs"][0]["info"]["run_id"]
+        # the UI serves the run's heatmap, as the browser would fetch it
+        query = urllib.parse.urlencode({"path": "plots/grad_flow.png", "run_uuid": run_id})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/get-artifact?{query}", timeout=30) as r:
+            assert r.read(8) == b"\x89PNG\r\n\x1a\n"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     finally:
@@ -326,3 +332,21 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
     assert proc.returncode == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
+
+
+class Boom(bpstudy.Listener):
+    def on_epoch_end(self, trainer, epoch, metrics):
+        raise RuntimeError("listener exploded on purpose")
+
+
+def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
+    from bpstudy.tracking import tracked_train
+
+    uri, client = store
+    cfg = bpstudy.validate(bpstudy.compose([*TINY, f"tracking.uri={uri}"]))
+    with pytest.raises(RuntimeError, match="on purpose"):
+        tracked_train(cfg, [Boom()])
+    run = only_run(client)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["bpstudy.outcome"] == "failed"
+    assert "listener exploded on purpose" in run.data.tags["bpstudy.error"]
