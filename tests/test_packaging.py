@@ -37,7 +37,9 @@ def test_wheel_install_runs_from_another_directory(tmp_path):
                        check=True, capture_output=True, text=True).stdout.strip()
     )  # fmt: skip
     (fresh_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=300
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

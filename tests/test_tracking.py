@@ -318,11 +318,17 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
             {"max_results": 10},
         )
         exp_id = next(e["experiment_id"] for e in body["experiments"] if e["name"] == "bpstudy")
-        runs = rest(f"http://127.0.0.1:{port}", "/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})
+        runs = rest(
+            f"http://127.0.0.1:{port}",
+            "/ajax-api/2.0/mlflow/runs/search",
+            {"experiment_ids": [exp_id]},
+        )
         run_id = runs["runs"][0]["info"]["run_id"]
         # the UI serves the run's heatmap, as the browser would fetch it
         query = urllib.parse.urlencode({"path": "plots/grad_flow.png", "run_uuid": run_id})
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/get-artifact?{query}", timeout=30) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/get-artifact?{query}", timeout=30
+        ) as r:
             assert r.read(8) == b"\x89PNG\r\n\x1a\n"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

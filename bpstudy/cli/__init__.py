@@ -1,6 +1,7 @@
 """The `bpstudy` command: one subcommand per journey.
 
 bpstudy train [hydra overrides]     one run (a Hydra app: --cfg job, --help, -m)
+    bpstudy sweep NAME|PATH             an Optuna study (see sweeps/)
     bpstudy rerun RUN_ID                retrain a logged run and compare its metrics
     bpstudy ui [--port P]               the MLflow UI on the store in use
 """
@@ -16,6 +17,8 @@ USAGE = """usage: bpstudy COMMAND [ARGS]
 commands:
   train [overrides]   train one run from the composed config (a Hydra app:
                       --cfg job, --help, -m for multirun)
+  sweep NAME|PATH     run or resume an Optuna study over a sweep file, with
+                      --workers K processes, pruning and MLflow parent/child runs
   rerun RUN_ID        retrain a logged run from its config.yaml; say whether
                       its metric history matches, bit for bit
   ui [--port P]       open the MLflow UI on the store in use (127.0.0.1)
@@ -23,7 +26,7 @@ commands:
 Run 'bpstudy COMMAND --help' for a command's options."""
 
 
-COMMANDS = ("train", "rerun", "ui")
+COMMANDS = ("train", "sweep", "rerun", "ui")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
             from bpstudy.cli.train import main as train_main
 
             train_main(rest)
+        elif command == "sweep":
+            from bpstudy.cli.sweep import main as sweep_main
+
+            sweep_main(rest)
         elif command == "rerun":
             from bpstudy.cli.mlflow_commands import rerun_main
 

@@ -3,7 +3,7 @@ the right status however training ends (FINISHED, FAILED with the error, KILLED)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bpstudy.config.schema import Config
@@ -34,6 +34,7 @@ def tracked_train(
     run_name: str | None = None,
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
+    on_run: Callable[[str], None] | None = None,
 ) -> TrackedResult:
     """Train `cfg`; with tracking enabled, as one MLflow run (store checked first)."""
     if not cfg.tracking.enabled:
@@ -43,7 +44,9 @@ def tracked_train(
     client = client_for(uri)  # unreachable or unwritable: fails here, before any data
     exp = experiment_id(client, cfg.tracking.experiment)
     trainer_listeners = list(listeners)
-    tracker = MlflowTracker(client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg))
+    tracker = MlflowTracker(
+        client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg), on_run
+    )
     trainer = make_trainer(cfg, [*trainer_listeners, tracker])
     try:
         result = trainer.fit()

@@ -11,6 +11,7 @@ hold up training.
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 import tempfile
 import threading
 import time
@@ -93,11 +94,13 @@ class MlflowTracker(Listener):
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
         thresholds: Thresholds | None = None,
+        on_run: Callable[[str], None] | None = None,
     ) -> None:
         self.client, self.experiment_id, self.cfg = client, experiment_id, cfg
         self.run_name, self.parent_run_id = run_name, parent_run_id
         self.extra_tags = dict(tags or {})
         self.thresholds = thresholds or Thresholds()
+        self.on_run = on_run  # told the run id as soon as the run exists (sweeps record it)
         self.max_points = cfg.tracking.max_points_per_metric
         self.run_id: str | None = None
         self.outcome: str | None = None
@@ -146,6 +149,8 @@ class MlflowTracker(Listener):
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
+        if self.on_run is not None:
+            self.on_run(self.run_id)
         params = [Param(k, str(v)) for k, v in flatten(to_dict(self.cfg)).items()]
         for lo in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[lo : lo + 100])

@@ -1,0 +1,82 @@
+"""`bpstudy sweep NAME|PATH [--n-trials N] [--workers K] [--storage URL] [--study-name S] [overrides...]`"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from bpstudy.errors import BpstudyError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bpstudy sweep",
+        description="Run (or resume) an Optuna study defined by a sweep file: a name in the "
+        "shipped sweeps/ folder or a path. Each trial is one MLflow run nested under the "
+        "study's parent run.",
+    )
+
+    def error(message: str) -> NoReturn:
+        raise BpstudyError(f"{message}; see 'bpstudy sweep --help'")
+
+    p.error = error  # type: ignore[method-assign]
+    p.add_argument("sweep", help="sweep name (sweeps/NAME.yaml) or path to a sweep file")
+    p.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=5"
+    )
+    p.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        help="finished trials the study should hold (default: the file's n_trials)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local worker processes (each gets cores/K BLAS threads)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage: postgresql://... to share a study across machines, journal:PATH (default: bpstudy.journal beside the MLflow store)",
+    )
+    p.add_argument("--study-name", default=None, help="study name (default: the file's study_name)")
+    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    return p
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    if args.n_trials is not None and args.n_trials < 1:
+        raise BpstudyError(f"--n-trials must be >= 1, got {args.n_trials}")
+    from bpstudy.sweep.run import run_sweep
+
+    out = run_sweep(
+        args.sweep,
+        args.n_trials,
+        args.workers,
+        args.storage,
+        args.study_name,
+        args.overrides,
+        args.progress,
+    )
+    c = out.counts
+    print(
+        f"study {out.study_name}: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed  (storage {out.storage})"
+    )
+    if out.best:
+        print(out.best)
+    if out.parent_run_id:
+        print(f"mlflow parent run {out.parent_run_id} in {out.tracking_uri}")
+        print(
+            "open the dashboard: bpstudy ui"
+            + (
+                ""
+                if out.tracking_uri.endswith("/mlflow.db")
+                else f" --tracking-uri {out.tracking_uri}"
+            )
+        )
+    if out.interrupted:
+        print("interrupted: run the same command again to resume the study")
+        raise SystemExit(130)

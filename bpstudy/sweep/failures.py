@@ -1,0 +1,35 @@
+"""What happens to a trial whose worker died: FAIL in the study, its values tried again,
+its MLflow run ended FAILED instead of RUNNING forever."""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial, TrialState
+
+
+def end_mlflow_run_of(trial: FrozenTrial, tracking_uri: str | None, reason: str) -> None:
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id or not tracking_uri:
+        return
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
+
+    client = MlflowClient(tracking_uri)
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.log_batch(
+                run_id, tags=[RunTag("bpstudy.outcome", "failed"), RunTag("bpstudy.error", reason)]
+            )
+            client.set_terminated(run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - best effort: the study must go on
+        pass
+
+
+def fail_and_retry(study, trial: FrozenTrial, tracking_uri: str | None, reason: str) -> None:
+    """Mark a RUNNING trial FAIL, enqueue its values again, end its MLflow run FAILED."""
+    storage = study._storage
+    storage.set_trial_user_attr(trial._trial_id, "error", reason)
+    if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        study.enqueue_trial(
+            trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False
+        )
+    end_mlflow_run_of(trial, tracking_uri, reason)

@@ -1,0 +1,318 @@
+"""`bpstudy sweep`: check the sweep, open (or resume) the study and its MLflow parent run,
+start K worker processes, show progress, and look after workers that die.
+
+Each worker gets max(1, cores // K) BLAS threads, so K workers never oversubscribe the
+machine. A worker that dies mid-trial (SIGKILL, OOM) is noticed here: its trial is marked
+FAIL, its values are queued to run again, its MLflow run ends FAILED, and a replacement
+worker starts. Running the same command again resumes the study until it holds n_trials
+finished (complete + pruned) trials. Ctrl-C stops the workers (their runs end KILLED) and
+leaves the study resumable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from bpstudy.errors import BpstudyError
+from bpstudy.sweep.failures import fail_and_retry
+from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
+from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage
+from bpstudy.sweep.worker import WorkerArgs, counts
+
+POLL_SECONDS = 0.5
+PARENT_TAG = "bpstudy.study"
+
+
+@dataclass
+class SweepOutcome:
+    study_name: str
+    storage: str
+    counts: dict[str, int]
+    best: str | None
+    parent_run_id: str | None
+    tracking_uri: str | None
+    interrupted: bool = False
+
+
+def blas_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def worker_env(workers: int) -> dict[str, str]:
+    n = str(blas_threads(workers))
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        env[var] = n
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def create_study(spec: SweepSpec, storage):
+    import optuna
+
+    try:
+        return optuna.create_study(
+            study_name=spec.study_name,
+            storage=storage,
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec),
+            directions=list(spec.directions),
+            load_if_exists=True,
+        )
+    except ValueError as exc:  # e.g. the stored study has other directions
+        raise BpstudyError(f"study '{spec.study_name}': {str(exc).splitlines()[0]}") from None
+
+
+def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) -> str:
+    """The study's MLflow parent run: found by tag on resume, created once otherwise."""
+    query = f"tags.`{PARENT_TAG}` = '{spec.study_name}'"
+    found = client.search_runs(
+        [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
+    )
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    tags = {
+        PARENT_TAG: spec.study_name,
+        "optuna.study": spec.study_name,
+        "bpstudy.sweep_file": str(spec.path),
+        "bpstudy.study_storage": storage_url
+        if not is_rdb(storage_url)
+        else storage_url.split("@")[-1],
+        "mlflow.runName": f"study {spec.study_name}",
+    }
+    run = client.create_run(experiment_id, run_name=f"study {spec.study_name}", tags=tags)
+    client.log_dict(
+        run.info.run_id,
+        {k: v for k, v in dataclasses.asdict(spec).items() if k != "space"}
+        | {"space": {k: repr(v) for k, v in spec.space.items()}},
+        "sweep.json",
+    )
+    return run.info.run_id
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_orphans(study, tracking_uri: str | None, pids: set[int] | None = None) -> int:
+    """Fail and retry RUNNING trials of workers on this host that are gone."""
+    host = socket.gethostname()
+    recovered = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(t.user_attrs.get("worker", ""))
+        whost, _, pid = worker.rpartition(":")
+        if whost != host or not pid.isdigit():
+            continue
+        pid_n = int(pid)
+        if (pids is not None and pid_n in pids) or (pids is None and not _pid_alive(pid_n)):
+            try:
+                fail_and_retry(study, t, tracking_uri, f"worker {worker} died during the trial")
+                recovered += 1
+            except Exception:  # noqa: BLE001 - finished meanwhile: nothing to recover
+                pass
+    return recovered
+
+
+def describe_best(study, spec: SweepSpec) -> str | None:
+    try:
+        if spec.multi_objective:
+            best = study.best_trials
+            return f"{len(best)} Pareto-optimal trials" if best else None
+        t = study.best_trial
+    except ValueError:
+        return None
+    values = ", ".join(f"{k}={v}" for k, v in t.params.items())
+    return f"best {spec.metrics[0]} {t.value:.5g} (trial #{t.number}: {values})"
+
+
+class Progress:
+    def __init__(self, spec: SweepSpec, enabled: bool) -> None:
+        self.spec, self.bar = spec, None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=spec.n_trials,
+                unit="trial",
+                desc=spec.study_name,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        self.last = None
+
+    def update(self, study) -> dict[TrialState, int]:
+        c = counts(study)
+        done = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        best = None
+        if not self.spec.multi_objective and c[TrialState.COMPLETE]:
+            try:
+                best = study.best_value
+            except ValueError:
+                best = None
+        status = {
+            "complete": c[TrialState.COMPLETE],
+            "pruned": c[TrialState.PRUNED],
+            "failed": c[TrialState.FAIL],
+            "running": c[TrialState.RUNNING],
+        }
+        if best is not None and math.isfinite(best):
+            status["best"] = f"{best:.4g}"
+        if self.bar is not None:
+            self.bar.n = min(done, self.spec.n_trials)
+            self.bar.set_postfix(status, refresh=False)
+            self.bar.refresh()
+        elif (done, c[TrialState.FAIL]) != self.last:
+            print(
+                f"{self.spec.study_name}: {done}/{self.spec.n_trials} finished  "
+                + "  ".join(f"{k} {v}" for k, v in status.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+        self.last = (done, c[TrialState.FAIL])
+        return c
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_sweep(
+    sweep: str,
+    n_trials: int | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    extra: list[str] | tuple[str, ...] = (),
+    progress: str = "auto",
+) -> SweepOutcome:
+    spec = load_spec(sweep)
+    spec = dataclasses.replace(
+        spec, n_trials=n_trials or spec.n_trials, study_name=study_name or spec.study_name
+    )
+    if workers < 1:
+        raise BpstudyError(f"--workers must be >= 1, got {workers}")
+    base = check_space(spec, list(extra))  # every choice composes and validates
+
+    tracking_uri, client, parent_id = None, None, None
+    if base.tracking.enabled:
+        from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
+
+        tracking_uri = resolve_uri(base.tracking.uri)
+        client = client_for(tracking_uri)
+    storage_url = storage or default_storage_url(
+        tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    )
+    study = create_study(spec, open_storage(storage_url))
+    if client is not None:
+        parent_id = parent_run(
+            client, experiment_id(client, base.tracking.experiment), spec, storage_url
+        )
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
+    recover_orphans(study, tracking_uri)
+
+    lock = _lock_path(storage_url, spec.study_name)
+    env = worker_env(workers)
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+
+    def start(index: int) -> subprocess.Popen:
+        args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
+                          parent_id, lock, index, tracking_uri)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "bpstudy.sweep.worker", args.to_json()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
+    procs: dict[int, subprocess.Popen] = {}
+    interrupted = False
+    next_index = 0
+    try:
+        for _ in range(workers):
+            procs[next_index] = start(next_index)
+            next_index += 1
+        while procs:
+            time.sleep(POLL_SECONDS)
+            for index, proc in list(procs.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del procs[index]
+                if code != 0:  # died mid-study: recover its trial, start a replacement
+                    recover_orphans(study, tracking_uri, pids={proc.pid})
+                    c = counts(study)
+                    if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < spec.n_trials:
+                        procs[next_index] = start(next_index)
+                        next_index += 1
+            bar.update(study)
+    except KeyboardInterrupt:
+        interrupted = True
+        _stop(procs.values())
+        recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
+    finally:
+        bar.close()
+    c = counts(study)
+    if client is not None and parent_id is not None:
+        client.set_terminated(parent_id, "KILLED" if interrupted else "FINISHED")
+    return SweepOutcome(
+        study_name=spec.study_name,
+        storage=storage_url,
+        counts={
+            "complete": c[TrialState.COMPLETE],
+            "pruned": c[TrialState.PRUNED],
+            "failed": c[TrialState.FAIL],
+        },
+        best=describe_best(study, spec),
+        parent_run_id=parent_id,
+        tracking_uri=tracking_uri,
+        interrupted=interrupted,
+    )
+
+
+def _lock_path(storage_url: str, study_name: str) -> str:
+    if not is_rdb(storage_url):
+        return storage_url.removeprefix("journal:") + ".workers-lock"
+    safe = "".join(ch if ch.isalnum() else "_" for ch in study_name)
+    return str(Path(tempfile.gettempdir()) / f"bpstudy-{safe}.lock")
+
+
+def _stop(procs) -> None:
+    """Ctrl-C: the workers usually got SIGINT from the terminal too; make sure, then wait."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 60
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+__all__ = ["StorageError", "SweepOutcome", "run_sweep"]

@@ -1,0 +1,358 @@
+"""A sweep file: one Optuna study over a search space written in Hydra's sweep grammar.
+
+    study_name: vanishing_gradients
+    metric: val/loss              # objective: this metric's best value over the run
+    direction: minimize           # or `directions: [minimize, minimize]` with `metrics: [...]`
+    n_trials: 60
+    sampler: {name: tpe, seed: 0} # tpe | random | grid | cmaes | qmc | gp
+    pruner: {name: median, n_warmup_steps: 3}  # median | hyperband | successive_halving | none
+    overrides: [data=digits, trainer.epochs=20]
+    params:
+      model.depth: range(2, 42, step=4)
+      model.activation: choice(sigmoid, tanh, relu)
+      optimizer.lr: tag(log, interval(1e-4, 1e-1))
+
+Hydra's own override parser reads `params`; each expression maps onto an Optuna
+distribution: choice -> categorical, integer range -> IntDistribution with step,
+interval -> FloatDistribution (IntDistribution for integer bounds), `log` tag -> log scale.
+Everything is checked here, before a study is created or a trial runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from bpstudy.errors import ConfigError
+from bpstudy.paths import SWEEPS_DIR
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
+PRUNERS = ("median", "hyperband", "successive_halving", "none")
+KEYS = (
+    "study_name", "metric", "metrics", "direction", "directions", "n_trials",
+    "sampler", "pruner", "overrides", "params",
+)  # fmt: skip
+WALL_TIME = "wall_time"  # a metric every run has: seconds of training
+
+
+class SweepError(ConfigError):
+    """A malformed sweep file (or sweep option)."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    path: Path
+    study_name: str
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    n_trials: int
+    sampler: dict[str, Any]
+    pruner: dict[str, Any]
+    overrides: tuple[str, ...]
+    space: dict[str, BaseDistribution] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # params with a single value
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+
+def find_sweep(name_or_path: str) -> Path:
+    """A sweep file by path, or by name in the shipped sweeps/ folder."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    for candidate in (SWEEPS_DIR / f"{name_or_path}.yaml", SWEEPS_DIR / name_or_path):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+    raise SweepError(f"no sweep file '{name_or_path}' (not a file; shipped sweeps: {known})")
+
+
+def load_spec(name_or_path: str) -> SweepSpec:
+    path = find_sweep(name_or_path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SweepError(f"{path}:{where} malformed YAML ({problem})") from None
+    if not isinstance(tree, dict):
+        raise SweepError(f"{path}: a sweep file is a mapping with keys {', '.join(KEYS)}")
+    return parse_spec(tree, path)
+
+
+def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    if key not in tree:
+        raise SweepError(f"{path}: missing key '{key}'")
+    value = tree[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise SweepError(f"{path}: '{key}' must be a {names}, got {value!r}")
+    return value
+
+
+def parse_spec(tree: dict, path: Path) -> SweepSpec:
+    for key in tree:
+        if key not in KEYS:
+            raise SweepError(f"{path}: unknown key '{key}'; allowed: {', '.join(KEYS)}")
+    name = str(_need(tree, "study_name", str, path))
+    n_trials = _need(tree, "n_trials", int, path)
+    if n_trials < 1:
+        raise SweepError(f"{path}: 'n_trials' must be >= 1, got {n_trials}")
+    metrics, directions = _objectives(tree, path)
+    sampler = _named(tree.get("sampler", {"name": "tpe"}), "sampler", SAMPLERS, path)
+    pruner = _named(tree.get("pruner", {"name": "median"}), "pruner", PRUNERS, path)
+    overrides = tree.get("overrides", []) or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise SweepError(f"{path}: 'overrides' must be a list of Hydra overrides like data=digits")
+    params = tree.get("params") or {}
+    if not isinstance(params, dict) or not params:
+        raise SweepError(f"{path}: 'params' must map config keys to sweep expressions")
+    space, fixed, intervals = parse_params(params, path)
+    if sampler["name"] == "grid":
+        for key in intervals:
+            raise SweepError(
+                f"{path}: params.{key}: the grid sampler takes choice(...) and range(...) only, not interval(...)"
+            )
+    return SweepSpec(
+        path, name, metrics, directions, n_trials, sampler, pruner, tuple(overrides), space, fixed
+    )
+
+
+def _objectives(tree: dict, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if "directions" in tree or "metrics" in tree:
+        metrics = _need(tree, "metrics", list, path)
+        directions = _need(tree, "directions", list, path)
+        if len(metrics) != len(directions) or not metrics:
+            raise SweepError(f"{path}: 'metrics' and 'directions' must be lists of the same length")
+    else:
+        metrics = [_need(tree, "metric", str, path)]
+        directions = [tree.get("direction", "minimize")]
+    for d in directions:
+        if d not in ("minimize", "maximize"):
+            raise SweepError(f"{path}: direction '{d}' is not allowed; allowed: minimize, maximize")
+    return tuple(str(m) for m in metrics), tuple(directions)
+
+
+def _named(node: Any, what: str, allowed: tuple[str, ...], path: Path) -> dict[str, Any]:
+    if isinstance(node, str):
+        node = {"name": node}
+    if not isinstance(node, dict) or node.get("name") not in allowed:
+        got = node.get("name") if isinstance(node, dict) else node
+        raise SweepError(f"{path}: {what} '{got}' is not allowed; allowed: {', '.join(allowed)}")
+    return dict(node)
+
+
+def parse_params(
+    params: dict, path: Path
+) -> tuple[dict[str, BaseDistribution], dict[str, Any], list[str]]:
+    """(space, fixed values, keys written as interval(...))."""
+    parser = OverridesParser.create()
+    space: dict[str, BaseDistribution] = {}
+    fixed: dict[str, Any] = {}
+    intervals: list[str] = []
+    for key, expr in params.items():
+        if isinstance(expr, list):  # a YAML list is a choice
+            text = f"choice({', '.join(format_value(v) for v in expr)})"
+        else:
+            text = expr if isinstance(expr, str) else format_value(expr)
+        try:
+            (override,) = parser.parse_overrides([f"{key}={text}"])
+        except Exception as exc:  # noqa: BLE001 - Hydra raises several kinds; all mean bad grammar
+            reason = str(exc).strip().splitlines()[0]
+            raise SweepError(f"{path}: params.{key}: cannot parse '{text}' ({reason})") from None
+        value = override.value()
+        try:
+            dist = to_distribution(value, integer_bounds=bool(_INT_INTERVAL.search(text)))
+        except ValueError as exc:
+            raise SweepError(f"{path}: params.{key}: {exc}") from None
+        if dist is None:
+            fixed[key] = value
+        else:
+            space[key] = dist
+        if isinstance(value, IntervalSweep):
+            intervals.append(key)
+    return space, fixed, intervals
+
+
+_INT_INTERVAL = re.compile(r"interval\(\s*[-+]?\d+\s*,\s*[-+]?\d+\s*\)")
+
+
+def to_distribution(value: Any, integer_bounds: bool = False) -> BaseDistribution | None:
+    """Hydra sweep value -> Optuna distribution (None for a plain value).
+
+    Hydra reads interval bounds as floats; `integer_bounds` (written without a decimal
+    point, as in interval(8, 64)) makes it an integer distribution."""
+    log = "log" in (getattr(value, "tags", None) or set())
+    if isinstance(value, ChoiceSweep):
+        choices = tuple(value.list)
+        if not choices:
+            raise ValueError("choice() needs at least one value")
+        return CategoricalDistribution(choices)
+    if isinstance(value, RangeSweep):
+        start, stop, step = value.start, value.stop, value.step
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            values = list(range(start, stop, step))
+            if not values:
+                raise ValueError(f"range({start}, {stop}, step={step}) is empty")
+            return (
+                IntDistribution(values[0], values[-1], step=abs(step))
+                if step > 0
+                else CategoricalDistribution(tuple(values))
+            )
+        values, x = [], start
+        while (step > 0 and x < stop) or (step < 0 and x > stop):
+            values.append(round(x, 12))
+            x += step
+        if not values:
+            raise ValueError(f"range({start}, {stop}, step={step}) is empty")
+        return CategoricalDistribution(tuple(values))
+    if isinstance(value, IntervalSweep):
+        lo, hi = value.start, value.end
+        if lo >= hi:
+            raise ValueError(f"interval({lo}, {hi}) needs low < high")
+        if log and lo <= 0:
+            raise ValueError(f"a log interval needs low > 0, got {lo}")
+        if integer_bounds:
+            return IntDistribution(int(lo), int(hi), log=log)
+        return FloatDistribution(float(lo), float(hi), log=log)
+    if isinstance(value, list | dict):
+        raise ValueError(
+            f"expected choice(...), range(...), interval(...) or a single value, got {value!r}"
+        )
+    return None
+
+
+def make_sampler(spec: SweepSpec):
+    import optuna
+
+    args = {k: v for k, v in spec.sampler.items() if k != "name"}
+    name = spec.sampler["name"]
+    if name == "grid":
+        grid = {}
+        for key, dist in spec.space.items():
+            if isinstance(dist, CategoricalDistribution):
+                grid[key] = list(dist.choices)
+            else:
+                grid[key] = list(range(dist.low, dist.high + 1, dist.step))
+        return _construct(
+            optuna.samplers.GridSampler, "sampler", spec.path, search_space=grid, **args
+        )
+    classes = {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "gp": optuna.samplers.GPSampler,
+    }
+    if name == "gp":
+        try:
+            import torch  # noqa: F401 - Optuna's GPSampler needs it
+        except ImportError:
+            raise SweepError(
+                f"{spec.path}: sampler 'gp' needs PyTorch (pip install torch); use tpe or cmaes"
+            ) from None
+    return _construct(classes[name], "sampler", spec.path, **args)
+
+
+def make_pruner(spec: SweepSpec):
+    import optuna
+
+    args = {k: v for k, v in spec.pruner.items() if k != "name"}
+    classes = {
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "none": optuna.pruners.NopPruner,
+    }
+    if spec.multi_objective and spec.pruner["name"] != "none":
+        return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective trials
+    return _construct(classes[spec.pruner["name"]], "pruner", spec.path, **args)
+
+
+def _construct(cls, what: str, path: Path, **kwargs):
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in kwargs:
+        if key not in allowed:
+            raise SweepError(
+                f"{path}: {what}.{key} is not an argument of {cls.__name__}; allowed: {', '.join(allowed)}"
+            )
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SweepError(f"{path}: {what}: {exc}") from None
+
+
+METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy", WALL_TIME)
+
+
+def format_value(value: Any) -> str:
+    """A Python value as a Hydra override value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def trial_overrides(
+    spec: SweepSpec, params: dict[str, Any], extra: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """Sweep overrides, then the command line's, then fixed and sampled values."""
+    values = {**spec.fixed, **params}
+    return [*spec.overrides, *extra, *(f"{k}={format_value(v)}" for k, v in values.items())]
+
+
+def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
+    """Compose and validate the config at every choice and at both ends of every range,
+    so a bad key or value fails before the study starts. Returns the base config."""
+    from bpstudy.config import compose, validate
+
+    for metric in spec.metrics:
+        if metric not in METRICS:
+            raise SweepError(
+                f"{spec.path}: metric '{metric}' is not allowed; allowed: {', '.join(METRICS)}"
+            )
+    base = {k: _candidates(d)[0] for k, d in spec.space.items()}
+
+    def check(params: dict[str, Any], key: str | None):
+        try:
+            return validate(compose(trial_overrides(spec, params, extra)))
+        except ConfigError as exc:
+            where = f"params.{key}" if key else "overrides"
+            raise SweepError(f"{spec.path}: {where}: {exc}") from None
+
+    config = check(base, None)
+    for key, dist in spec.space.items():
+        for value in _candidates(dist)[1:]:
+            check({**base, key: value}, key)
+    if "classification" != _task(config) and any("accuracy" in m for m in spec.metrics):
+        raise SweepError(f"{spec.path}: metric accuracy needs a classification data set")
+    return config
+
+
+def _task(config) -> str:
+    return "regression" if config.data.name == "teacher" else "classification"
+
+
+def _candidates(dist: BaseDistribution) -> list[Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    return [dist.low, dist.high] if dist.low != dist.high else [dist.low]

@@ -1,0 +1,115 @@
+"""A sweep worker: asks the shared study for trials and runs them until the study holds
+n_trials finished (complete + pruned) trials.
+
+Started by `bpstudy sweep` as `python -m bpstudy.sweep.worker JSON`, one process per
+`--workers`, with its BLAS threads already limited through the environment. Local workers
+take trials under a file lock, so together they never start more than n_trials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerArgs:
+    sweep: str
+    study_name: str
+    n_trials: int
+    extra: list[str]
+    storage: str
+    parent_run_id: str | None
+    lock: str
+    seed_offset: int = 0
+    tracking_uri: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+
+@contextmanager
+def file_lock(path: str):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def counts(study) -> dict[TrialState, int]:
+    out = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        out[t.state] += 1
+    return out
+
+
+def load(args: WorkerArgs):
+    import optuna
+
+    from bpstudy.sweep.failures import end_mlflow_run_of
+    from bpstudy.sweep.spec import load_spec, make_pruner, make_sampler
+    from bpstudy.sweep.storage import open_storage
+
+    spec = dataclasses.replace(
+        load_spec(args.sweep), study_name=args.study_name, n_trials=args.n_trials
+    )
+    seed = spec.sampler.get("seed")
+    if seed is not None:  # workers must not propose the same values in lockstep
+        spec = dataclasses.replace(spec, sampler={**spec.sampler, "seed": seed + args.seed_offset})
+
+    def on_failed(study, trial) -> None:
+        end_mlflow_run_of(trial, args.tracking_uri, "worker lost (heartbeat stopped)")
+
+    storage = open_storage(args.storage, on_failed_trial=on_failed)
+    study = optuna.load_study(
+        study_name=spec.study_name,
+        storage=storage,
+        sampler=make_sampler(spec),
+        pruner=make_pruner(spec),
+    )
+    return spec, study
+
+
+def work(args: WorkerArgs) -> int:
+    from bpstudy.sweep.trial import run_trial
+
+    spec, study = load(args)
+    while True:
+        with file_lock(args.lock):
+            c = counts(study)
+            if (
+                c[TrialState.COMPLETE] + c[TrialState.PRUNED] + c[TrialState.RUNNING]
+                >= spec.n_trials
+            ):
+                return 0
+            trial = study.ask(spec.space)
+        run_trial(trial, spec, args.extra, args.parent_run_id)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    args = WorkerArgs(**json.loads(sys.argv[1]))
+    Path(args.lock).touch()
+    try:
+        sys.exit(work(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
