@@ -11,6 +11,7 @@ leaves the study resumable.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -302,10 +303,8 @@ def _stop(procs) -> None:
     procs = list(procs)
     for p in procs:
         if p.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + 60
     for p in procs:
         try:

@@ -100,7 +100,7 @@ def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> An
     if key not in tree:
         raise SweepError(f"{path}: missing key '{key}'")
     value = tree[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise SweepError(f"{path}: '{key}' must be a {names}, got {value!r}")
     return value
@@ -343,7 +343,7 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     for key, dist in spec.space.items():
         for value in _candidates(dist)[1:]:
             check({**base, key: value}, key)
-    if "classification" != _task(config) and any("accuracy" in m for m in spec.metrics):
+    if _task(config) != "classification" and any("accuracy" in m for m in spec.metrics):
         raise SweepError(f"{spec.path}: metric accuracy needs a classification data set")
     return config
 

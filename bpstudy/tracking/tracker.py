@@ -11,10 +11,10 @@ hold up training.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
