@@ -29,8 +29,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/bpstudy train experiment=deep_sigmoid trainer.progress=lines
-	$(BIN)/bpstudy train experiment=deep_relu_he trainer.progress=lines
+	$(BIN)/bpstudy sweep quickstart --workers 2
 	@echo ""
 	@echo "Open the dashboard:  $(BIN)/bpstudy ui"
 

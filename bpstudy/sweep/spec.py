@@ -315,9 +315,45 @@ def format_value(value: Any) -> str:
 def trial_overrides(
     spec: SweepSpec, params: dict[str, Any], extra: tuple[str, ...] | list[str] = ()
 ) -> list[str]:
-    """Sweep overrides, then the command line's, then fixed and sampled values."""
-    values = {**spec.fixed, **params}
+    """Sweep overrides, then the command line's, then fixed and sampled values (those that
+    apply to the chosen group options)."""
+    values, _ = active_params(spec, params)
     return [*spec.overrides, *extra, *(f"{k}={format_value(v)}" for k, v in values.items())]
+
+
+def active_params(spec: SweepSpec, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Split values into those that apply and those that do not: `optimizer.momentum`
+    applies only in trials whose `optimizer` choice has that key (a conditional space)."""
+    values = {**spec.fixed, **params}
+    chosen = {g: str(values[g]) for g in _groups() if g in values}
+    active, inactive = {}, []
+    for key, value in values.items():
+        group, _, rest = key.partition(".")
+        if rest and group in chosen and not option_has_key(group, chosen[group], rest):
+            inactive.append(key)
+        else:
+            active[key] = value
+    return active, inactive
+
+
+def _groups() -> list[str]:
+    from bpstudy.paths import CONF_DIR
+
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def option_has_key(group: str, option: str, dotted: str) -> bool:
+    from bpstudy.paths import CONF_DIR
+
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.is_file():
+        return False
+    node: Any = yaml.safe_load(path.read_text()) or {}
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
@@ -341,6 +377,19 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
 
     config = check(base, None)
     for key, dist in spec.space.items():
+        group, _, rest = key.partition(".")
+        group_dist = spec.space.get(group)
+        if rest and isinstance(group_dist, CategoricalDistribution):
+            # conditional: check the key under an option of its group that has it
+            options = [o for o in group_dist.choices if option_has_key(group, str(o), rest)]
+            if not options:
+                raise SweepError(
+                    f"{spec.path}: params.{key}: '{rest}' is not a key of any {group} option in "
+                    f"this sweep ({', '.join(map(str, group_dist.choices))})"
+                )
+            for value in _candidates(dist):
+                check({**base, group: options[0], key: value}, key)
+            continue
         for value in _candidates(dist)[1:]:
             check({**base, key: value}, key)
     if _task(config) != "classification" and any("accuracy" in m for m in spec.metrics):

@@ -16,7 +16,7 @@ import traceback
 from optuna.trial import Trial, TrialState
 
 from bpstudy.config import compose, validate
-from bpstudy.sweep.spec import WALL_TIME, SweepSpec, trial_overrides
+from bpstudy.sweep.spec import WALL_TIME, SweepSpec, active_params, trial_overrides
 from bpstudy.training.events import Listener, StopTraining
 
 
@@ -55,6 +55,9 @@ def run_trial(
 
     study = trial.study
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    _, inactive = active_params(spec, trial.params)
+    if inactive:  # sampled, but the chosen group option has no such key
+        trial.set_user_attr("inactive_params", inactive)
     try:
         cfg = validate(compose(trial_overrides(spec, trial.params, extra)))
         listeners = [] if spec.multi_objective else [PruningReporter(trial, spec.metrics[0])]
