@@ -32,6 +32,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def interrupt(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Ctrl-C, as a terminal would send it, then wait for the process to end."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=timeout)
+
+
 def only_run(client: MlflowClient, experiment: str = "bpstudy"):
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
@@ -216,8 +222,7 @@ def test_sigint_ends_the_run_killed(tmp_path, store):
         for line in proc.stderr:  # progress lines go to stderr: wait for training to run
             if line.startswith("epoch 2/"):
                 break
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -330,8 +335,7 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
             f"http://127.0.0.1:{port}/get-artifact?{query}", timeout=30
         ) as r:
             assert r.read(8) == b"\x89PNG\r\n\x1a\n"
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -12,18 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bpstudy.model.init import SCHEMES
+
 Task = Literal["auto", "classification", "regression"]
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear"]
-InitScheme = Literal[
-    "standard",
-    "xavier_uniform",
-    "xavier_normal",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "normal",
-]
+InitScheme = Literal[SCHEMES]  # the schemes bpstudy.model.init implements
 
 
 def _fraction(default: float) -> float:
@@ -193,12 +186,8 @@ class AdamConfig:
 
 
 @dataclass(frozen=True)
-class AdamWConfig:
-    name: Literal["adamw"] = "adamw"
-    lr: float = field(default=1e-3, metadata={"gt": 0.0})
-    beta1: float = field(default=0.9, metadata={"ge": 0.0, "lt": 1.0})
-    beta2: float = field(default=0.999, metadata={"ge": 0.0, "lt": 1.0})
-    eps: float = field(default=1e-8, metadata={"gt": 0.0})
+class AdamWConfig(AdamConfig):
+    name: Literal["adamw"] = "adamw"  # type: ignore[assignment]
     weight_decay: float = field(default=0.01, metadata={"ge": 0.0})
 
 
