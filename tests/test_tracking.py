@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from mlflow import MlflowClient
 
 import bpstudy
 from bpstudy.config.serialize import config_hash, flatten, to_dict
+from bpstudy.tracking.ui import stop_group, wait_until_up
 from bpstudy.training.diagnostics import STATS
 
 TINY = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
@@ -239,24 +239,15 @@ def mlflow_server(tmp_path):
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not start") from None
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        if not wait_until_up(url, proc):
+            raise RuntimeError("mlflow server did not start")
+        yield url
+    finally:
+        stop_group(proc, timeout=30)
 
 
 def rest(url: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
@@ -310,7 +301,7 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
     port = free_port()
     exe = Path(sys.executable).with_name("bpstudy")
     proc = subprocess.Popen(
-        [str(exe), "ui", "--port", str(port), "--tracking-uri", uri],
+        [str(exe), "ui", "--port", str(port), "--tracking-uri", uri], start_new_session=True,
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -337,8 +328,7 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
             assert r.read(8) == b"\x89PNG\r\n\x1a\n"
         interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)  # whatever happened, leave no server behind
     assert proc.returncode == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped

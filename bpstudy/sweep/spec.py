@@ -372,8 +372,24 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
         try:
             return validate(compose(trial_overrides(spec, params, extra)))
         except ConfigError as exc:
+            if key is None:
+                key = culprit(params)
             where = f"params.{key}" if key else "overrides"
             raise SweepError(f"{spec.path}: {where}: {exc}") from None
+
+    def culprit(params: dict[str, Any]) -> str | None:
+        """The first param whose value breaks the base config (None: the overrides do)."""
+        from dataclasses import replace
+
+        values, tried = {**spec.fixed, **params}, {}
+        for key in [None, *sorted(values, key=lambda k: "." in k)]:  # group choices first
+            if key is not None:
+                tried[key] = values[key]
+            try:
+                validate(compose(trial_overrides(replace(spec, fixed={}), tried, extra)))
+            except ConfigError:
+                return key
+        return None
 
     config = check(base, None)
     for key, dist in spec.space.items():

@@ -10,6 +10,8 @@ failed and retried.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from pathlib import Path
 
 from bpstudy.errors import BpstudyError
@@ -51,16 +53,21 @@ def open_storage(url: str, on_failed_trial=None):
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise StorageError(f"--storage {url}: {exc.strerror or exc}") from None
+    # Optuna >= 4.9 renamed the heartbeat callback; the old names warn on stderr
+    retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    callback_arg = "heartbeat_stale_trial_callback"
+    if retry_cls is None or callback_arg not in inspect.signature(RDBStorage).parameters:
+        retry_cls, callback_arg = RetryFailedTrialCallback, "failed_trial_callback"
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            failed_trial_callback=_retry_then(
-                RetryFailedTrialCallback(max_retry=3), on_failed_trial
-            ),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental": not the user's concern
+            warnings.simplefilter("ignore")
+            return RDBStorage(
+                url,
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                **{callback_arg: _retry_then(retry_cls(max_retry=3), on_failed_trial)},
+            )
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(

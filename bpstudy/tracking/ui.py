@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,20 +70,39 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         "--port",
         str(port),
     ]
-    # MLflow's own chatter goes to stderr; stdout carries only our address line
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+    # MLflow's own chatter goes to stderr; stdout carries only our address line. Its server
+    # runs in a session of its own, so that stopping it stops all of its worker processes.
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if not wait_until_up(url, proc):
-            proc.terminate()
             raise TrackingError(f"the MLflow UI did not start on {url} (store {uri})")
         print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         print("MLflow UI stopped", flush=True)
         return 0
+    finally:
+        stop_group(proc)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM the process group of `proc`, then SIGKILL what is left after `timeout`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
