@@ -8,6 +8,7 @@ bpstudy train [hydra overrides]     one run (a Hydra app: --cfg job, --help, -m)
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from bpstudy.errors import BpstudyError
@@ -35,7 +36,12 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (docker stop, SLURM, kill) ends runs as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         print(USAGE, file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial, TrialState
 
+MAX_RETRIES = 3  # the same values are tried at most this many more times
+
 
 def end_mlflow_run_of(trial: FrozenTrial, tracking_uri: str | None, reason: str) -> None:
     run_id = trial.user_attrs.get("mlflow_run_id")
@@ -28,8 +30,8 @@ def fail_and_retry(study, trial: FrozenTrial, tracking_uri: str | None, reason: 
     """Mark a RUNNING trial FAIL, enqueue its values again, end its MLflow run FAILED."""
     storage = study._storage
     storage.set_trial_user_attr(trial._trial_id, "error", reason)
-    if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-        study.enqueue_trial(
-            trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False
-        )
+    retries = int(trial.user_attrs.get("retries", 0))
+    if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL) and retries < MAX_RETRIES:
+        attrs = {"retry_of": trial.number, "retries": retries + 1}
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
     end_mlflow_run_of(trial, tracking_uri, reason)

@@ -29,10 +29,19 @@ from optuna.trial import TrialState
 from bpstudy.errors import BpstudyError
 from bpstudy.sweep.failures import fail_and_retry
 from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
-from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage
+from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage, redact
 from bpstudy.sweep.worker import WorkerArgs, counts
 
 POLL_SECONDS = 0.5
+MAX_WORKER_DEATHS = 5  # a worker that keeps dying (a broken install, OOM) ends the sweep
+
+
+class SweepAborted(BpstudyError):
+    """Workers keep dying: not bad input, so exit code 1."""
+
+    exit_code = 1
+
+
 PARENT_TAG = "bpstudy.study"
 
 
@@ -78,7 +87,10 @@ def create_study(spec: SweepSpec, storage):
 
 def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) -> str:
     """The study's MLflow parent run: found by tag on resume, created once otherwise."""
-    query = f"tags.`{PARENT_TAG}` = '{spec.study_name}'"
+    where = storage_url if not is_rdb(storage_url) else redact(storage_url)
+    query = (
+        f"tags.`{PARENT_TAG}` = '{spec.study_name}' and tags.`bpstudy.study_storage` = '{where}'"
+    )
     found = client.search_runs(
         [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
     )
@@ -90,9 +102,7 @@ def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) ->
         PARENT_TAG: spec.study_name,
         "optuna.study": spec.study_name,
         "bpstudy.sweep_file": str(spec.path),
-        "bpstudy.study_storage": storage_url
-        if not is_rdb(storage_url)
-        else storage_url.split("@")[-1],
+        "bpstudy.study_storage": where,
         "mlflow.runName": f"study {spec.study_name}",
     }
     run = client.create_run(experiment_id, run_name=f"study {spec.study_name}", tags=tags)
@@ -213,6 +223,7 @@ def run_sweep(
     if workers < 1:
         raise BpstudyError(f"--workers must be >= 1, got {workers}")
     base = check_space(spec, list(extra))  # every choice composes and validates
+    make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
 
     tracking_uri, client, parent_id = None, None, None
     if base.tracking.enabled:
@@ -230,6 +241,9 @@ def run_sweep(
         )
         study.set_user_attr("mlflow_parent_run_id", parent_id)
     recover_orphans(study, tracking_uri)
+    # a seeded sampler replays its draws: on resume, start the workers' seeds elsewhere
+    # so they do not propose the trials the study already holds again
+    seed_base = 1009 * len(study.get_trials(deepcopy=False))
 
     lock = _lock_path(storage_url, spec.study_name)
     env = worker_env(workers)
@@ -238,7 +252,7 @@ def run_sweep(
 
     def start(index: int) -> subprocess.Popen:
         args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
-                          parent_id, lock, index, tracking_uri)  # fmt: skip
+                          parent_id, lock, seed_base + index, tracking_uri)  # fmt: skip
         return subprocess.Popen(
             [sys.executable, "-m", "bpstudy.sweep.worker", args.to_json()],
             env=env,
@@ -248,7 +262,7 @@ def run_sweep(
     bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
     procs: dict[int, subprocess.Popen] = {}
     interrupted = False
-    next_index = 0
+    next_index, deaths = 0, 0
     try:
         for _ in range(workers):
             procs[next_index] = start(next_index)
@@ -261,7 +275,14 @@ def run_sweep(
                     continue
                 del procs[index]
                 if code != 0:  # died mid-study: recover its trial, start a replacement
+                    deaths += 1
                     recover_orphans(study, tracking_uri, pids={proc.pid})
+                    if deaths > MAX_WORKER_DEATHS:
+                        _stop(procs.values())
+                        raise SweepAborted(
+                            f"sweep '{spec.study_name}': workers died {deaths} times (last exit "
+                            f"code {code}); stopped. The study is resumable once the cause is fixed"
+                        )
                     c = counts(study)
                     if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < spec.n_trials:
                         procs[next_index] = start(next_index)
@@ -276,6 +297,11 @@ def run_sweep(
     c = counts(study)
     if client is not None and parent_id is not None:
         client.set_terminated(parent_id, "KILLED" if interrupted else "FINISHED")
+    finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+    if not interrupted and finished < spec.n_trials:
+        print(f"warning: study {spec.study_name} holds {finished} of {spec.n_trials} finished trials "
+              f"({c[TrialState.RUNNING]} still running elsewhere); run the command again to resume",
+              file=sys.stderr)  # fmt: skip
     return SweepOutcome(
         study_name=spec.study_name,
         storage=storage_url,

@@ -11,6 +11,7 @@ failed and retried.
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bpstudy.errors import BpstudyError
 JOURNAL = "bpstudy.journal"
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
+LOCK_GRACE_SECONDS = 5
 
 
 class StorageError(BpstudyError):
@@ -33,6 +35,11 @@ def default_storage_url(tracking_uri: str) -> str:
     return f"journal:{folder / JOURNAL}"
 
 
+def redact(text: str) -> str:
+    """Hide the password of any user:password@ in a URL or message."""
+    return re.sub(r"(//[^/:@\s]+):[^@/\s]+@", r"\1:***@", text)
+
+
 def is_rdb(url: str) -> bool:
     return "://" in url and not url.startswith("journal:")
 
@@ -42,7 +49,7 @@ def open_storage(url: str, on_failed_trial=None):
     heartbeat stopped is failed, retried, and passed to `on_failed_trial(study, trial)`."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not is_rdb(url):
@@ -50,7 +57,10 @@ def open_storage(url: str, on_failed_trial=None):
         if not path.parent.is_dir():
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            # a short grace period: a worker SIGKILLed while holding the lock stalls the
+            # others only this long
+            lock = JournalFileOpenLock(str(path), grace_period=LOCK_GRACE_SECONDS)
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as exc:
             raise StorageError(f"--storage {url}: {exc.strerror or exc}") from None
     # Optuna >= 4.9 renamed the heartbeat callback; the old names warn on stderr
@@ -71,7 +81,7 @@ def open_storage(url: str, on_failed_trial=None):
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(
-            f"--storage {url}: cannot open the study storage ({first[:300]})"
+            f"--storage {redact(url)}: cannot open the study storage ({redact(first[:300])})"
         ) from None
 
 

@@ -69,9 +69,10 @@ def run_trial(
             tags={"optuna.study": spec.study_name, "optuna.trial": str(trial.number)},
             on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # stopped, not failed: its values run again on resume
         trial.set_user_attr("error", "interrupted (Ctrl-C)")
         study.tell(trial, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of one trial must not end the sweep
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])

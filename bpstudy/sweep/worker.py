@@ -8,11 +8,16 @@ take trials under a file lock, so together they never start more than n_trials.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
+import os
 import signal
+import socket
 import sys
+import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,7 +71,9 @@ def load(args: WorkerArgs):
     )
     seed = spec.sampler.get("seed")
     if seed is not None:  # workers must not propose the same values in lockstep
-        spec = dataclasses.replace(spec, sampler={**spec.sampler, "seed": seed + args.seed_offset})
+        spec = dataclasses.replace(
+            spec, sampler={**spec.sampler, "seed": (seed + args.seed_offset) % 2**32}
+        )
 
     def on_failed(study, trial) -> None:
         end_mlflow_run_of(trial, args.tracking_uri, "worker lost (heartbeat stopped)")
@@ -87,14 +94,58 @@ def work(args: WorkerArgs) -> int:
     spec, study = load(args)
     while True:
         with file_lock(args.lock):
+            fail_stale(study)
             c = counts(study)
             if (
                 c[TrialState.COMPLETE] + c[TrialState.PRUNED] + c[TrialState.RUNNING]
                 >= spec.n_trials
             ):
                 return 0
-            trial = study.ask(spec.space)
-        run_trial(trial, spec, args.extra, args.parent_run_id)
+            with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see below
+                warnings.simplefilter("ignore")
+                trial = study.ask(spec.space)
+            # at once, so a worker killed from here on is found by its pid
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        with heartbeat(study, trial._trial_id):
+            run_trial(trial, spec, args.extra, args.parent_run_id)
+
+
+def fail_stale(study) -> None:
+    """RDB storages: fail (and retry) trials whose worker stopped beating. Study.optimize
+    does this before each trial; ask/tell workers must do it themselves."""
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+        import optuna
+
+        with warnings.catch_warnings():  # "experimental"
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(study)
+
+
+@contextmanager
+def heartbeat(study, trial_id: int):
+    """RDB storages: record the trial's heartbeat while it runs. Optuna does this only
+    inside Study.optimize, so without it a dead remote worker's trial stays RUNNING."""
+    storage = study._storage
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is not worth a failed trial
+                storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="bpstudy-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _terminate(signum, frame):

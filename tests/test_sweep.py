@@ -1,0 +1,517 @@
+"""`bpstudy sweep` through the real CLI: real Optuna storages and MLflow stores in tmp_path.
+
+The study lives in `bpstudy.journal` beside `mlflow.db` in the working folder (tmp_path);
+the tests read both back with Optuna and MlflowClient, as a user would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+from optuna.distributions import BaseDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from bpstudy.paths import SWEEPS_DIR
+from bpstudy.sweep.spec import check_space, load_spec, make_pruner, make_sampler
+
+BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
+TINY = ["data=digits", "trainer.epochs=2", "model.width=16", "trainer.progress=none"]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SHIPPED = sorted(SWEEPS_DIR.glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def write_sweep(folder: Path, name: str = "tiny", **fields) -> Path:
+    """A sweep file for tiny trials; `fields` replace or add top-level keys."""
+    tree = {
+        "study_name": name,
+        "metric": "val/loss",
+        "direction": "minimize",
+        "n_trials": 2,
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+        "overrides": list(TINY),
+        "params": {"model.depth": "range(1, 4)", "optimizer.lr": "tag(log, interval(0.01, 0.5))"},
+    }
+    tree.update(fields)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+def journal_study(folder: Path, name: str) -> optuna.Study:
+    path = folder / "bpstudy.journal"
+    assert path.is_file(), "no study journal beside mlflow.db"
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+def mlflow_client(folder: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def all_runs(client: MlflowClient) -> list:
+    exp = client.get_experiment_by_name("bpstudy")
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=5000)
+
+
+def parent_and_children(client: MlflowClient, study_name: str):
+    """The study's one parent run, and its child runs by trial number."""
+    runs = all_runs(client)
+    parents = [r for r in runs if r.data.tags.get("bpstudy.study") == study_name]
+    assert len(parents) == 1, f"{len(parents)} parent runs for study {study_name}"
+    parent = parents[0]
+    children: dict[int, list] = {}
+    for r in runs:
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id:
+            assert r.data.tags["optuna.study"] == study_name
+            children.setdefault(int(r.data.tags["optuna.trial"]), []).append(r)
+    return parent, children
+
+
+def assert_child_matches(trial, runs: list) -> None:
+    """Exactly one child run for the trial: the one it recorded, with its values as params."""
+    assert len(runs) == 1, f"trial {trial.number} has {len(runs)} child runs"
+    run = runs[0]
+    assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+    assert run.info.status == "FINISHED"
+    for key, value in trial.params.items():
+        assert run.data.params[key] == str(value), (trial.number, key)
+
+
+def finished(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
+    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- shipped sweep files
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_sweep_parses_and_maps_to_optuna(path):
+    spec = load_spec(path.stem)  # by name, as `bpstudy sweep NAME` finds it
+    assert spec.path.resolve() == path.resolve()
+    assert spec.n_trials >= 1 and spec.metrics and spec.space
+    assert all(isinstance(d, BaseDistribution) for d in spec.space.values())
+    assert isinstance(make_sampler(spec), optuna.samplers.BaseSampler)
+    assert isinstance(make_pruner(spec), optuna.pruners.BasePruner)
+    check_space(spec)  # every choice and both ends of every range compose and validate
+
+
+def test_shipped_sweeps_exist():
+    assert "quickstart" in [p.stem for p in SHIPPED]
+
+
+# ---------------------------------------------------------------- bad input: exit 2, one line
+
+BASE = (
+    "study_name: bad\nmetric: val/loss\nn_trials: 2\n"
+    "overrides: [data=digits, trainer.epochs=2, model.width=16, trainer.progress=none]\n"
+)
+BAD_FILES = {
+    # id: (file text, extra args, substrings the one stderr line must hold)
+    "malformed_yaml": ("study_name: [bad\n  n_trials: 2\n", [], ["line 2", "malformed YAML"]),
+    "unknown_top_key": (
+        BASE + "colour: red\nparams: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["'colour'", "study_name"],
+    ),
+    "unknown_param_path": (
+        BASE + "params: {model.nope: 'choice(1, 2)'}\n",
+        [],
+        ["params.model.nope"],
+    ),
+    "unknown_fixed_param": (
+        BASE + "params: {model.depth: 'choice(1, 2)', trainer.bogus: 3}\n",
+        [],
+        ["params.trainer.bogus"],
+    ),
+    "unknown_override": (
+        BASE.replace("data=digits,", "data=digits, model.nope=1,")
+        + "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["overrides", "model.nope"],
+    ),
+    "bad_grammar": (
+        BASE + "params: {model.depth: 'choice(1, 2'}\n",
+        [],
+        ["params.model.depth", "cannot parse"],
+    ),
+    "unknown_sampler": (
+        BASE + "sampler: {name: annealing}\nparams: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["sampler 'annealing'", "tpe"],
+    ),
+    "unknown_sampler_argument": (
+        BASE + "sampler: {name: tpe, warmup: 3}\nparams: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["sampler.warmup", "n_startup_trials"],
+    ),
+    "unknown_pruner": (
+        BASE + "pruner: {name: patience}\nparams: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["pruner 'patience'", "median"],
+    ),
+    "grid_over_interval": (
+        BASE + "sampler: {name: grid}\nparams: {optimizer.lr: 'interval(0.01, 0.1)'}\n",
+        [],
+        ["params.optimizer.lr", "grid", "interval"],
+    ),
+    "value_not_allowed": (
+        BASE + "params: {model.activation: 'choice(sigmoid, swish)'}\n",
+        [],
+        ["params.model.activation", "swish", "tanh"],
+    ),
+    "metric_not_allowed": (
+        BASE.replace("val/loss", "val/f1") + "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["metric 'val/f1'", "val/accuracy"],
+    ),
+    "workers_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--workers", "0"], []),
+    "n_trials_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--n-trials", "0"], []),
+}
+
+
+def assert_one_line_error(out, *needles: str) -> str:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("bpstudy: error: "), lines[0]
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def assert_nothing_started(folder: Path) -> None:
+    """No study journal, and no MLflow run (half-written or not)."""
+    assert not (folder / "bpstudy.journal").exists()
+    if (folder / "mlflow.db").exists():
+        assert all_runs(mlflow_client(folder)) == []
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_sweep_input_is_one_line_exit_2(cli, tmp_path, case):
+    text, args, needles = BAD_FILES[case]
+    (tmp_path / "bad.yaml").write_text(text)
+    out = cli("sweep", "bad.yaml", *args, "--progress", "lines")
+    line = assert_one_line_error(out, *needles)
+    if args:  # a bad option: the message names it
+        assert args[0] in line
+    else:  # a bad file: the message names it
+        assert "bad.yaml" in line
+    assert_nothing_started(tmp_path)
+
+
+def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
+    out = cli("sweep", "no_such_sweep", "--progress", "lines")
+    line = assert_one_line_error(out, "no_such_sweep")
+    for path in SHIPPED:
+        assert path.stem in line
+    assert_nothing_started(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "journal_in_missing_folder"])
+def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
+    path = write_sweep(tmp_path, "bad")
+    if kind == "postgresql":
+        url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
+    else:
+        url = f"journal:{tmp_path / 'missing' / 'study.journal'}"
+    out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
+    line = assert_one_line_error(out, "--storage", url.split("@")[-1])
+    if kind != "postgresql":
+        assert "does not exist" in line
+    assert_nothing_started(tmp_path)
+    assert not (tmp_path / "missing").exists()
+
+
+# ---------------------------------------------------------------- a diverging region
+
+
+def test_diverging_trials_are_pruned_as_diverged(cli, tmp_path):
+    # sigma_w 6.0 at depth 20 with lr 1.0 goes NaN in its first steps; 1.0 trains
+    path = write_sweep(
+        tmp_path,
+        "diverge",
+        sampler={"name": "grid", "seed": 0},
+        overrides=[
+            *TINY,
+            "model.depth=20",
+            "model.activation=relu",
+            "model.init.scheme=normal",
+            "optimizer.lr=1.0",
+        ],
+        params={"model.init.sigma_w": "choice(1.0, 6.0)"},
+    )
+    out = cli("sweep", str(path), "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert "1 complete, 1 pruned, 0 failed" in out.stdout
+    study = journal_study(tmp_path, "diverge")
+    by_sigma = {t.params["model.init.sigma_w"]: t for t in study.trials}
+    assert sorted(by_sigma) == [1.0, 6.0] and len(study.trials) == 2
+    bad, good = by_sigma[6.0], by_sigma[1.0]
+    assert bad.state == TrialState.PRUNED
+    assert bad.user_attrs["outcome"] == "diverged"
+    assert isinstance(bad.user_attrs["diverged_step"], int) and bad.user_attrs["diverged_step"] >= 0
+    assert bad.user_attrs["prune_reason"].startswith("diverged")
+    assert good.state == TrialState.COMPLETE and math.isfinite(good.value)
+    assert good.user_attrs["outcome"] != "diverged"
+    _, children = parent_and_children(mlflow_client(tmp_path), "diverge")
+    for trial in (bad, good):
+        assert_child_matches(trial, children[trial.number])
+    assert children[bad.number][0].data.tags["bpstudy.outcome"] == "diverged"
+
+
+# ---------------------------------------------------------------- parallel workers
+
+
+@pytest.mark.slow
+def test_two_workers_eight_trials(cli, tmp_path):
+    path = write_sweep(
+        tmp_path,
+        "eight",
+        n_trials=8,
+        params={
+            "model.depth": "range(1, 4)",
+            "model.activation": "choice(tanh, relu)",
+            "optimizer.lr": "tag(log, interval(0.01, 0.5))",
+        },
+    )
+    out = cli("sweep", str(path), "--workers", "2", "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert "8 complete, 0 pruned, 0 failed" in out.stdout
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["eight"]
+    study = journal_study(tmp_path, "eight")
+    trials = study.trials
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 8  # no repeated values
+    client = mlflow_client(tmp_path)
+    parent, children = parent_and_children(client, "eight")
+    assert parent.info.status == "FINISHED"
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    assert parent.info.run_id in out.stdout
+    assert sorted(children) == list(range(8))
+    for t in trials:
+        assert_child_matches(t, children[t.number])
+    assert len(all_runs(client)) == 9  # 8 children + the parent, nothing else
+
+
+@pytest.mark.slow
+def test_resume_adds_only_the_missing_trials(cli, tmp_path):
+    path = write_sweep(tmp_path, "resume", n_trials=2)
+    first = cli("sweep", str(path), "--progress", "lines")
+    assert first.returncode == 0, first.stderr
+    before = {t.number: t for t in journal_study(tmp_path, "resume").trials}
+    assert len(before) == 2
+    parent_before, _ = parent_and_children(mlflow_client(tmp_path), "resume")
+
+    second = cli("sweep", str(path), "--n-trials", "4", "--workers", "2", "--progress", "lines")
+    assert second.returncode == 0, second.stderr
+    assert "4 complete, 0 pruned, 0 failed" in second.stdout
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["resume"]
+    study = journal_study(tmp_path, "resume")
+    trials = study.trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    for number, old in before.items():  # the first two are untouched
+        assert trials[number].params == old.params
+        assert trials[number].datetime_complete == old.datetime_complete
+        assert trials[number].user_attrs["mlflow_run_id"] == old.user_attrs["mlflow_run_id"]
+    # a seeded sampler must not replay the values the study already holds
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
+    client = mlflow_client(tmp_path)
+    parent, children = parent_and_children(client, "resume")
+    assert parent.info.run_id == parent_before.info.run_id
+    assert parent.info.status == "FINISHED"
+    assert sorted(children) == [0, 1, 2, 3]
+    for t in trials:
+        assert_child_matches(t, children[t.number])
+    assert len(all_runs(client)) == 5
+
+    # a third invocation with nothing missing adds nothing
+    third = cli("sweep", str(path), "--n-trials", "4", "--progress", "lines")
+    assert third.returncode == 0, third.stderr
+    assert len(journal_study(tmp_path, "resume").trials) == 4
+    assert len(all_runs(client)) == 5
+
+
+# ---------------------------------------------------------------- a worker SIGKILLed mid-trial
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
+    n = 3
+    path = write_sweep(
+        tmp_path,
+        "killed",
+        n_trials=n,
+        # long enough to catch a trial in the middle: a few seconds each
+        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
+        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
+    )
+    log_out, log_err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with log_out.open("w") as out_f, log_err.open("w") as err_f:
+        proc = subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--workers", "2", "--progress", "lines"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=out_f,
+            stderr=err_f,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # its own process group: cleaned up below on failure
+        )
+    try:
+        journal = tmp_path / "bpstudy.journal"
+        wait_until(journal.exists, 120, "the study journal")
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+
+        def running_trial():
+            try:
+                study = optuna.load_study(study_name="killed", storage=storage)
+            except KeyError:  # study not created yet
+                return None
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                # early in its run: far from finishing before the signal lands
+                if "mlflow_run_id" in t.user_attrs and len(t.intermediate_values) < 50:
+                    return t
+            return None
+
+        victim = wait_until(running_trial, 180, "a RUNNING trial with an MLflow run")
+        pid = int(victim.user_attrs["worker"].rpartition(":")[2])
+        assert pid != proc.pid  # a worker, not the supervisor
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stdout, stderr = log_out.read_text(), log_err.read_text()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+    study = journal_study(tmp_path, "killed")
+    trials = study.trials
+    assert len(finished(study)) == n
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL
+    assert "died" in dead.user_attrs["error"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retries) == 1
+    assert retries[0].state in FINISHED
+    assert retries[0].params == dead.params
+    assert [t for t in trials if t.state == TrialState.FAIL] == [dead]
+    assert "1 failed" in stdout
+
+    client = mlflow_client(tmp_path)
+    dead_run = client.get_run(dead.user_attrs["mlflow_run_id"])
+    assert dead_run.info.status == "FAILED"
+    assert dead_run.data.tags["bpstudy.outcome"] == "failed"
+    assert not [r for r in all_runs(client) if r.info.status == "RUNNING"]
+    parent, children = parent_and_children(client, "killed")
+    assert parent.info.status == "FINISHED"
+    for t in finished(study):
+        assert_child_matches(t, children[t.number])
+
+
+# ---------------------------------------------------------------- RDB storage: heartbeats
+
+
+@pytest.mark.slow
+def test_rdb_trial_of_a_lost_remote_worker_is_failed_and_retried(cli, tmp_path):
+    """A trial left RUNNING by a worker on another machine (its heartbeat long stale) is
+    failed by the workers, its values run again, and its MLflow run ends FAILED."""
+    path = write_sweep(tmp_path, "hb", n_trials=2)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    client = mlflow_client(tmp_path)
+    lost_run = client.create_run(client.create_experiment("bpstudy")).info.run_id
+    with warnings.catch_warnings():  # heartbeats are "experimental"
+        warnings.simplefilter("ignore")
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=30)
+        study = optuna.create_study(study_name="hb", storage=storage, direction="minimize")
+        lost = study.ask(load_spec(str(path)).space)
+    lost.set_user_attr("worker", "another-machine:1")
+    lost.set_user_attr("mlflow_run_id", lost_run)
+    storage.record_heartbeat(lost._trial_id)
+    storage.engine.dispose()
+    with sqlite3.connect(tmp_path / "study.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00.000000'")
+
+    out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "Warning" not in out.stderr, out.stderr  # Optuna's heartbeat/deprecation notices
+    study = optuna.load_study(study_name="hb", storage=url)
+    trials = study.trials
+    assert trials[lost.number].state == TrialState.FAIL
+    done = finished(study)
+    assert len(done) == 2
+    with warnings.catch_warnings():  # "experimental"
+        warnings.simplefilter("ignore")
+        retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+        retried = [t for t in done if retry_of(t) == lost.number]
+    assert len(retried) == 1 and retried[0].params == trials[lost.number].params
+    assert client.get_run(lost_run).info.status == "FAILED"
+    _, children = parent_and_children(client, "hb")
+    for t in done:
+        assert_child_matches(t, children[t.number])
+
+
+# ---------------------------------------------------------------- the shipped quickstart
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(cli, tmp_path):
+    n = 4  # the shipped file as it is, with fewer trials to keep the suite short
+    out = cli("sweep", "quickstart", "--workers", "2", "--n-trials", str(n), "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "best val/loss" in out.stdout
+    study = journal_study(tmp_path, "quickstart")
+    assert len(finished(study)) == n
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    spec = load_spec("quickstart")
+    for t in study.trials:
+        assert set(t.params) == set(spec.space)
+    parent, children = parent_and_children(mlflow_client(tmp_path), "quickstart")
+    assert parent.info.status == "FINISHED"
+    for t in finished(study):
+        assert_child_matches(t, children[t.number])
