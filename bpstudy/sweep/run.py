@@ -36,7 +36,7 @@ POLL_SECONDS = 0.5
 MAX_WORKER_DEATHS = 5  # a worker that keeps dying (a broken install, OOM) ends the sweep
 
 
-class SweepAborted(BpstudyError):
+class SweepAbortedError(BpstudyError):
     """Workers keep dying: not bad input, so exit code 1."""
 
     exit_code = 1
@@ -279,7 +279,7 @@ def run_sweep(
                     recover_orphans(study, tracking_uri, pids={proc.pid})
                     if deaths > MAX_WORKER_DEATHS:
                         _stop(procs.values())
-                        raise SweepAborted(
+                        raise SweepAbortedError(
                             f"sweep '{spec.study_name}': workers died {deaths} times (last exit "
                             f"code {code}); stopped. The study is resumable once the cause is fixed"
                         )
