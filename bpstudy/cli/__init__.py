@@ -20,6 +20,8 @@ commands:
                       --cfg job, --help, -m for multirun)
   sweep NAME|PATH     run or resume an Optuna study over a sweep file, with
                       --workers K processes, pruning and MLflow parent/child runs
+  report STUDY        join a study's trials with their MLflow runs: CSV, summary,
+                      pictures, logged to the study's parent run
   rerun RUN_ID        retrain a logged run from its config.yaml; say whether
                       its metric history matches, bit for bit
   ui [--port P]       open the MLflow UI on the store in use (127.0.0.1)
@@ -27,7 +29,7 @@ commands:
 Run 'bpstudy COMMAND --help' for a command's options."""
 
 
-COMMANDS = ("train", "sweep", "rerun", "ui")
+COMMANDS = ("train", "sweep", "report", "rerun", "ui")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             from bpstudy.cli.sweep import main as sweep_main
 
             sweep_main(rest)
+        elif command == "report":
+            from bpstudy.cli.report import main as report_main
+
+            report_main(rest)
         elif command == "rerun":
             from bpstudy.cli.mlflow_commands import rerun_main
 
