@@ -279,6 +279,8 @@ def test_diverging_trials_are_pruned_as_diverged(cli, tmp_path):
     )
     out = cli("sweep", str(path), "--progress", "lines")
     assert out.returncode == 0, out.stderr
+    # the grid runs out with the last trial: no worker may crash on Optuna's Study.stop()
+    assert "Traceback" not in out.stderr
     assert "1 complete, 1 pruned, 0 failed" in out.stdout
     study = journal_study(tmp_path, "diverge")
     by_sigma = {t.params["model.init.sigma_w"]: t for t in study.trials}

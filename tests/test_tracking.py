@@ -57,6 +57,8 @@ def test_every_design_name_is_logged(cli, tmp_path, store):
     assert out.returncode == 0, out.stderr
     run = only_run(client)
     assert run.info.status == "FINISHED"
+    # artifacts live beside the SQLite store, not in ./mlruns of the working directory
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
     metrics = set(run.data.metrics)
     per_layer = {f"{s}/L{i:02d}" for s in STATS for i in (1, 2, 3)}
     epoch = {"train/loss", "train/accuracy", "val/loss", "val/accuracy"}

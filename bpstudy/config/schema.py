@@ -211,8 +211,30 @@ class BackpropConfig:
     name: Literal["backprop"] = "backprop"
 
 
-LearningRuleConfig = BackpropConfig
-LEARNING_RULE_CONFIGS: dict[str, type] = {"backprop": BackpropConfig}
+@dataclass(frozen=True)
+class FeedbackAlignmentConfig:
+    """Lillicrap et al. (2016): fixed random B of W's shape, N(0, scale^2 / fan_in), in
+    place of W^T in the backward pass."""
+
+    name: Literal["feedback_alignment"] = "feedback_alignment"
+    scale: float = field(default=1.0, metadata={"gt": 0.0})
+
+
+@dataclass(frozen=True)
+class DirectFeedbackAlignmentConfig:
+    """Nøkland (2016): the output error straight to every hidden layer through fixed random
+    B_i: (out_dim, width), N(0, scale^2 / width)."""
+
+    name: Literal["direct_feedback_alignment"] = "direct_feedback_alignment"
+    scale: float = field(default=1.0, metadata={"gt": 0.0})
+
+
+LearningRuleConfig = BackpropConfig | FeedbackAlignmentConfig | DirectFeedbackAlignmentConfig
+LEARNING_RULE_CONFIGS: dict[str, type] = {
+    "backprop": BackpropConfig,
+    "feedback_alignment": FeedbackAlignmentConfig,
+    "direct_feedback_alignment": DirectFeedbackAlignmentConfig,
+}
 
 # ---------------------------------------------------------------- regularization
 

@@ -180,3 +180,10 @@ def check_combinations(cfg: Config) -> None:
         raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
     if cfg.trainer.schedule.name == "warmup" and cfg.trainer.schedule.warmup_steps == 0:
         raise ConfigError("trainer.schedule.name=warmup needs trainer.schedule.warmup_steps > 0")
+    if cfg.learning_rule.name == "direct_feedback_alignment" and m.residual.enabled:
+        raise ConfigError(
+            "learning_rule=direct_feedback_alignment does not apply with "
+            "model.residual.enabled=true: it sends the output error straight to every hidden "
+            "layer, so no error travels down the skip connections; use "
+            "learning_rule=feedback_alignment or backprop, or model.residual.enabled=false"
+        )

@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from bpstudy.learning_rule.backprop import Backprop
-from bpstudy.learning_rule.base import LearningRule
+from bpstudy.learning_rule.base import LearningRule, angles_deg
+from bpstudy.learning_rule.direct_feedback_alignment import DirectFeedbackAlignment
+from bpstudy.learning_rule.feedback_alignment import FeedbackAlignment
 
-__all__ = ["Backprop", "LearningRule", "make_learning_rule"]
+__all__ = [
+    "RULES",
+    "Backprop",
+    "DirectFeedbackAlignment",
+    "FeedbackAlignment",
+    "LearningRule",
+    "angles_deg",
+    "make_learning_rule",
+]
+
+RULES = ("backprop", "feedback_alignment", "direct_feedback_alignment")
 
 
-def make_learning_rule(name: str) -> LearningRule:
-    rules = {"backprop": Backprop}
-    if name not in rules:
-        raise ValueError(f"unknown learning rule {name!r}; allowed: {', '.join(rules)}")
-    return rules[name]()
+def make_learning_rule(
+    name: str,
+    weight_shapes: Sequence[tuple[int, int]] = (),
+    rng: np.random.Generator | None = None,
+    scale: float = 1.0,
+    dtype: np.dtype | str = np.float32,
+) -> LearningRule:
+    """The rule `name` for a network whose weights (hidden.0.W, ..., output.W) have
+    `weight_shapes`; feedback matrices are drawn from `rng` (Seeds(seed).rng("feedback"))."""
+    if name not in RULES:
+        raise ValueError(f"unknown learning rule {name!r}; allowed: {', '.join(RULES)}")
+    if name == "backprop":
+        return Backprop()
+    if rng is None:
+        raise ValueError(f"learning rule {name!r} needs a random generator for its feedback")
+    if not weight_shapes:
+        raise ValueError(f"learning rule {name!r} needs the network's weight shapes")
+    if name == "feedback_alignment":
+        return FeedbackAlignment(weight_shapes, rng, scale, dtype)
+    widths = {fan_out for _, fan_out in weight_shapes[:-1]}
+    if len(widths) > 1:
+        raise ValueError(f"direct_feedback_alignment needs equal hidden widths, but got {widths}")
+    out_dim, depth = weight_shapes[-1][1], len(weight_shapes) - 1
+    if depth < 1:
+        raise ValueError("direct_feedback_alignment needs at least one hidden layer")
+    return DirectFeedbackAlignment(out_dim, depth, widths.pop(), rng, scale, dtype)

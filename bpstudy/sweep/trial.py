@@ -37,6 +37,17 @@ class PruningReporter(Listener):
             )
 
 
+def tell(trial: Trial, values=None, state: TrialState | None = None) -> None:
+    """study.tell, minus one quirk: the grid sampler calls Study.stop() when its grid is
+    used up, which only works inside Study.optimize and raises with ask/tell. The trial's
+    state is stored before that (Optuna stores it in a `finally`), so the error is moot."""
+    try:
+        trial.study.tell(trial, values, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
 def objective_value(result, metric: str, direction: str) -> float:
     """The metric's best value over the run (wall time: the run's)."""
     if metric == WALL_TIME:
@@ -71,13 +82,13 @@ def run_trial(
         )
     except KeyboardInterrupt:  # stopped, not failed: its values run again on resume
         trial.set_user_attr("error", "interrupted (Ctrl-C)")
-        study.tell(trial, state=TrialState.FAIL)
+        tell(trial, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of one trial must not end the sweep
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
         trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        study.tell(trial, state=TrialState.FAIL)
+        tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
     result = tracked.result
     trial.set_user_attr("outcome", tracked.outcome)
@@ -86,18 +97,18 @@ def run_trial(
         trial.set_user_attr(
             "prune_reason", f"diverged at step {result.diverged_step}: {result.diverged_reason}"
         )
-        study.tell(trial, state=TrialState.PRUNED)
+        tell(trial, state=TrialState.PRUNED)
         return TrialState.PRUNED
     if result.status == "stopped":
         trial.set_user_attr("prune_reason", result.stop_reason)
-        study.tell(trial, state=TrialState.PRUNED)
+        tell(trial, state=TrialState.PRUNED)
         return TrialState.PRUNED
     values = [
         objective_value(result, m, d) for m, d in zip(spec.metrics, spec.directions, strict=True)
     ]
     if not all(math.isfinite(v) for v in values):
         trial.set_user_attr("error", f"objective is not finite: {values}")
-        study.tell(trial, state=TrialState.FAIL)
+        tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
-    study.tell(trial, values if spec.multi_objective else values[0])
+    tell(trial, values if spec.multi_objective else values[0])
     return TrialState.COMPLETE

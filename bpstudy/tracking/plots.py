@@ -1,8 +1,14 @@
-"""The pictures each run logs: the gradient-flow heatmap and the loss curves.
+"""The pictures each run logs: the gradient-flow heatmap, the loss curves and, for a
+learning rule other than backprop, the alignment angles.
 
 The heatmap puts hidden layers on the vertical axis (input at the bottom, output at the
 top) and optimizer steps on the horizontal, coloured by log10 of the gradient norm:
 vanishing shows as a dark band toward the input, exploding as a bright one.
+
+The alignment plot is its companion: one line per hidden layer over steps (colour from
+input to output side), the angle between the rule's update and the true gradient, with
+90 degrees (no better than a random direction) dashed; feedback alignment adds a panel
+with the angle between each feedback matrix B and the W it replaces.
 """
 
 from __future__ import annotations
@@ -76,6 +82,42 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.legend()
     ax.set_title(title or "loss")
     fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Angle per hidden layer over steps: `alignment`, and `feedback_angle` when logged."""
+    plt = _pyplot()
+    stats = [c for c in ("alignment", "feedback_angle") if c in layer_stats]
+    labels = {
+        "alignment": "update vs true gradient (deg)",
+        "feedback_angle": "feedback B vs forward W (deg)",
+    }
+    panels = max(len(stats), 1)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(5 * panels + 1.5, 4), dpi=100, squeeze=False, layout="constrained"
+    )
+    axes = axes[0]
+    if layer_stats.empty or not stats:
+        axes[0].text(0.5, 0.5, "no alignment logged", ha="center", va="center")
+    else:
+        layers = np.sort(layer_stats["layer"].unique())
+        cmap = plt.get_cmap("viridis")
+        norm = plt.Normalize(layers[0], max(layers[-1], layers[0] + 1))
+        top = float(np.nanmax(layer_stats[stats].to_numpy(dtype=float), initial=90.0))
+        top = min(180.0, 10.0 * np.ceil(max(top, 95.0) / 10.0))
+        for ax, stat in zip(axes, stats, strict=True):
+            for layer, rows in layer_stats.groupby("layer", sort=True):
+                ax.plot(rows["step"], rows[stat], color=cmap(norm(layer)), linewidth=1.2)
+            ax.axhline(90.0, color="grey", linestyle="--", linewidth=0.8)
+            ax.set_ylim(0, top)
+            ax.set_xlabel("optimizer step")
+            ax.set_ylabel(labels[stat])
+        bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes))
+        bar.set_label("hidden layer (1 = input side)")
+    fig.suptitle(title or "alignment with the true gradient")
     fig.savefig(path)
     plt.close(fig)
     return path

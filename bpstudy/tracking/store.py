@@ -86,6 +86,16 @@ def client_for(uri: str):
     return client
 
 
+def artifact_location(uri: str, name: str) -> str | None:
+    """For an SQLite store, artifacts live beside the database (`mlartifacts/NAME`), not
+    in MLflow's default ./mlruns of whatever directory the process happens to run in."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return None  # a server decides where its artifacts go
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return (db.parent / "mlartifacts" / safe).resolve().as_uri()
+
+
 def experiment_id(client, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
@@ -93,7 +103,9 @@ def experiment_id(client, name: str) -> str:
             client.restore_experiment(found.experiment_id)
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(
+            name, artifact_location=artifact_location(client.tracking_uri, name)
+        )
     except Exception:  # another worker may have created it meanwhile; re-raised if not
         found = client.get_experiment_by_name(name)
         if found is None:

@@ -21,7 +21,6 @@ import numpy as np
 
 from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
-from bpstudy.training.diagnostics import STATS
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 
@@ -121,7 +120,7 @@ class MlflowTracker(Listener):
             Metric("grad_norm/ratio_log10", float(ratio), now, step),
         ]
         for i in range(row.shape[0]):
-            for j, stat in enumerate(STATS):
+            for j, stat in enumerate(diag.columns):
                 out.append(Metric(metric_key(stat, i + 1), float(row[i, j]), now, step))
         return out
 
@@ -199,7 +198,7 @@ class MlflowTracker(Listener):
             self._send(final)
 
     def _log_artifacts(self, trainer, result) -> None:
-        from bpstudy.tracking.plots import grad_flow_png, loss_png
+        from bpstudy.tracking.plots import alignment_png, grad_flow_png, loss_png
 
         with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
             root = Path(tmp)
@@ -215,6 +214,12 @@ class MlflowTracker(Listener):
                 title=f"gradient flow: {title}",
             )
             loss_png(result.history, root / "plots" / "loss.png", title=f"loss: {title}")
+            if "alignment" in result.layer_stats:
+                alignment_png(
+                    result.layer_stats,
+                    root / "plots" / "alignment.png",
+                    title=f"{self.cfg.learning_rule.name}: {title}",
+                )
             np.savez(root / "model" / "weights.npz", **trainer.net.state())
             self.client.log_artifacts(self.run_id, str(root))
 

@@ -7,6 +7,17 @@
 | act_std      | std of the activation output f(u_i) over batch and units             |
 | saturation   | fraction of (example, unit) entries with f'(u) < 1% of max f'        |
 
+With a learning rule other than backprop, the columns its `extra_stats` names follow
+(backprop runs keep exactly the six above; its angle is 0 by definition):
+
+| alignment      | angle in degrees between the rule's update of W_i (L1/L2 included, |
+|                | before clipping) and the true gradient dLoss/dW_i on the same batch |
+| feedback_angle | angle in degrees between the feedback matrix B that carries the    |
+|                | error into layer i and the W it replaces (that of layer i+1, or the |
+|                | output layer's for the last): feedback alignment only               |
+
+The true gradient costs one more backward pass on the cached forward, on logging steps
+only; the rule's gradient and error signals are put back before anyone else sees them.
 Norms over parameters read slices of the network's flat vectors.
 """
 
@@ -17,9 +28,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from bpstudy.learning_rule import Backprop, LearningRule, angles_deg
 from bpstudy.training.events import Listener
 
 STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "saturation")
+EXTRA_STATS = ("alignment", "feedback_angle")  # what a non-backprop rule may add
 
 
 def layer_sq_norms(flat: np.ndarray, net) -> np.ndarray:
@@ -43,12 +56,45 @@ def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
     return np.matmul(A[:, None, :], A[:, :, None]).reshape(-1)
 
 
+def layer_angles(a: np.ndarray, b: np.ndarray, net) -> np.ndarray:
+    """Angle in degrees between each hidden layer's W-part of two flat vectors: (depth,)."""
+    slices = net.hidden_weight_slices
+    out = np.empty(len(slices))
+    out[0] = angles_deg(a[slices[0]][None, :], b[slices[0]][None, :])[0]
+    if len(slices) > 1:
+        rest, rows = slice(slices[1].start, slices[-1].stop), (len(slices) - 1, -1)
+        out[1:] = angles_deg(a[rest].reshape(rows), b[rest].reshape(rows))
+    return out
+
+
+def alignment_angles(net, dscores: np.ndarray) -> np.ndarray:
+    """(depth,) angles in degrees between the update in net.grad (what a rule proposed
+    for each hidden W, penalty included) and the true gradient, computed by backprop on
+    the same cached forward pass from dscores: (N, out_dim). net.grad and the workspace's
+    error signals are left as they were."""
+    ws = net.last_workspace
+    proposed, deltas = net.grad.copy(), ws.deltas.copy()
+    try:
+        Backprop().backward(net, dscores)
+        net.add_penalty_grad()
+        return layer_angles(proposed, net.grad, net)
+    finally:
+        net.grad[...] = proposed
+        ws.deltas[...] = deltas
+
+
 class Diagnostics(Listener):
     """Collects the per-layer table and the per-step scalars (lr, gradient ratio)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rule: LearningRule | None = None) -> None:
+        self.rule = rule
+        extra = tuple(rule.extra_stats) if rule is not None else ()
+        unknown = [name for name in extra if name not in EXTRA_STATS]
+        if unknown:
+            raise ValueError(f"unknown extra statistics {unknown}; known: {EXTRA_STATS}")
+        self.columns: tuple[str, ...] = (*STATS, *extra)  # of each row, in order
         self.steps: list[int] = []
-        self.rows: list[np.ndarray] = []  # each (depth, len(STATS))
+        self.rows: list[np.ndarray] = []  # each (depth, len(self.columns))
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
         self._pending: np.ndarray | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
@@ -71,7 +117,7 @@ class Diagnostics(Listener):
         ws = net.last_workspace
         L, N, _ = ws.acts.shape
         A = ws.acts.reshape(L, -1)
-        row = np.empty((L, len(STATS)))
+        row = np.empty((L, len(self.columns)))
         row[:, 0] = np.sqrt(layer_sq_norms(net.grad, net))
         n = A.shape[1]
         ones = self.ones(n, A.dtype)
@@ -83,7 +129,16 @@ class Diagnostics(Listener):
         flags = act.derivative(A, out=self.scratch(A))
         np.less(flags, 0.01 * act.max_slope, out=flags)  # 1.0 where saturated
         row[:, 5] = (flags @ ones) / n
+        if len(self.columns) > len(STATS):
+            self._extra(trainer, row)  # after delta_norm: it re-runs the backward pass
         self._pending = row
+
+    def _extra(self, trainer, row: np.ndarray) -> None:
+        for j, name in enumerate(self.columns[len(STATS) :], start=len(STATS)):
+            if name == "alignment":
+                row[:, j] = alignment_angles(trainer.net, trainer.dscores)
+            elif name == "feedback_angle":
+                row[:, j] = self.rule.feedback_angles(trainer.net)
 
     def on_update(self, trainer, step: int) -> None:
         net, row = trainer.net, self._pending
@@ -101,12 +156,13 @@ class Diagnostics(Listener):
         self._pending = None
 
     def layer_frame(self) -> pd.DataFrame:
-        """One row per (step, layer): step, layer (1-based), then STATS."""
+        """One row per (step, layer): step, layer (1-based), then `columns` (STATS, and
+        the rule's extra statistics)."""
         if not self.rows:
-            return pd.DataFrame(columns=["step", "layer", *STATS])
+            return pd.DataFrame(columns=["step", "layer", *self.columns])
         depth = self.rows[0].shape[0]
         table = np.concatenate(self.rows)
-        frame = pd.DataFrame(table, columns=list(STATS))
+        frame = pd.DataFrame(table, columns=list(self.columns))
         frame.insert(0, "layer", np.tile(np.arange(1, depth + 1), len(self.rows)))
         frame.insert(0, "step", np.repeat(np.asarray(self.steps, dtype=np.int64), depth))
         return frame

@@ -28,7 +28,8 @@ class Listener:
         """Before the first step."""
 
     def on_gradients(self, trainer: Trainer, step: int) -> None:
-        """Logging step: gradients are computed (raw, before clipping), not yet applied."""
+        """Logging step: gradients are computed (raw, before clipping), not yet applied;
+        `trainer.dscores` holds the batch's dLoss/dscores for a second backward pass."""
 
     def on_update(self, trainer: Trainer, step: int) -> None:
         """Logging step: the optimizer has applied its update."""

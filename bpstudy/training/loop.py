@@ -72,12 +72,15 @@ class Trainer:
     ) -> None:
         self.net, self.rule, self.optimizer, self.schedule = net, rule, optimizer, schedule
         self.data, self.settings, self.shuffle_rng = data, settings, shuffle_rng
-        self.diagnostics = Diagnostics()
+        self.diagnostics = Diagnostics(rule)
         self.listeners: list[Listener] = [self.diagnostics, *listeners]
         self.step = 0  # optimizer steps taken; MLflow's step
         self.epoch = 0
         self.lr = schedule(0)
         self.last_loss = float("nan")
+        # dLoss/dscores of the current batch: (N, out_dim), for listeners that re-run a
+        # backward pass on the cached forward (the alignment diagnostic)
+        self.dscores: np.ndarray | None = None
 
     # ------------------------------------------------------------ events
 
@@ -93,6 +96,7 @@ class Trainer:
         log = self.step % s.log_every == 0
         scores = net.forward(X, train=True)
         loss, dscores = net.loss(scores, y)
+        self.dscores = dscores
         self.rule.backward(net, dscores)
         net.add_penalty_grad()
         sq_norm = float(np.dot(net.grad, net.grad))

@@ -105,7 +105,15 @@ def build_schedule(c: Config, steps_per_epoch: int) -> Schedule:
 
 
 def build_learning_rule(c: Config, net: Network) -> LearningRule:
-    return make_learning_rule(c.learning_rule.name)
+    """The configured rule for `net`, its feedback matrices from their own seed stream."""
+    shapes = [W.shape for name, W in net.parameters().items() if name.endswith(".W")]
+    return make_learning_rule(
+        c.learning_rule.name,
+        weight_shapes=shapes,
+        rng=Seeds(c.trainer.seed).rng("feedback"),
+        scale=getattr(c.learning_rule, "scale", 1.0),
+        dtype=net.dtype,
+    )
 
 
 def make_trainer(

@@ -62,4 +62,19 @@ def render(result: TrainResult, outcome: str | None = None) -> str:
             lines.append(
                 f"  first/last layer gradient ratio at the start: 10^{math.log10(g[0] / g[-1]):+.1f}"
             )
+    if "alignment" in result.layer_stats and not result.layer_stats.empty:
+        lines.append(alignment_line(result.layer_stats))
     return "\n".join(lines)
+
+
+def alignment_line(layer_stats: pd.DataFrame) -> str:
+    """Mean over hidden layers of the angle between the rule's update and the true
+    gradient, at the first and the last logged step (90 degrees: no better than random)."""
+    by_step = layer_stats.groupby("step")["alignment"].mean()
+    last_layer = layer_stats[layer_stats["layer"] == layer_stats["layer"].max()]
+    last_layer = last_layer.set_index("step")["alignment"]
+    return (
+        "alignment with the true gradient (mean over layers, first -> last logged step): "
+        f"{by_step.iloc[0]:.1f} -> {by_step.iloc[-1]:.1f} deg; last hidden layer "
+        f"{last_layer.iloc[0]:.1f} -> {last_layer.iloc[-1]:.1f} deg"
+    )

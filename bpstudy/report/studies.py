@@ -1,0 +1,43 @@
+"""Find a study in its Optuna storage, without creating anything there.
+
+An unknown name is the user's to fix: one line that lists the studies the storage holds
+(exit 2). A journal file that does not exist is not created (opening one would).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bpstudy.errors import BpstudyError
+from bpstudy.sweep.storage import is_rdb, open_storage, redact
+
+
+class UnknownStudyError(BpstudyError):
+    """No study of that name in the storage."""
+
+
+def study_names(storage) -> list[str]:
+    import optuna
+
+    return sorted(optuna.get_all_study_names(storage))
+
+
+def load_study(name: str, storage_url: str):
+    """The study `name` in `storage_url` (journal:PATH or an RDB URL)."""
+    import optuna
+
+    where = redact(storage_url)
+    if not is_rdb(storage_url):
+        path = Path(storage_url.removeprefix("journal:")).expanduser()
+        if not path.is_file():
+            raise UnknownStudyError(
+                f"no study '{name}': {where} does not exist, so known studies: none "
+                "(run 'bpstudy sweep' here first, or pass --storage URL)"
+            )
+    storage = open_storage(storage_url)
+    known = study_names(storage)
+    if name not in known:
+        raise UnknownStudyError(
+            f"no study '{name}' in {where}; known studies: {', '.join(known) or 'none'}"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
