@@ -18,7 +18,7 @@ from tests.conftest import REPO
 def test_wheel_install_runs_from_another_directory(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
         check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     wheel = next(dist.glob("bpstudy-*.whl"))
