@@ -1,9 +1,60 @@
-"""`bpstudy report STUDY` (being written)."""
+"""`bpstudy report STUDY [--storage URL] [--out DIR] [--tracking-uri URI]`"""
 
 from __future__ import annotations
+
+import argparse
+from typing import NoReturn
 
 from bpstudy.errors import BpstudyError
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bpstudy report",
+        description="Join a study's Optuna trials with their MLflow runs: write trials.csv, "
+        "summary.md and pictures (gradient-flow profile, final val/loss heatmap, Optuna's "
+        "importances and history) to a folder, and log them to the study's parent MLflow "
+        "run under report/.",
+    )
+
+    def error(message: str) -> NoReturn:
+        raise BpstudyError(f"{message}; see 'bpstudy report --help'")
+
+    p.error = error  # type: ignore[method-assign]
+    p.add_argument("study", help="the study name (a sweep file's study_name)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage of the study: journal:PATH or postgresql://... "
+        "(default: bpstudy.journal beside the MLflow store)",
+    )
+    p.add_argument(
+        "--out", default=None, help="folder for the report (default: reports/STUDY/ here)"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else the mlflow.db beside a "
+        "--storage journal, else sqlite:///mlflow.db here)",
+    )
+    return p
+
+
 def main(argv: list[str]) -> None:
-    raise BpstudyError("bpstudy report is not available yet")
+    args = parser().parse_args(argv)
+    from bpstudy.report import make_report
+
+    report = make_report(args.study, args.storage, args.out, args.tracking_uri)
+    c = report.counts
+    print(
+        f"report for study {report.study_name} ({report.n_trials} trials: {c['complete']} "
+        f"complete, {c['pruned']} pruned, {c['fail']} failed) written to {report.out_dir}"
+    )
+    print("  " + ", ".join(p.name for p in report.files))
+    if report.parent_run_id:
+        print(
+            f"logged to mlflow parent run {report.parent_run_id} (artifacts report/) "
+            f"in {report.tracking_uri}"
+        )
+    else:
+        print("not logged to MLflow: the study has no parent run")

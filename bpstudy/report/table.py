@@ -63,7 +63,7 @@ def objective_columns(metric_names: Sequence[str]) -> list[str]:
     """`objective` for one objective; `objective_<metric>` each for several."""
     if len(metric_names) <= 1:
         return [OBJECTIVE]
-    return [f"{OBJECTIVE}_{name}" for name in metric_names]
+    return [name if name.startswith(OBJECTIVE) else f"{OBJECTIVE}_{name}" for name in metric_names]
 
 
 def param_columns(table: pd.DataFrame) -> list[str]:

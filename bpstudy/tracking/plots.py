@@ -79,7 +79,8 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
         and (history[[c for c in ("train/loss", "val/loss") if c in history]] > 0).all().all()
     ):
         ax.set_yscale("log")
-    ax.legend()
+    if ax.get_lines():  # a run that diverged at once has no epoch to plot
+        ax.legend()
     ax.set_title(title or "loss")
     fig.tight_layout()
     fig.savefig(path)

@@ -1,0 +1,288 @@
+"""`bpstudy report STUDY`: read the study and its MLflow runs, join them, write the report
+folder, and log it to the study's parent run.
+
+study (Optuna storage) + child runs (MLflow) -> table (`table.py`) -> trials.csv,
+pictures (`figures.py`, `optuna_plots.py`), reading and summary.md (`reading.py`,
+`summary.py`) -> the parent run's artifacts under report/ (`runs.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from bpstudy.errors import BpstudyError
+from bpstudy.report import figures, optuna_plots
+from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
+from bpstudy.report.studies import load_study
+from bpstudy.report.summary import Picture, SummaryContext, summary_markdown
+from bpstudy.report.table import grad_columns, objective_columns, trials_table
+from bpstudy.sweep.storage import default_storage_url, is_rdb, redact
+
+CSV, SUMMARY = "trials.csv", "summary.md"
+PROFILE, IMPORTANCES, HISTORY, HTML = (
+    "grad_flow_profile.png",
+    "param_importances.png",
+    "optimization_history.png",
+    "optuna.html",
+)
+HEATMAP_GLOB = "*_heatmap.png"
+
+
+@dataclass
+class Report:
+    study_name: str
+    out_dir: Path
+    files: list[Path]
+    n_trials: int
+    counts: dict[str, int]
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def default_out_dir(study_name: str) -> Path:
+    """reports/<study>/ in the working directory (the name made safe for a folder)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).strip(".") or "study"
+    return Path.cwd() / "reports" / safe
+
+
+def _prepare(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BpstudyError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BpstudyError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    # a file of an earlier report that this one does not write again would mislead
+    for old in [
+        *(out / n for n in (CSV, SUMMARY, PROFILE, IMPORTANCES, HISTORY, HTML)),
+        *out.glob(HEATMAP_GLOB),
+    ]:
+        old.unlink(missing_ok=True)
+
+
+def _tracking_uri(tracking_uri: str | None, storage: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded store beside a journal
+    given with --storage (where `bpstudy sweep` puts them both), else mlflow.db here."""
+    from bpstudy.tracking.store import EMBEDDED_DB, resolve_uri
+
+    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or not storage or is_rdb(storage):
+        return resolve_uri(tracking_uri)
+    beside = Path(storage.removeprefix("journal:")).expanduser().resolve().parent / EMBEDDED_DB
+    return f"sqlite:///{beside}" if beside.is_file() else resolve_uri(None)
+
+
+def _objective_names(study, from_sweep: list[str] | None) -> list[str]:
+    n = len(study.directions)
+    for names in (from_sweep, study.metric_names):
+        if names and len(names) == n:
+            return list(names)
+    return ["objective"] if n == 1 else [f"objective_{i}" for i in range(n)]
+
+
+@dataclass
+class _Sources:
+    """The study and what MLflow holds of it."""
+
+    study: object
+    trials: list
+    client: object = None
+    parent: object = None  # the parent run (mlflow Run), when the study has one
+    runs: dict = field(default_factory=dict)
+    metric_names: list[str] | None = None  # from the parent run's sweep.json
+    notes: list[str] = field(default_factory=list)
+
+
+def _read(study_name: str, storage_url: str, uri: str, say: Callable[[str], None]) -> _Sources:
+    study = load_study(study_name, storage_url)
+    trials = study.get_trials(deepcopy=False)
+    src = _Sources(study, trials)
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.user_attrs.get("mlflow_run_id")]
+    if not parent_id and not run_ids:
+        src.notes.append("no trial has an MLflow run (tracking was off): no metric columns")
+        return src
+    from bpstudy.report import runs as mlflow_runs
+
+    src.client = mlflow_runs.connect(uri)
+    say(f"report {study_name}: {len(trials)} trials; reading their MLflow runs from {redact(uri)}")
+    if parent_id:
+        src.parent = mlflow_runs.parent_run(src.client, parent_id, redact(uri))
+        src.metric_names = mlflow_runs.sweep_metrics(src.client, parent_id)
+    src.runs = mlflow_runs.child_runs(src.client, src.parent, run_ids)
+    missing = len(set(run_ids) - set(src.runs))
+    if missing:
+        src.notes.append(
+            f"{missing} trials' MLflow runs are missing from {redact(uri)}; their metric "
+            "columns are empty"
+        )
+    return src
+
+
+def _facts(src: _Sources, table, metric_names: list[str], notes: list[str]) -> StudyFacts:
+    distributions: dict = {}
+    for t in src.trials:
+        distributions.update(t.distributions)
+    objective = _objective(metric_names)
+    importances, why_not = optuna_plots.importances(src.study, objective)
+    if why_not:
+        notes.append(f"parameter importances skipped: {why_not}")
+    return StudyFacts(
+        metric=metric_names[0],
+        direction=src.study.directions[0].name.lower(),
+        objective_column=objective_columns(metric_names)[0],
+        distributions=dict(sorted(distributions.items())),
+        importances=importances,
+        multi_objective=len(metric_names) > 1,
+    )
+
+
+def _objective(metric_names: list[str]) -> optuna_plots.Objective:
+    return optuna_plots.Objective(metric_names[0], multi=len(metric_names) > 1)
+
+
+def make_report(
+    study_name: str,
+    storage: str | None = None,
+    out: str | Path | None = None,
+    tracking_uri: str | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> Report:
+    """Write the report of `study_name` to `out` and log it to the study's parent run."""
+    uri = _tracking_uri(tracking_uri, storage)
+    storage_url = storage or default_storage_url(uri)
+    src = _read(study_name, storage_url, uri, say)
+    notes = src.notes
+    metric_names = _objective_names(src.study, src.metric_names)
+    table = trials_table(src.trials, src.runs, metric_names)
+    facts = _facts(src, table, metric_names, notes)
+    group = main_group(table, facts)
+
+    out_dir = Path(out).expanduser().resolve() if out else default_out_dir(study_name)
+    _prepare(out_dir)
+    say(f"report {study_name}: drawing pictures in {out_dir}")
+    written = [out_dir / CSV]
+    table.to_csv(written[0], index=False)
+    pictures = _draw(src.study, table, facts, group, _objective(metric_names), out_dir, notes)
+    written += [out_dir / p.file for p in pictures]
+    written.insert(1, out_dir / SUMMARY)
+
+    parent_id = src.parent.info.run_id if src.parent is not None else None
+    ctx = SummaryContext(
+        study_name=study_name,
+        storage=redact(storage_url),
+        tracking_uri=redact(uri) if parent_id else None,
+        parent_run_id=parent_id,
+        metric_names=metric_names,
+        directions=[d.name.lower() for d in src.study.directions],
+        generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by bpstudy {_version()}",
+        pictures=pictures,
+        notes=notes,
+        pareto=sorted(t.number for t in src.study.best_trials) if facts.multi_objective else None,
+        files=[p.name for p in written],
+    )
+    sentences = reading(table, facts, group)
+    (out_dir / SUMMARY).write_text(summary_markdown(table, ctx, facts, sentences))
+
+    if parent_id:
+        from bpstudy.report import runs as mlflow_runs
+
+        say(f"report {study_name}: logging {len(written)} files to parent run {parent_id}")
+        note = summary_markdown(table, ctx, facts, sentences, embed_images=False)
+        mlflow_runs.log_report(src.client, src.parent, written, note)
+    counts = {"complete": 0, "pruned": 0, "fail": 0}
+    for t in src.trials:
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return Report(
+        study_name=study_name,
+        out_dir=out_dir,
+        files=written,
+        n_trials=len(src.trials),
+        counts=counts,
+        parent_run_id=parent_id,
+        tracking_uri=ctx.tracking_uri,
+        notes=notes,
+    )
+
+
+def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, notes: list[str]):
+    """Every picture this study allows; what it does not is said in `notes`."""
+    pictures: list[Picture] = []
+    if grad_columns(table) and table[grad_columns(table)].notna().any().any():
+        by = f"one line per {group}" if group else "all trials"
+        figures.grad_flow_profile_png(
+            table, out_dir / PROFILE, group, title=f"{study.study_name}: gradient-flow profile"
+        )
+        pictures.append(
+            Picture(
+                PROFILE,
+                f"gradient-flow profile: median final grad norm by hidden "
+                f"layer (log scale), {by}; dashed: diverged runs",
+            )
+        )
+    else:
+        notes.append("gradient-flow profile skipped: no run logged per-layer gradient norms")
+
+    if "val/loss" in table and table["val/loss"].notna().any():
+        value, what = "val/loss", "final val/loss"
+    else:  # no MLflow runs: the objective (each trial's best value) instead
+        value, what = facts.objective_column, f"{facts.metric} (objective)"
+    ranked = ranked_params(table, facts)
+    if ranked:
+        x, y = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+        log = frozenset(
+            n
+            for n, d in facts.distributions.items()
+            if isinstance(d, FloatDistribution | IntDistribution) and d.log
+        )
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", value) + "_heatmap.png"
+        figures.loss_heatmap_png(
+            table, out_dir / name, value, x, y, log, title=f"{study.study_name}: {what}"
+        )
+        pair = "the two most important parameters" if facts.importances else "two parameters"
+        pictures.append(
+            Picture(name, f"{what} (median per cell) over {pair}: {x}" + (f" x {y}" if y else ""))
+        )
+    else:
+        notes.append("heatmap skipped: no parameter varies across the trials")
+
+    if facts.importances:
+        optuna_plots.importances_png(study, out_dir / IMPORTANCES, objective)
+        pictures.append(
+            Picture(IMPORTANCES, f"Optuna's parameter importances for {facts.metric} (fANOVA)")
+        )
+    has_complete = table["state"].eq("COMPLETE").any()
+    if has_complete:
+        optuna_plots.history_png(study, out_dir / HISTORY, objective)
+        pictures.append(Picture(HISTORY, f"Optuna's optimisation history of {facts.metric}"))
+    else:
+        notes.append("optimisation history skipped: no completed trial")
+
+    if not optuna_plots.html_available():
+        notes.append(
+            "interactive HTML skipped: Optuna draws it with plotly, which is not "
+            "installed (`pip install plotly`, then report again, for optuna.html)"
+        )
+    elif not has_complete:
+        notes.append("interactive HTML skipped: no completed trial")
+    else:
+        pair = (ranked[0], ranked[1]) if len(ranked) > 1 else None
+        optuna_plots.optuna_html(study, out_dir / HTML, objective, bool(facts.importances), pair)
+        pictures.append(
+            Picture(HTML, "interactive Optuna views (history, importances, contour, slices)")
+        )
+    return pictures
+
+
+def _version() -> str:
+    from bpstudy import __version__
+
+    return __version__

@@ -1,0 +1,178 @@
+"""Pictures drawn from the study table (matplotlib, Agg): the gradient-flow profile and the
+final-loss heatmap over two parameters. Optuna's own plots are in `optuna_plots.py`.
+
+Gradient-flow profile: hidden layer index (1 = input side) on the horizontal axis, the
+median over trials of each run's final gradient norm on a log vertical axis, one line per
+value of one categorical parameter (the activation, when the study samples it). Solid
+lines are runs that trained to the end; dashed lines are diverged runs, whose final norms
+are those of the last step before the NaN. A median of exactly zero (dead relu layers)
+cannot sit on a log axis: it is drawn as a triangle on the bottom edge.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bpstudy.report.levels import format_value, levels, sort_key
+from bpstudy.report.table import PARAM_PREFIX, grad_columns, layer_index
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _median_profile(rows: pd.DataFrame, grads: list[str]) -> tuple[np.ndarray, int]:
+    values = rows[grads].to_numpy(dtype=float)
+    values[~np.isfinite(values)] = np.nan
+    used = int(np.isfinite(values).any(axis=1).sum())
+    with warnings.catch_warnings():  # a layer no trial of the group has: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=0) if used else np.full(len(grads), np.nan), used
+
+
+@dataclass(frozen=True)
+class _Line:
+    group: str  # the parameter value (colour)
+    diverged: bool  # dashed
+    n: int  # trials behind the median
+    medians: np.ndarray  # (layers,)
+
+    @property
+    def label(self) -> str:
+        return f"{self.group}{', diverged' if self.diverged else ''} (n={self.n})"
+
+
+def _groups(table: pd.DataFrame, group: str | None) -> list[tuple[str, pd.DataFrame]]:
+    if group is None:
+        return [("all trials", table)]
+    keyed = table.groupby(PARAM_PREFIX + group, dropna=False, sort=False)
+    return [(format_value(v), rows) for v, rows in sorted(keyed, key=lambda kv: sort_key(kv[0]))]
+
+
+def grad_flow_profile_png(
+    table: pd.DataFrame, path: Path, group: str | None = None, title: str = ""
+) -> Path:
+    """Median final grad norm by layer index, one line per value of param `group`."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    grads = grad_columns(table)
+    layers = np.array([layer_index(c) for c in grads])
+    diverged = table["outcome"].eq("diverged")
+    lines: list[_Line] = []
+    for name, rows in _groups(table, group):
+        for is_diverged in (False, True):
+            medians, used = _median_profile(rows[diverged.loc[rows.index] == is_diverged], grads)
+            if used:
+                lines.append(_Line(name, is_diverged, used, medians))
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    if not lines:
+        ax.text(0.5, 0.5, "no per-layer gradient norms in the runs", ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        positive = np.concatenate([ln.medians[ln.medians > 0] for ln in lines])
+        floor = positive.min() / 10 if positive.size else 1e-12
+        colors = plt.get_cmap("tab10")
+        names = list(dict.fromkeys(ln.group for ln in lines))
+        any_zero = False
+        for ln in lines:
+            color = colors(names.index(ln.group) % 10)
+            shown = np.where(ln.medians > 0, ln.medians, np.nan)
+            style = "--" if ln.diverged else "-"
+            ax.plot(layers, shown, style, marker="o", markersize=3, color=color, label=ln.label)
+            zero = ln.medians == 0
+            if zero.any():  # log axis: draw exact zeros on the bottom edge
+                any_zero = True
+                ax.plot(layers[zero], np.full(zero.sum(), floor), "v", color=color, clip_on=False)
+        ax.set_yscale("log")
+        if any_zero:
+            ax.set_ylim(bottom=floor)
+            ax.plot([], [], "v", color="grey", label="median exactly 0 (dead layer)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("hidden layer (1 = input side)")
+        ax.set_ylabel("final grad norm (median over trials)")
+        ax.legend(fontsize=8, title=group, title_fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title or "gradient-flow profile")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def loss_heatmap_png(
+    table: pd.DataFrame,
+    path: Path,
+    value: str,
+    x: str,
+    y: str | None = None,
+    log_params: frozenset[str] = frozenset(),
+    title: str = "",
+) -> Path:
+    """Median of column `value` over the trials in each (x, y) cell of two parameters.
+
+    Cells whose trials all diverged say so; cells without a finite value stay grey."""
+    plt = _pyplot()
+    x_level, x_labels = levels(table[PARAM_PREFIX + x], x in log_params)
+    if y is None:
+        y_level, y_labels = pd.Series("all trials", index=table.index), ["all trials"]
+    else:
+        y_level, y_labels = levels(table[PARAM_PREFIX + y], y in log_params)
+    grid = np.full((len(y_labels), len(x_labels)), np.nan)
+    notes = [["" for _ in x_labels] for _ in y_labels]
+    values = table[value].astype(float).where(np.isfinite(table[value].astype(float)))
+    for i, ylab in enumerate(y_labels):
+        for j, xlab in enumerate(x_labels):
+            cell = (y_level == ylab) & (x_level == xlab)
+            if not cell.any():
+                continue
+            finite = values[cell].dropna()
+            n_div = int(table.loc[cell, "outcome"].eq("diverged").sum())
+            if len(finite):
+                grid[i, j] = finite.median()
+                notes[i][j] = f"{grid[i, j]:.3g}\nn={len(finite)}" + (
+                    f"\n{n_div} diverged" if n_div else ""
+                )
+            else:
+                notes[i][j] = "diverged" if n_div else "no value"
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.1 * len(x_labels) + 2.5), max(3.0, 0.7 * len(y_labels) + 1.8)),
+        dpi=100,
+    )
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
+    finite = grid[np.isfinite(grid)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(y_labels)):
+        for j in range(len(x_labels)):
+            dark = np.isfinite(grid[i, j]) and grid[i, j] < mid
+            ax.text(
+                j,
+                i,
+                notes[i][j],
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+            )
+    ax.set_xticks(range(len(x_labels)), x_labels, rotation=30 if len(x_labels) > 4 else 0)
+    ax.set_yticks(range(len(y_labels)), y_labels)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y or "")
+    fig.colorbar(image, ax=ax).set_label(f"{value} (median)")
+    ax.set_title(title or f"final {value} by {x}" + (f" and {y}" if y else ""))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,232 @@
+"""A short reading of what a study shows, in plain sentences, from the study table.
+
+Pure: the table, the parameters' Optuna distributions and the importances in; sentences
+out. The rules are simple and stated in each sentence (counts, medians, the log10 ratio
+of the first to the last layer's gradient), so a reader can check them in trials.csv.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+from bpstudy.report.levels import MAX_LEVELS, format_value
+from bpstudy.report.table import PARAM_PREFIX, grad_columns
+
+BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
+FLOW_LOG10 = 3.0  # orders of magnitude between first and last layer: the outcome tag's default
+ROUGH_BELOW = 10  # fewer completed trials than this: importances are a rough guide
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+PREFERRED_GROUP = "model.activation"
+
+
+@dataclass(frozen=True)
+class StudyFacts:
+    """What the reading needs besides the table."""
+
+    metric: str  # the objective's name, e.g. val/loss
+    direction: str  # minimize | maximize (of the first objective)
+    objective_column: str  # `objective`, or `objective_<metric>` in a multi-objective study
+    distributions: Mapping[str, BaseDistribution]
+    importances: Mapping[str, float] | None = None
+    multi_objective: bool = False
+
+
+def varying_params(table: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """Parameters that take more than one value across the trials."""
+    return [n for n in names if table[PARAM_PREFIX + n].dropna().astype(str).nunique() > 1]
+
+
+def categorical_params(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
+    """Parameters to count outcomes by: Optuna categoricals, and numbers with few values."""
+    out = []
+    for name, dist in facts.distributions.items():
+        n_values = table[PARAM_PREFIX + name].dropna().astype(str).nunique()
+        if isinstance(dist, CategoricalDistribution) or 0 < n_values <= MAX_LEVELS:
+            out.append(name)
+    return out
+
+
+def ranked_params(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
+    """Varying parameters, most important first (in sampling order without importances)."""
+    names = varying_params(table, list(facts.distributions))
+    if facts.importances:
+        share = facts.importances
+        names.sort(key=lambda n: -share.get(n, -1.0))
+    return names
+
+
+def main_group(table: pd.DataFrame, facts: StudyFacts) -> str | None:
+    """The categorical parameter to draw one gradient-flow line per value of."""
+    candidates = [p for p in ranked_params(table, facts) if p in categorical_params(table, facts)]
+    if PREFERRED_GROUP in candidates:
+        return PREFERRED_GROUP
+    return candidates[0] if candidates else None
+
+
+def best_rows(table: pd.DataFrame, facts: StudyFacts, n: int = 5) -> pd.DataFrame:
+    done = table[table["state"].eq("COMPLETE") & np.isfinite(table[facts.objective_column])]
+    return done.sort_values(
+        facts.objective_column, ascending=facts.direction == "minimize", kind="stable"
+    ).head(n)
+
+
+def _params_text(row: pd.Series, names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={format_value(row[PARAM_PREFIX + n])}" for n in names)
+
+
+def _best_sentence(table: pd.DataFrame, facts: StudyFacts) -> str:
+    best = best_rows(table, facts, 1)
+    if best.empty:
+        return "No trial completed, so there is no best value yet."
+    row = best.iloc[0]
+    names = list(facts.distributions)
+    word = "lowest" if facts.direction == "minimize" else "highest"
+    outcome = f"; outcome {row['outcome']}" if isinstance(row["outcome"], str) else ""
+    return (
+        f"The {word} {facts.metric} is {row[facts.objective_column]:.4g}, at trial "
+        f"#{int(row['number'])} ({_params_text(row, names)}{outcome})."
+    )
+
+
+OUTCOME_VERBS = {
+    "diverged": "diverged",
+    "exploding": "ended with exploding gradients",
+    "vanishing": "ended with vanishing gradients",
+    "failed": "failed",
+}
+
+
+def _outcome_sentences(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
+    """Per bad outcome: how many, and the parameter value(s) where it concentrates most
+    (largest share of trials with that value minus share of the other trials)."""
+    done = table[table["state"].isin(FINISHED)]
+    out = []
+    for outcome in BAD_OUTCOMES:
+        hit = done["outcome"].eq(outcome)
+        k = int(hit.sum())
+        if not k:
+            continue
+        sentence = f"{k} of {len(done)} finished trials {OUTCOME_VERBS[outcome]}"
+        found: list[tuple[float, str]] = []  # (share difference, text)
+        for name in categorical_params(done, facts):
+            column = done[PARAM_PREFIX + name].map(format_value)
+            for value in column.unique():
+                at = column.eq(value)
+                if at.all():
+                    continue
+                a, b = int((hit & at).sum()), int(at.sum())
+                c, d = int((hit & ~at).sum()), int((~at).sum())
+                diff = a / b - c / d
+                if diff > 0:
+                    found.append((diff, f"{a} of {b} with {name}={value}, {c} of {d} otherwise"))
+        if found:
+            top = max(diff for diff, _ in found)
+            strongest = [text for diff, text in found if math.isclose(diff, top)]
+            sentence += ": " + "; equally ".join(strongest[:2])
+        out.append(sentence + ".")
+    stopped = done[done["prune_reason"].fillna("").str.startswith("pruned by")]
+    if len(stopped):
+        numbers = ", ".join(f"#{n}" for n in stopped["number"])
+        out.append(f"The pruner stopped {len(stopped)} trials early ({numbers}).")
+    if not out and len(done):
+        out.append(
+            f"None of the {len(done)} finished trials diverged, failed, or ended with "
+            "vanishing or exploding gradients."
+        )
+    return out
+
+
+def _importance_sentence(facts: StudyFacts, n_complete: int) -> str | None:
+    if not facts.importances:
+        return None
+    ranked = sorted(facts.importances.items(), key=lambda kv: -kv[1])
+    parts = [f"{name} ({share:.0%})" for name, share in ranked[:3]]
+    text = f"For {facts.metric}, fANOVA ranks {parts[0]} first"
+    if len(parts) > 1:
+        text += ", then " + ", ".join(parts[1:])
+    text += " (share of the explained variance, completed trials only)"
+    if n_complete < ROUGH_BELOW:
+        text += f"; with {n_complete} completed trials this is a rough guide"
+    return text + "."
+
+
+def _by_group_sentence(table: pd.DataFrame, facts: StudyFacts, group: str | None) -> str | None:
+    if group is None:
+        return None
+    done = table[table["state"].eq("COMPLETE") & np.isfinite(table[facts.objective_column])]
+    if done.empty:
+        return None
+    medians = done.groupby(done[PARAM_PREFIX + group].map(format_value))[facts.objective_column]
+    parts = [
+        f"{value} {m:.4g} (n={n})"
+        for (value, m), n in zip(medians.median().items(), medians.size(), strict=True)
+    ]
+    return f"Median {facts.metric} of completed trials by {group}: " + ", ".join(parts) + "."
+
+
+def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
+    grads = grad_columns(table)
+    rows = table[~table["outcome"].eq("diverged")]
+    if len(grads) < 2 or rows.empty:
+        return None
+    labels = rows[PARAM_PREFIX + group].map(format_value) if group else "all trials"
+    parts = []
+    for label, sub in rows.groupby(labels):
+        values = sub[grads].to_numpy(dtype=float)
+        values[~np.isfinite(values)] = np.nan
+        if not np.isfinite(values).any():
+            continue
+        # first and last layer the group's runs have (depth may vary across trials)
+        present = np.isfinite(values).any(axis=0).nonzero()[0]
+        first = float(np.nanmedian(values[:, present[0]]))
+        last = float(np.nanmedian(values[:, present[-1]]))
+        if first == 0:
+            parts.append(f"{label}: zero at layer 1 (dead units)")
+        elif last == 0:
+            parts.append(f"{label}: zero at the last hidden layer")
+        else:
+            r = math.log10(first / last)
+            kind = (
+                "vanishing toward the input"
+                if r < -FLOW_LOG10
+                else "growing toward the input"
+                if r > FLOW_LOG10
+                else f"within {FLOW_LOG10:.0f} orders of magnitude"
+            )
+            parts.append(f"{label}: log10 ratio {r:+.1f} ({kind})")
+    if not parts:
+        return None
+    return (
+        "Final gradient norm of the first over the last hidden layer (medians, runs that did "
+        "not diverge): " + "; ".join(parts) + "."
+    )
+
+
+def reading(table: pd.DataFrame, facts: StudyFacts, group: str | None) -> list[str]:
+    """A few sentences on what the study shows."""
+    if table.empty:
+        return ["The study holds no trials yet."]
+    n_complete = int(table["state"].eq("COMPLETE").sum())
+    sentences = [
+        s
+        for s in (
+            _best_sentence(table, facts),
+            *_outcome_sentences(table, facts),
+            _importance_sentence(facts, n_complete),
+            _by_group_sentence(table, facts, group),
+            _flow_sentence(table, group),
+        )
+        if s
+    ]
+    if facts.multi_objective:
+        sentences.append(
+            f"This study has several objectives; the ranking and pictures use the first, "
+            f"{facts.metric}."
+        )
+    return sentences

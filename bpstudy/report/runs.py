@@ -1,0 +1,130 @@
+"""MLflow I/O for a report: the study's parent run, its child runs, and logging the report.
+
+Only MlflowClient calls (search, get, log_artifact, set_tag), so the embedded SQLite store
+and an MLflow server (with its own artifact store) work alike. Per-layer gradient norms
+come from each run's latest metric values (`run.data.metrics`), not from its artifacts;
+the one file read is the parent run's small sweep.json, for the objective's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from bpstudy.report.summary import HEADING as NOTE_HEADING  # a note under it is ours
+from bpstudy.report.table import RunRecord
+from bpstudy.tracking.store import TrackingError
+
+ARTIFACT_DIR = "report"
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
+SEARCH_PAGE = 1000
+PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+NOTE_LIMIT = 7900  # MLflow caps a tag value at 8000 characters
+
+
+def _record(run) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        status=run.info.status,
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+    )
+
+
+def connect(tracking_uri: str):
+    """An MlflowClient on the store; an embedded store that does not exist is not created."""
+    from bpstudy.tracking.store import client_for
+
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :])
+        if not db.is_file():
+            raise TrackingError(
+                f"tracking store {tracking_uri} does not exist; pass --tracking-uri with the "
+                "store the sweep logged to"
+            )
+    return client_for(tracking_uri)
+
+
+def parent_run(client, run_id: str, tracking_uri: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise TrackingError(
+            f"the study's MLflow parent run {run_id} is not in tracking store {tracking_uri}; "
+            "pass --tracking-uri with the store the sweep logged to"
+        ) from None
+
+
+def child_runs(client, parent, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+    """Run records by id: the parent's children in one paged search, then any trial run
+    recorded elsewhere one by one. Runs that no longer exist are left out."""
+    from mlflow.exceptions import MlflowException
+
+    found: dict[str, RunRecord] = {}
+    if parent is not None:
+        query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        token = None
+        while True:
+            page = client.search_runs(
+                [parent.info.experiment_id],
+                filter_string=query,
+                max_results=SEARCH_PAGE,
+                page_token=token,
+            )
+            found.update((r.info.run_id, _record(r)) for r in page)
+            token = page.token
+            if not token:
+                break
+    for run_id in set(run_ids) - set(found):
+        try:
+            found[run_id] = _record(client.get_run(run_id))
+        except MlflowException:
+            continue
+    return found
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """MLflow draws a download bar on stderr for even one small file."""
+    old = os.environ.get(PROGRESS_BAR_VAR)
+    os.environ[PROGRESS_BAR_VAR] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PROGRESS_BAR_VAR, None)
+        else:
+            os.environ[PROGRESS_BAR_VAR] = old
+
+
+def sweep_metrics(client, parent_run_id: str) -> list[str] | None:
+    """The objective metric names from the parent run's sweep.json, when it has one."""
+    try:
+        with _no_progress_bar(), tempfile.TemporaryDirectory(prefix="bpstudy-report-") as tmp:
+            path = client.download_artifacts(parent_run_id, "sweep.json", tmp)
+            metrics = json.loads(Path(path).read_text()).get("metrics")
+    except Exception:  # noqa: BLE001 - optional: the names fall back to "objective"
+        return None
+    if isinstance(metrics, list) and all(isinstance(m, str) for m in metrics):
+        return metrics
+    return None
+
+
+def log_report(client, parent, files: Iterable[Path], summary: str) -> None:
+    """Upload the report files under report/ and show the summary as the run's description
+    (unless the user wrote a description of their own)."""
+    for path in files:
+        client.log_artifact(parent.info.run_id, str(path), ARTIFACT_DIR)
+    note = parent.data.tags.get(NOTE_TAG)
+    if note and not note.startswith(NOTE_HEADING):
+        return
+    if len(summary) > NOTE_LIMIT:
+        cut = summary.rfind("\n", 0, NOTE_LIMIT - 80)
+        summary = summary[:cut] + f"\n\n... (the full summary is {ARTIFACT_DIR}/summary.md)\n"
+    client.set_tag(parent.info.run_id, NOTE_TAG, summary)

@@ -1,0 +1,377 @@
+"""`bpstudy report` through the real CLI: a tiny real study (journal + embedded MLflow store
+in tmp_path), the report folder it writes, and what it logs to the parent run.
+
+The study: depth-20 nets at lr 1.0, a grid over activation x sigma_w with a median pruner.
+sigma_w = 6 with relu goes NaN in its first steps (PRUNED, outcome diverged); the median
+pruner stops tanh with sigma_w = 6, whose loss trails the first trial's (PRUNED by the
+pruner); sigma_w = 1 completes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState, create_trial
+
+from bpstudy.report.table import RunRecord, trials_table
+
+BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
+pytestmark = pytest.mark.filterwarnings(  # MLflow's SQL store, not ours
+    "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STUDY = "flow"
+DEPTH = 20
+
+
+def bpstudy(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [BPSTUDY, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def journal_study(folder: Path, name: str) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(folder / "bpstudy.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), f"{path.name} not written"
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    assert len(data) > 2000, f"{path.name} is suspiciously small ({len(data)} bytes)"
+
+
+# ---------------------------------------------------------------- a real study, reported
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """Run the sweep and then `bpstudy report` once; tests below read the results."""
+    folder = tmp_path_factory.mktemp("report")
+    sweep = {
+        "study_name": STUDY,
+        "metric": "val/loss",
+        "direction": "minimize",
+        "n_trials": 4,
+        "sampler": {"name": "grid", "seed": 0},
+        "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        "overrides": [
+            "data=digits",
+            "trainer.epochs=2",
+            "model.width=16",
+            "trainer.progress=none",
+            f"model.depth={DEPTH}",
+            "model.init.scheme=normal",
+            "optimizer.lr=1.0",
+        ],
+        "params": {
+            "model.activation": "choice(tanh, relu)",
+            "model.init.sigma_w": "choice(1.0, 6.0)",
+        },
+    }
+    (folder / "flow.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    swept = bpstudy("sweep", "flow.yaml", "--progress", "lines", cwd=folder)
+    assert swept.returncode == 0, swept.stderr
+    out = bpstudy("report", STUDY, cwd=folder)
+    return folder, out
+
+
+@pytest.mark.slow
+def test_report_command_succeeds_and_says_where(reported):
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    study = journal_study(folder, STUDY)
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    assert str(folder / "reports" / STUDY) in out.stdout
+    assert parent_id in out.stdout
+
+
+@pytest.mark.slow
+def test_table_has_one_row_per_trial_joined_with_its_run(reported):
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(folder / "reports" / STUDY / "trials.csv")
+    study = journal_study(folder, STUDY)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert list(table["number"]) == [t.number for t in trials] == [0, 1, 2, 3]
+
+    expected = [
+        "number",
+        "state",
+        "outcome",
+        "params_model.activation",
+        "params_model.init.sigma_w",
+        "objective",
+        "diverged_step",
+        "prune_reason",
+        "error",
+        "duration_s",
+        "mlflow_run_id",
+        "run_status",
+        "train/loss",
+        "val/loss",
+        "val/accuracy",
+        "test/loss",
+    ]
+    assert set(expected) <= set(table.columns), set(expected) - set(table.columns)
+    grads = [f"grad_norm/L{i:02d}" for i in range(1, DEPTH + 1)]
+    assert [c for c in table.columns if c.startswith("grad_norm/L")] == grads
+    assert not [c for c in table.columns if c.startswith(("delta_norm/", "act_std/"))]
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    for trial, (_, row) in zip(trials, table.iterrows(), strict=True):
+        assert row["state"] == trial.state.name
+        assert row["outcome"] == trial.user_attrs["outcome"]
+        assert row["params_model.activation"] == trial.params["model.activation"]
+        assert row["params_model.init.sigma_w"] == trial.params["model.init.sigma_w"]
+        assert row["mlflow_run_id"] == trial.user_attrs["mlflow_run_id"]
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert row["run_status"] == run.info.status
+        for col in grads:  # the run's latest value, from its metrics
+            assert row[col] == pytest.approx(run.data.metrics[col], rel=1e-12, nan_ok=True)
+        if trial.state == TrialState.COMPLETE:
+            assert row["objective"] == pytest.approx(trial.value)
+            assert row["val/loss"] == pytest.approx(run.data.metrics["val/loss"])
+            assert pd.isna(row["diverged_step"])
+        else:
+            assert math.isnan(row["objective"])
+            assert row["prune_reason"] == trial.user_attrs["prune_reason"]
+
+    diverged = table[table["outcome"] == "diverged"]
+    assert len(diverged) == 1, table[["number", "state", "outcome"]]
+    assert diverged.iloc[0]["state"] == "PRUNED"
+    assert diverged.iloc[0]["params_model.init.sigma_w"] == 6.0
+    assert diverged.iloc[0]["diverged_step"] >= 0
+    by_pruner = table[table["prune_reason"].fillna("").str.startswith("pruned by")]
+    assert len(by_pruner) >= 1, "the median pruner stopped no trial"
+    assert set(by_pruner["state"]) == {"PRUNED"}
+    assert (table["state"] == "COMPLETE").sum() >= 1
+
+
+@pytest.mark.slow
+def test_report_files_exist_and_pictures_are_pngs(reported):
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    report = folder / "reports" / STUDY
+    for name in (
+        "grad_flow_profile.png",
+        "val_loss_heatmap.png",
+        "param_importances.png",
+        "optimization_history.png",
+    ):
+        assert_png(report / name)
+    summary = (report / "summary.md").read_text()
+    assert summary.startswith(f"# Study report: {STUDY}")
+    for heading in (
+        "## What the study shows",
+        "## Best trials",
+        "## Outcomes by parameter",
+        "### model.activation",
+        "### model.init.sigma_w",
+        "## Pictures",
+    ):
+        assert heading in summary
+    assert "diverged" in summary
+    assert "![" in summary and "(grad_flow_profile.png)" in summary
+    try:
+        import plotly  # noqa: F401
+    except ImportError:  # plotly is not a dependency: the HTML is skipped, and said so
+        assert not (report / "optuna.html").exists()
+        assert "interactive HTML skipped" in summary and "plotly" in summary
+    else:
+        assert (report / "optuna.html").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_parent_run_holds_the_report(reported):
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    parent_id = journal_study(folder, STUDY).user_attrs["mlflow_parent_run_id"]
+    logged = {Path(a.path).name: a for a in client.list_artifacts(parent_id, "report")}
+    written = {p.name for p in (folder / "reports" / STUDY).iterdir()}
+    assert set(logged) == written
+    assert {"trials.csv", "summary.md", "grad_flow_profile.png"} <= set(logged)
+    local = Path(
+        client.download_artifacts(
+            parent_id, "report/grad_flow_profile.png", str(folder / "download")
+        )
+    )
+    assert local.read_bytes() == (folder / "reports" / STUDY / "grad_flow_profile.png").read_bytes()
+    note = client.get_run(parent_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"# Study report: {STUDY}")
+
+
+@pytest.mark.slow
+def test_report_from_elsewhere_finds_the_store_beside_the_journal(reported):
+    folder, first = reported
+    assert first.returncode == 0, first.stderr
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    out = bpstudy(
+        "report",
+        STUDY,
+        "--storage",
+        f"journal:{folder / 'bpstudy.journal'}",
+        "--out",
+        "again",
+        cwd=elsewhere,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not (elsewhere / "mlflow.db").exists()
+    again = pd.read_csv(elsewhere / "again" / "trials.csv")
+    before = pd.read_csv(folder / "reports" / STUDY / "trials.csv")
+    pd.testing.assert_frame_equal(again, before)
+
+
+# ---------------------------------------------------------------- errors: exit 2, one line
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess, *needles: str) -> str:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("bpstudy: error: ")
+    assert "Traceback" not in out.stderr
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["journal", "rdb"])
+def test_unknown_study_lists_the_known_ones(tmp_path, kind):
+    if kind == "journal":
+        url = f"journal:{tmp_path / 'bpstudy.journal'}"
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+        args = []  # the default storage of the working folder
+    else:
+        url = f"sqlite:///{tmp_path / 'studies.db'}"
+        storage = url
+        args = ["--storage", url]
+    for name in ("beta", "alpha"):
+        optuna.create_study(study_name=name, storage=storage)
+    out = bpstudy("report", "nope", *args, cwd=tmp_path)
+    line = assert_one_line_error(out, "'nope'", "alpha, beta")
+    assert url in line
+    assert not (tmp_path / "reports").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_report_without_a_storage_creates_nothing(tmp_path):
+    out = bpstudy("report", "nope", cwd=tmp_path)
+    assert_one_line_error(out, "'nope'", "known studies: none")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- a study without MLflow
+
+
+def test_study_without_mlflow_reports_what_it_can(tmp_path):
+    """Tracking off: the Optuna columns only, nothing logged, and the skipped parts named."""
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+    study = optuna.create_study(study_name="bare", storage=journal)
+    dist = {
+        "model.depth": CategoricalDistribution((2, 4)),
+        "optimizer.lr": FloatDistribution(0.01, 1.0, log=True),
+    }
+    study.add_trial(
+        create_trial(params={"model.depth": 2, "optimizer.lr": 0.1}, distributions=dist, value=0.5)
+    )
+    study.add_trial(
+        create_trial(
+            params={"model.depth": 4, "optimizer.lr": 0.5},
+            distributions=dist,
+            state=TrialState.FAIL,
+            user_attrs={"error": "ValueError: boom"},
+        )
+    )
+    out = bpstudy("report", "bare", "--out", "here", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "not logged to MLflow" in out.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+    table = pd.read_csv(tmp_path / "here" / "trials.csv")
+    assert list(table["state"]) == ["COMPLETE", "FAIL"]
+    assert list(table["outcome"].fillna("")) == ["", "failed"]
+    assert table.loc[1, "error"] == "ValueError: boom"
+    summary = (tmp_path / "here" / "summary.md").read_text()
+    assert "importances skipped" in summary and "at least 2 completed trials" in summary
+    assert "gradient-flow profile skipped" in summary
+    assert not (tmp_path / "here" / "grad_flow_profile.png").exists()
+    assert_png(tmp_path / "here" / "optimization_history.png")
+    assert_png(tmp_path / "here" / "objective_heatmap.png")
+    assert not (tmp_path / "here" / "param_importances.png").exists()
+
+
+# ---------------------------------------------------------------- the join itself
+
+
+def test_join_keeps_every_trial_and_falls_back_to_run_tags():
+    dist = {"model.activation": CategoricalDistribution(("tanh", "relu"))}
+    start = datetime(2025, 1, 1)
+    trials = [
+        create_trial(
+            params={"model.activation": "tanh"},
+            distributions=dist,
+            values=[1.0, 2.0],
+            user_attrs={"mlflow_run_id": "a", "outcome": "healthy"},
+        ),
+        create_trial(
+            params={"model.activation": "relu"},
+            distributions=dist,
+            state=TrialState.PRUNED,
+            user_attrs={"mlflow_run_id": "b"},
+        ),
+        create_trial(
+            params={"model.activation": "relu"},
+            distributions=dist,
+            state=TrialState.FAIL,
+            user_attrs={"mlflow_run_id": "gone"},
+        ),
+    ]
+    for number, trial in enumerate(trials):
+        trial.number = number
+        trial.datetime_start, trial.datetime_complete = start, start + timedelta(seconds=3)
+    runs = {
+        "a": RunRecord(
+            "a",
+            "FINISHED",
+            {"val/loss": 1.0, "grad_norm/L02": 0.5, "grad_norm/L01": 0.1, "act_std/L01": 3.0},
+        ),
+        "b": RunRecord(
+            "b",
+            "FINISHED",
+            {"grad_norm/L01": math.inf},
+            {"bpstudy.outcome": "diverged", "bpstudy.diverged_step": "7"},
+        ),
+    }
+    table = trials_table(trials, runs, ["val/loss", "wall_time"])
+    assert list(table["number"]) == [0, 1, 2]
+    assert list(table["outcome"]) == ["healthy", "diverged", "failed"]
+    assert list(table["objective_val/loss"].fillna(-1)) == [1.0, -1, -1]
+    assert list(table["objective_wall_time"].fillna(-1)) == [2.0, -1, -1]
+    assert table["diverged_step"].tolist()[1] == 7
+    assert list(table["duration_s"]) == [3.0, 3.0, 3.0]
+    assert list(table["run_status"].fillna("")) == ["FINISHED", "FINISHED", ""]
+    assert [c for c in table.columns if "/L" in c] == ["grad_norm/L01", "grad_norm/L02"]
+    assert math.isinf(table.loc[1, "grad_norm/L01"]) and math.isnan(table.loc[1, "val/loss"])
