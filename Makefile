@@ -30,8 +30,6 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bpstudy sweep quickstart --workers 2
-	@echo ""
-	@echo "Open the dashboard:  $(BIN)/bpstudy ui"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py
