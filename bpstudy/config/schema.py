@@ -294,7 +294,7 @@ class TrackingConfig:
     enabled: bool = True
     uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db
     experiment: str = "bpstudy"
-    max_points_per_metric: int = field(default=50, metadata={"ge": 2})
+    max_points_per_metric: int = field(default=25, metadata={"ge": 2})
 
 
 @dataclass(frozen=True)

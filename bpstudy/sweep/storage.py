@@ -10,17 +10,37 @@ failed and retried.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import os
 import re
+import sys
+import time
 import warnings
 from pathlib import Path
 
 from bpstudy.errors import BpstudyError
 
 JOURNAL = "bpstudy.journal"
-HEARTBEAT_SECONDS = 10
-GRACE_SECONDS = 30
 LOCK_GRACE_SECONDS = 5
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# RDB storages: a worker records a heartbeat every HEARTBEAT_SECONDS; a RUNNING trial whose
+# heartbeat is older than GRACE_SECONDS is failed and retried. A storage call that loses its
+# database connection (a PostgreSQL restart, a network blip) is retried for up to
+# RETRY_SECONDS before it fails.
+HEARTBEAT_SECONDS = int(_env_seconds("BPSTUDY_HEARTBEAT_SECONDS", 10))
+GRACE_SECONDS = int(_env_seconds("BPSTUDY_HEARTBEAT_GRACE_SECONDS", 30))
+RETRY_SECONDS = _env_seconds("BPSTUDY_STORAGE_RETRY_SECONDS", 120)
 
 
 class StorageError(BpstudyError):
@@ -71,7 +91,7 @@ def open_storage(url: str, on_failed_trial=None):
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental": not the user's concern
             warnings.simplefilter("ignore")
-            return RDBStorage(
+            return _retrying_rdb_class()(
                 url,
                 engine_kwargs={"pool_pre_ping": True},
                 heartbeat_interval=HEARTBEAT_SECONDS,
@@ -92,3 +112,85 @@ def _retry_then(retry, then):
             then(study, trial)
 
     return callback
+
+
+# ---------------------------------------------------------------- surviving a DB restart
+
+# pool_pre_ping replaces connections that died while idle in the pool; these retries cover
+# the calls made while the database is down or that lose their connection half-way.
+# record_heartbeat is left out: a missed beat is harmless and must not stall a trial.
+_RETRIED = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+    "get_study_user_attrs", "get_study_system_attrs", "get_all_studies", "create_new_trial",
+    "set_trial_param", "get_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+    "get_best_trial", "get_trial_user_attrs", "get_trial_system_attrs", "get_n_trials",
+    "get_trial_params", "get_trial_number_from_id", "_get_stale_trial_ids",
+    # what Optuna's _CachedStorage calls on the RDB storage directly
+    "_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
+)  # fmt: skip
+
+
+def connection_error(exc: BaseException) -> BaseException | None:
+    """The lost or refused database connection behind `exc`, if that is what it is
+    (Optuna wraps SQLAlchemy's errors in its own)."""
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return current
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    return connection_error(exc) is not None
+
+
+def _with_retry(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay, warned = 0.5, False
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                cause = connection_error(exc)
+                if cause is None or time.monotonic() + delay > deadline:
+                    raise
+                if not warned:
+                    text = str(getattr(cause, "orig", None) or cause).strip()
+                    first = (text.splitlines() or [type(cause).__name__])[0]
+                    print(
+                        f"warning: study storage unreachable ({redact(first[:200])}); "
+                        f"retrying for up to {RETRY_SECONDS:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    warned = True
+                with contextlib.suppress(Exception):
+                    self.engine.dispose()  # drop the pool's dead connections at once
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    return call
+
+
+@functools.cache
+def _retrying_rdb_class():
+    from optuna.storages import RDBStorage
+
+    methods = {
+        name: _with_retry(getattr(RDBStorage, name))
+        for name in _RETRIED
+        if callable(getattr(RDBStorage, name, None))
+    }
+    return type("RetryingRDBStorage", (RDBStorage,), methods)

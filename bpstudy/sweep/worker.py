@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,24 +91,79 @@ def load(args: WorkerArgs):
 
 def work(args: WorkerArgs) -> int:
     from bpstudy.sweep.trial import run_trial
+    from bpstudy.tracking import store
 
+    # a tracking server that is restarting: wait for it before a trial, instead of failing
+    # trial after trial (MLflow's client itself retries each call with backoff)
+    store.SERVER_WAIT_SECONDS = float(os.environ.get("BPSTUDY_TRACKING_WAIT_SECONDS", "120"))
     spec, study = load(args)
+    shared = bool(getattr(study._storage, "get_heartbeat_interval", lambda: None)())
     while True:
-        with file_lock(args.lock):
+        with file_lock(args.lock), study_lock(study):
             fail_stale(study)
             c = counts(study)
-            if (
-                c[TrialState.COMPLETE] + c[TrialState.PRUNED] + c[TrialState.RUNNING]
-                >= spec.n_trials
-            ):
+            done = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+            if done >= spec.n_trials:
                 return 0
-            with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see below
-                warnings.simplefilter("ignore")
-                trial = study.ask(spec.space)
-            # at once, so a worker killed from here on is found by its pid
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            if done + c[TrialState.RUNNING] >= spec.n_trials:
+                if not shared:  # local workers: the supervisor looks after dead ones
+                    return 0
+                # an RDB study: the running trials may belong to workers on other hosts;
+                # wait until they finish, or until their heartbeat goes stale and they
+                # are failed and queued again (then this worker runs them)
+                trial = None
+            else:
+                with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": below
+                    warnings.simplefilter("ignore")
+                    trial = study.ask(spec.space)
+                # at once, so a worker killed from here on is found by its pid
+                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if trial is None:
+            time.sleep(WAIT_SECONDS)
+            continue
         with heartbeat(study, trial._trial_id):
             run_trial(trial, spec, args.extra, args.parent_run_id)
+
+
+WAIT_SECONDS = 2.0
+
+
+@contextmanager
+def study_lock(study):
+    """PostgreSQL: a session-level advisory lock per study, held while a worker counts the
+    trials and asks for one, so that workers on different hosts (which share no lock
+    file) never start more than n_trials between them. Other storages: no-op."""
+    storage = getattr(study._storage, "_backend", study._storage)
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    import zlib
+
+    from sqlalchemy import text
+
+    key = zlib.crc32(f"bpstudy:{study.study_name}".encode())  # fits a signed bigint
+    from bpstudy.sweep.storage import RETRY_SECONDS, is_connection_error
+
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:  # the database may be restarting: retry like the storage does
+        try:
+            conn = engine.connect()
+            break
+        except Exception as exc:
+            if not is_connection_error(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a lost connection has released it anyway
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def fail_stale(study) -> None:

@@ -28,6 +28,11 @@ def _pyplot():
     return plt
 
 
+def warm_up() -> None:
+    """Import matplotlib ahead of time (it takes a good part of a second)."""
+    _pyplot()
+
+
 def grad_flow_png(
     layer_stats: pd.DataFrame, path: Path, title: str = "", stat: str = "grad_norm"
 ) -> Path:

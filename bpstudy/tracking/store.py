@@ -53,7 +53,29 @@ def check_store(uri: str) -> None:
         )
 
 
+# How long a tracking server that does not answer is waited for, with backoff, before it
+# is "unreachable". 0 for interactive commands (fail at once); sweep workers wait, so that
+# a server restart does not fail every trial started meanwhile.
+SERVER_WAIT_SECONDS = 0.0
+
+
 def _check_server(uri: str) -> None:
+    import time
+
+    deadline = time.monotonic() + SERVER_WAIT_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            _check_server_once(uri)
+            return
+        except TrackingError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _check_server_once(uri: str) -> None:
     import urllib.error
     import urllib.request
 

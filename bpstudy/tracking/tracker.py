@@ -52,6 +52,9 @@ class _Sender(threading.Thread):
         self.sent = 0
 
     def run(self) -> None:
+        from bpstudy.tracking.plots import warm_up
+
+        warm_up()  # import matplotlib here, while training runs, not at the end
         while True:
             batch = self.queue.get()
             if batch is None:
