@@ -106,6 +106,14 @@ def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) ->
         "mlflow.runName": f"study {spec.study_name}",
     }
     run = client.create_run(experiment_id, run_name=f"study {spec.study_name}", tags=tags)
+    # commands started at the same moment on several hosts may each have created one:
+    # the earliest wins, the others delete their own
+    found = client.search_runs(
+        [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
+    )
+    if found and found[0].info.run_id != run.info.run_id:
+        client.delete_run(run.info.run_id)
+        return found[0].info.run_id
     client.log_dict(
         run.info.run_id,
         {k: v for k, v in dataclasses.asdict(spec).items() if k != "space"}

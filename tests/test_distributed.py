@@ -1,0 +1,424 @@
+"""Beyond one machine: docker-compose.yml, and sweeps on a real PostgreSQL cluster with a
+real `mlflow server`, run by separate `bpstudy sweep` commands as on separate hosts, through
+a SIGKILLed worker, a PostgreSQL restart and an MLflow server restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+from pg import MlflowServer, PgCluster, have_psycopg, pg_bin
+
+REPO = Path(__file__).resolve().parents[1]
+BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# ---------------------------------------------------------------- docker-compose.yml
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ (enough for our file)."""
+
+    def one(m: re.Match) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if name in env and env[name] != "":
+            return env[name]
+        if op == ":-":
+            return arg
+        raise AssertionError(f"${{{name}}} is not set by .env.example")
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value).replace("$$", "$")
+
+
+def options_of(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", help_text))
+
+
+def help_of(*cmd: str) -> str:
+    out = subprocess.run(
+        list(cmd), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_compose_file_is_sound():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    env = env_example()
+    assert env["POSTGRES_PASSWORD"] and env["POSTGRES_USER"]
+    services = compose["services"]
+    assert {"postgres", "mlflow", "worker", "dashboard"} <= set(services)
+
+    # named volumes for the database and the artifacts, healthchecks on both servers
+    volumes = set(compose["volumes"])
+    assert any(v.split(":")[0] in volumes for v in services["postgres"]["volumes"])
+    assert any(v.split(":")[0] in volumes for v in services["mlflow"]["volumes"])
+    for name in ("postgres", "mlflow"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["worker"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["worker"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    # scalable: no fixed name, no published port
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+
+    # credentials only from the environment; every published port on 127.0.0.1
+    text = (REPO / "docker-compose.yml").read_text()
+    assert env["POSTGRES_PASSWORD"] not in text
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = interpolate(str(port), env)
+            assert published.startswith("127.0.0.1:"), (name, port)
+            assert len(published.split(":")) == 3, (name, port)
+        for key, value in (service.get("environment") or {}).items():
+            if "PASSWORD" in key:
+                assert str(value).startswith("${"), (name, key)
+
+    # every command uses options the real programs accept
+    bpstudy_cmd = [interpolate(str(a), env) for a in services["worker"]["command"]]
+    assert bpstudy_cmd[:2] == ["bpstudy", "sweep"]
+    assert bpstudy_cmd[2] in {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
+    accepted = options_of(help_of(BPSTUDY, "sweep", "--help"))
+    used = {a for a in bpstudy_cmd if a.startswith("-")}
+    assert used <= accepted, used - accepted
+    storage = bpstudy_cmd[bpstudy_cmd.index("--storage") + 1]
+    assert storage.startswith("postgresql://") and "@postgres:5432/" in storage
+    assert services["worker"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+    mlflow_cmd = [interpolate(str(a), env) for a in services["mlflow"]["command"]]
+    assert mlflow_cmd[:2] == ["mlflow", "server"]
+    accepted = options_of(help_of(sys.executable, "-m", "mlflow", "server", "--help"))
+    used = {a for a in mlflow_cmd if a.startswith("-")}
+    assert used <= accepted, used - accepted
+    backend = mlflow_cmd[mlflow_cmd.index("--backend-store-uri") + 1]
+    assert backend.startswith("postgresql://") and "@postgres:5432/" in backend
+    assert "--artifacts-destination" in mlflow_cmd
+
+    dash_cmd = [interpolate(str(a), env) for a in services["dashboard"]["command"]]
+    assert dash_cmd[0] == "optuna-dashboard" and dash_cmd[1] == storage
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    if dashboard.exists():  # the `dashboard` extra
+        accepted = options_of(help_of(str(dashboard), "--help"))
+        used = {a for a in dash_cmd if a.startswith("-")}
+        assert used <= accepted, used - accepted
+
+    # the image installs the extras the services need
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "postgres" in dockerfile and "dashboard" in dockerfile
+
+
+# ---------------------------------------------------------------- real servers
+
+SKIP_PG = pg_bin() is None and not os.environ.get("CI")
+needs_pg = pytest.mark.skipif(
+    SKIP_PG, reason="PostgreSQL binaries not found (.ci/run installs them)"
+)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    if not have_psycopg():
+        pytest.fail("psycopg is missing: install the test extra, pip install -e '.[test]'")
+    cluster = PgCluster().init()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(pg, tmp_path_factory):
+    server = MlflowServer(pg.create_database("mlflow"), tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+TINY = ["data=digits", "model.width=16", "trainer.progress=none"]
+
+
+def write_sweep(folder: Path, name: str, n: int, epochs: int = 3) -> Path:
+    tree = {
+        "study_name": name,
+        "metric": "val/loss",
+        "direction": "minimize",
+        "n_trials": n,
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+        "overrides": [*TINY, f"trainer.epochs={epochs}"],
+        "params": {"model.depth": "range(1, 4)", "optimizer.lr": "tag(log, interval(0.01, 0.5))"},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+class Host:
+    """One `bpstudy sweep` command as on a host of its own: its own working folder and
+    temporary folder (so no shared lock file), in a process group of its own."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder / name
+        (self.folder / "tmp").mkdir(parents=True)
+        self.out, self.err = self.folder / "stdout.txt", self.folder / "stderr.txt"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, sweep: Path, storage: str, tracking: str, *args: str, env=None):
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                [BPSTUDY, "sweep", str(sweep), "--storage", storage, "--progress", "lines", *args],
+                cwd=self.folder, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking,
+                     "TMPDIR": str(self.folder / "tmp"), **(env or {})},
+                start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"sweep did not finish in {timeout} s:\n{self.stderr()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stderr(self) -> str:
+        return self.err.read_text() if self.err.exists() else ""
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    made: list[Host] = []
+
+    def make(name: str) -> Host:
+        made.append(Host(tmp_path, name))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.kill()
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def load_study(url: str, name: str):
+    try:
+        return optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        return None
+
+
+def parent_of(url: str, name: str) -> str | None:
+    study = load_study(url, name)
+    return None if study is None else study.user_attrs.get("mlflow_parent_run_id")
+
+
+def check_runs(server: MlflowServer, study, parent_id: str, n: int) -> None:
+    """Each finished trial: one FINISHED child run of the parent, on the server, with its
+    params, metrics and artifacts readable over HTTP."""
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name("bpstudy")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    by_trial: dict[int, list] = {}
+    for r in children:
+        by_trial.setdefault(int(r.data.tags["optuna.trial"]), []).append(r)
+    done = [t for t in study.trials if t.state in FINISHED]
+    assert len(done) == n
+    for t in done:
+        assert len(by_trial.get(t.number, [])) == 1, f"trial {t.number}: {by_trial.get(t.number)}"
+        run = by_trial[t.number][0]
+        assert run.info.run_id == t.user_attrs["mlflow_run_id"]
+        assert run.info.status == "FINISHED"
+        for key, value in t.params.items():
+            assert run.data.params[key] == str(value)
+        assert "val/loss" in run.data.metrics
+    # over plain HTTP: a metric history and an artifact of one run
+    run_id = done[0].user_attrs["mlflow_run_id"]
+    query = f"run_id={run_id}&metric_key=val/loss"
+    with urllib.request.urlopen(
+        f"{server.url}/api/2.0/mlflow/metrics/get-history?{query}", timeout=30
+    ) as r:
+        assert b"val/loss" in r.read()
+    path = client.download_artifacts(run_id, "config.yaml", str(server.folder))
+    assert "model" in Path(path).read_text()
+    listed = {f.path for f in client.list_artifacts(run_id)}
+    assert {"config.yaml", "diagnostics", "plots", "model"} <= listed
+
+
+def assert_no_duplicates(study) -> None:
+    ids = [t.user_attrs.get("mlflow_run_id") for t in study.trials if t.state in FINISHED]
+    assert len(ids) == len(set(ids))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+
+
+@pytest.mark.slow
+@needs_pg
+def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
+    n = 6
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "shared", n)
+    a = hosts("host-a").start(sweep, url, mlflow_server.url)
+    # the second host joins once the study exists (as a second machine would)
+    parent = wait_until(lambda: parent_of(url, "shared"), 180, "the study and its parent run")
+    b = hosts("host-b").start(sweep, url, mlflow_server.url)
+    assert a.wait(600) == 0, a.stderr()
+    assert b.wait(600) == 0, b.stderr()
+    for h in (a, b):
+        assert "Traceback" not in h.stderr(), h.stderr()
+    study = load_study(url, "shared")
+    assert [t.state for t in study.trials].count(TrialState.FAIL) == 0
+    assert len(study.trials) == n  # exactly n: neither host started a surplus trial
+    assert_no_duplicates(study)
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) >= 2, workers  # both hosts did trials
+    check_runs(mlflow_server, study, parent, n)
+
+
+def retried_number(t) -> int | None:
+    with warnings.catch_warnings():  # "experimental", or the pre-4.9 name's deprecation
+        warnings.simplefilter("ignore")
+        cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        cls = cls or optuna.storages.RetryFailedTrialCallback
+        return cls.retried_trial_number(t)
+
+
+# fast heartbeats, so that a dead host's trial is found stale within seconds
+FAST_HEARTBEAT = {"BPSTUDY_HEARTBEAT_SECONDS": "1", "BPSTUDY_HEARTBEAT_GRACE_SECONDS": "6"}
+
+
+@pytest.mark.slow
+@needs_pg
+def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
+    n = 4
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)
+    a = hosts("host-a").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
+    wait_until(lambda: parent_of(url, "killed"), 180, "the study and its parent run")
+    b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
+    groups = {a.proc.pid: a, b.proc.pid: b}
+
+    def victim():
+        study = load_study(url, "killed")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if "mlflow_run_id" not in t.user_attrs or len(t.intermediate_values) > 5:
+                continue
+            pid = int(t.user_attrs["worker"].rpartition(":")[2])
+            try:
+                if os.getpgid(pid) in groups:
+                    return t, groups[os.getpgid(pid)]
+            except ProcessLookupError:
+                continue
+        return None
+
+    dead, host = wait_until(victim, 300, "a RUNNING trial early in its run")
+    survivor = b if host is a else a
+    host.kill()  # the whole host: its supervisor and its worker, no goodbye
+    assert survivor.wait(600) == 0, survivor.stderr()
+    assert "Traceback" not in survivor.stderr(), survivor.stderr()
+
+    study = load_study(url, "killed")
+    trials = study.trials
+    assert trials[dead.number].state == TrialState.FAIL
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    done = [t for t in trials if t.state in FINISHED]
+    assert len(done) == n
+    retries = [t for t in done if retried_number(t) == dead.number]
+    assert len(retries) == 1 and retries[0].params == dead.params
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [dead.number]
+    assert_no_duplicates(study)
+    client = MlflowClient(mlflow_server.url)
+    dead_run = client.get_run(dead.user_attrs["mlflow_run_id"])
+    assert dead_run.info.status == "FAILED"
+    assert "heartbeat" in dead_run.data.tags["bpstudy.error"]
+    check_runs(mlflow_server, study, study.user_attrs["mlflow_parent_run_id"], n)
+
+
+@pytest.mark.slow
+@needs_pg
+def test_sweep_survives_a_postgresql_restart(pg, mlflow_server, tmp_path, hosts):
+    n = 6
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "pgrestart", n, epochs=15)
+    a = hosts("host-a").start(sweep, url, mlflow_server.url, "--workers", "2")
+
+    def mid_sweep():
+        study = load_study(url, "pgrestart")
+        if study is None:
+            return False
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        return TrialState.RUNNING in states and any(s in FINISHED for s in states)
+
+    wait_until(mid_sweep, 300, "a finished and a running trial")
+    pg.restart()
+    assert a.wait(600) == 0, a.stderr()
+    assert "Traceback" not in a.stderr(), a.stderr()
+    study = load_study(url, "pgrestart")
+    assert len([t for t in study.trials if t.state in FINISHED]) == n
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert_no_duplicates(study)
+    check_runs(mlflow_server, study, study.user_attrs["mlflow_parent_run_id"], n)
+
+
+@pytest.mark.slow
+@needs_pg
+def test_sweep_survives_an_mlflow_server_restart(pg, mlflow_server, tmp_path, hosts):
+    n = 6
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "mlrestart", n, epochs=15)
+    a = hosts("host-a").start(sweep, url, mlflow_server.url, "--workers", "2")
+
+    def in_flight():
+        study = load_study(url, "mlrestart")
+        if study is None:
+            return False
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any("mlflow_run_id" in t.user_attrs for t in running)
+
+    wait_until(in_flight, 300, "a trial with its MLflow run in flight")
+    mlflow_server.stop()
+    time.sleep(3)
+    mlflow_server.start()
+    assert a.wait(900) == 0, a.stderr()
+    assert "Traceback" not in a.stderr(), a.stderr()
+    study = load_study(url, "mlrestart")
+    trials = study.trials
+    assert len([t for t in trials if t.state in FINISHED]) == n
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    for t in trials:  # a trial that could not be tracked failed clearly, with its error
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs.get("error"), t.number
+    assert_no_duplicates(study)
+    check_runs(mlflow_server, study, study.user_attrs["mlflow_parent_run_id"], n)
