@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bpstudy.tracking.ui import stop_group, wait_until_up
+from bpstudy.tracking.ui import free_port, stop_group, wait_until_up
 
 
 def pg_bin() -> Path | None:
@@ -39,12 +39,6 @@ def have_psycopg() -> bool:
     except ImportError:
         return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_as() -> pwd.struct_passwd | None:

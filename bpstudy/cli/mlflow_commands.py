@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
-from bpstudy.errors import BpstudyError
+from bpstudy.cli.args import command_parser
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-
-    def error(message: str) -> NoReturn:
-        raise BpstudyError(f"{message}; see '{prog} --help'")
-
-    parser.error = error  # type: ignore[method-assign]
+    parser = command_parser(prog, description)
     parser.add_argument(
         "--tracking-uri",
         default=None,

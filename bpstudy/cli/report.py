@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 
-from bpstudy.errors import BpstudyError
+from bpstudy.cli.args import command_parser
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bpstudy report",
-        description="Join a study's Optuna trials with their MLflow runs: write trials.csv, "
+    p = command_parser(
+        "bpstudy report",
+        "Join a study's Optuna trials with their MLflow runs: write trials.csv, "
         "summary.md and pictures (gradient-flow profile, final val/loss heatmap, Optuna's "
         "importances and history) to a folder, and log them to the study's parent MLflow "
         "run under report/.",
     )
-
-    def error(message: str) -> NoReturn:
-        raise BpstudyError(f"{message}; see 'bpstudy report --help'")
-
-    p.error = error  # type: ignore[method-assign]
     p.add_argument("study", help="the study name (a sweep file's study_name)")
     p.add_argument(
         "--storage",

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 
+from bpstudy.cli.args import command_parser
 from bpstudy.errors import BpstudyError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bpstudy sweep",
-        description="Run (or resume) an Optuna study defined by a sweep file: a name in the "
+    p = command_parser(
+        "bpstudy sweep",
+        "Run (or resume) an Optuna study defined by a sweep file: a name in the "
         "shipped sweeps/ folder or a path. Each trial is one MLflow run nested under the "
         "study's parent run.",
     )
-
-    def error(message: str) -> NoReturn:
-        raise BpstudyError(f"{message}; see 'bpstudy sweep --help'")
-
-    p.error = error  # type: ignore[method-assign]
     p.add_argument("sweep", help="sweep name (sweeps/NAME.yaml) or path to a sweep file")
     p.add_argument(
         "overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=5"
