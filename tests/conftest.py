@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,14 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     Norm-wise rather than per entry: entries that are nearly zero carry the finite
     difference's round-off (~1e-10) and would dominate an entrywise ratio."""
     return float(np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b)))
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
+    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")

@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from pg import MlflowServer, PgCluster, have_psycopg, pg_bin
 
+from tests.conftest import wait_until
+
 REPO = Path(__file__).resolve().parents[1]
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -224,16 +226,6 @@ def hosts(tmp_path):
     yield make
     for h in made:
         h.kill()
-
-
-def wait_until(condition, timeout: float, what: str, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def load_study(url: str, name: str):

@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from optuna.trial import TrialState
 
 from bpstudy.paths import SWEEPS_DIR
 from bpstudy.sweep.spec import check_space, load_spec, make_pruner, make_sampler
+from tests.conftest import wait_until
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 TINY = ["data=digits", "trainer.epochs=2", "model.width=16", "trainer.progress=none"]
@@ -97,17 +97,6 @@ def assert_child_matches(trial, runs: list) -> None:
 
 def finished(study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
-
-
-def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
-    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def free_port() -> int:

@@ -28,6 +28,14 @@ def _pyplot():
     return plt
 
 
+def save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (closing frees it: runs draw many)."""
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def warm_up() -> None:
     """Import matplotlib ahead of time (it takes a good part of a second)."""
     _pyplot()
@@ -65,10 +73,7 @@ def grad_flow_png(
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("hidden layer (1 = input side)")
     ax.set_title(title or f"gradient flow: log10 {stat} per layer")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -87,10 +92,7 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
     if ax.get_lines():  # a run that diverged at once has no epoch to plot
         ax.legend()
     ax.set_title(title or "loss")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Path:
