@@ -360,6 +360,7 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     """Compose and validate the config at every choice and at both ends of every range,
     so a bad key or value fails before the study starts. Returns the base config."""
     from bpstudy.config import compose, validate
+    from bpstudy.training.run import task_of
 
     for metric in spec.metrics:
         if metric not in METRICS:
@@ -408,13 +409,10 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
             continue
         for value in _candidates(dist)[1:]:
             check({**base, key: value}, key)
-    if _task(config) != "classification" and any("accuracy" in m for m in spec.metrics):
+    wants_accuracy = any("accuracy" in m for m in spec.metrics)
+    if wants_accuracy and task_of(config) != "classification":
         raise SweepError(f"{spec.path}: metric accuracy needs a classification data set")
     return config
-
-
-def _task(config) -> str:
-    return "regression" if config.data.name == "teacher" else "classification"
 
 
 def _candidates(dist: BaseDistribution) -> list[Any]:

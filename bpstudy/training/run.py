@@ -44,7 +44,8 @@ def resolve_loss(c: Config, task: str) -> str:
     return loss
 
 
-def _task_of(c: Config) -> str:
+def task_of(c: Config) -> str:
+    """classification or regression: from the config where it says, else from the data."""
     if c.data.name == "teacher":
         return "regression"
     if c.data.name in ("digits", "spirals", "mnist"):
@@ -70,7 +71,7 @@ def build_network(cfg: AnyConfig, in_dim: int, out_dim: int, task: str | None = 
         bn_eps=m.bn_eps,
         dropout=m.dropout,
         residual=m.residual.enabled,
-        loss=resolve_loss(c, task or _task_of(c)),
+        loss=resolve_loss(c, task or task_of(c)),
     )
     return Network(
         arch,
