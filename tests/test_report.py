@@ -245,6 +245,40 @@ def test_report_from_elsewhere_finds_the_store_beside_the_journal(reported):
     pd.testing.assert_frame_equal(again, before)
 
 
+@pytest.mark.slow
+def test_where_narrows_the_report_into_its_own_folder_and_artifacts(reported):
+    folder, first = reported
+    assert first.returncode == 0, first.stderr
+    full = (folder / "reports" / STUDY / "trials.csv").read_bytes()
+    out = bpstudy(
+        "report",
+        STUDY,
+        "--where",
+        "model.activation=tanh",
+        "--group",
+        "model.init.sigma_w",
+        cwd=folder,
+    )
+    assert out.returncode == 0, out.stderr
+    sliced = folder / "reports" / STUDY / "model.activation=tanh"
+    table = pd.read_csv(sliced / "trials.csv")
+    assert len(table) == 2 and set(table["params_model.activation"]) == {"tanh"}
+    assert "(2 trials:" in out.stdout and "report/model.activation=tanh/" in out.stdout
+    summary = (sliced / "summary.md").read_text()
+    assert "trials shown: those with model.activation=tanh: 2 of 4" in summary
+    assert_png(sliced / "grad_flow_profile.png")
+    assert (folder / "reports" / STUDY / "trials.csv").read_bytes() == full  # untouched
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    parent_id = journal_study(folder, STUDY).user_attrs["mlflow_parent_run_id"]
+    logged = {
+        Path(a.path).name for a in client.list_artifacts(parent_id, "report/model.activation=tanh")
+    }
+    assert logged == {p.name for p in sliced.iterdir()}
+    note = client.get_run(parent_id).data.tags["mlflow.note.content"]
+    assert "trials shown" not in note  # the run's description stays the whole study's
+
+
 # ---------------------------------------------------------------- errors: exit 2, one line
 
 
@@ -282,6 +316,31 @@ def test_report_without_a_storage_creates_nothing(tmp_path):
     out = bpstudy("report", "nope", cwd=tmp_path)
     assert_one_line_error(out, "'nope'", "known studies: none")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["--where", "model.depth=4"],
+            ["--where model.depth", "model.activation, model.init.sigma_w"],
+        ),
+        (["--where", "model.activation=sigmoid"], ["model.activation=sigmoid", "relu, tanh"]),
+        (["--where", "model.activation"], ["--where 'model.activation'", "PARAM=VALUE"]),
+        (
+            ["--group", "optimizer.lr"],
+            ["--group optimizer.lr", "model.activation, model.init.sigma_w"],
+        ),
+    ],
+)
+def test_bad_where_or_group_is_one_line(reported, args, needles):
+    folder, first = reported
+    assert first.returncode == 0, first.stderr
+    before = sorted(p.name for p in (folder / "reports" / STUDY).iterdir())
+    out = bpstudy("report", STUDY, *args, cwd=folder)
+    assert_one_line_error(out, *needles)
+    assert sorted(p.name for p in (folder / "reports" / STUDY).iterdir()) == before
 
 
 # ---------------------------------------------------------------- a study without MLflow

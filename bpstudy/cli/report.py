@@ -1,4 +1,5 @@
-"""`bpstudy report STUDY [--storage URL] [--out DIR] [--tracking-uri URI]`"""
+"""`bpstudy report STUDY [--storage URL] [--out DIR] [--tracking-uri URI] [--where P=V]
+[--group P]`"""
 
 from __future__ import annotations
 
@@ -31,14 +32,32 @@ def parser() -> argparse.ArgumentParser:
         help="MLflow store (default: $MLFLOW_TRACKING_URI, else the mlflow.db beside a "
         "--storage journal, else sqlite:///mlflow.db here)",
     )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="only the trials whose sampled PARAM is VALUE, e.g. --where model.depth=40 "
+        "(repeat to narrow further); written to reports/STUDY/PARAM=VALUE/ and logged "
+        "under report/PARAM=VALUE/",
+    )
+    p.add_argument(
+        "--group",
+        default=None,
+        metavar="PARAM",
+        help="one gradient-flow line per value of this sampled parameter (default: the "
+        "activation when sampled, else the most important categorical)",
+    )
     return p
 
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     from bpstudy.report import make_report
+    from bpstudy.report.selection import Selection, parse_where
 
-    report = make_report(args.study, args.storage, args.out, args.tracking_uri)
+    selection = Selection(parse_where(args.where), args.group)
+    report = make_report(args.study, args.storage, args.out, args.tracking_uri, selection=selection)
     c = report.counts
     print(
         f"report for study {report.study_name} ({report.n_trials} trials: {c['complete']} "
@@ -47,7 +66,8 @@ def main(argv: list[str]) -> None:
     print("  " + ", ".join(p.name for p in report.files))
     if report.parent_run_id:
         print(
-            f"logged to mlflow parent run {report.parent_run_id} (artifacts report/) "
+            f"logged to mlflow parent run {report.parent_run_id} "
+            f"(artifacts {report.artifact_dir}/) "
             f"in {report.tracking_uri}"
         )
     else:

@@ -21,6 +21,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from bpstudy.errors import BpstudyError
 from bpstudy.report import figures, optuna_plots
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
+from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import grad_columns, objective_columns, trials_table
@@ -46,6 +47,7 @@ class Report:
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
+    artifact_dir: str = "report"
 
 
 def default_out_dir(study_name: str) -> Path:
@@ -101,9 +103,12 @@ class _Sources:
     notes: list[str] = field(default_factory=list)
 
 
-def _read(study_name: str, storage_url: str, uri: str, say: Callable[[str], None]) -> _Sources:
+def _read(
+    study_name: str, storage_url: str, uri: str, say: Callable[[str], None], selection: Selection
+) -> _Sources:
     study = load_study(study_name, storage_url)
     trials = study.get_trials(deepcopy=False)
+    check(selection, trials)
     src = _Sources(study, trials)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.user_attrs.get("mlflow_run_id")]
@@ -155,18 +160,33 @@ def make_report(
     out: str | Path | None = None,
     tracking_uri: str | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    selection: Selection | None = None,
 ) -> Report:
-    """Write the report of `study_name` to `out` and log it to the study's parent run."""
+    """Write the report of `study_name` to `out` and log it to the study's parent run;
+    `selection` narrows it to some trials (see `selection.py`)."""
+    selection = selection or Selection()
     uri = _tracking_uri(tracking_uri, storage)
     storage_url = storage or default_storage_url(uri)
-    src = _read(study_name, storage_url, uri, say)
+    src = _read(study_name, storage_url, uri, say, selection)
     notes = src.notes
     metric_names = _objective_names(src.study, src.metric_names)
     table = trials_table(src.trials, src.runs, metric_names)
     facts = _facts(src, table, metric_names, notes)
-    group = main_group(table, facts)
+    n_all = len(table)
+    table = apply(table, selection)
+    shown = None
+    if selection.where:
+        shown = f"those with {selection.describe()}: {len(table)} of {n_all}"
+        notes.append(
+            "parameter importances and the optimisation history are over the whole study, "
+            f"not only the trials with {selection.describe()}"
+        )
+    group = selection.group or main_group(table, facts)
+    artifact_dir = "report/" + selection.slug if selection.where else "report"
 
     out_dir = Path(out).expanduser().resolve() if out else default_out_dir(study_name)
+    if selection.where and not out:
+        out_dir = out_dir / selection.slug
     _prepare(out_dir)
     say(f"report {study_name}: drawing pictures in {out_dir}")
     written = [out_dir / CSV]
@@ -188,6 +208,8 @@ def make_report(
         notes=notes,
         pareto=sorted(t.number for t in src.study.best_trials) if facts.multi_objective else None,
         files=[p.name for p in written],
+        artifact_dir=artifact_dir,
+        shown=shown,
     )
     sentences = reading(table, facts, group)
     (out_dir / SUMMARY).write_text(summary_markdown(table, ctx, facts, sentences))
@@ -197,15 +219,18 @@ def make_report(
 
         say(f"report {study_name}: logging {len(written)} files to parent run {parent_id}")
         note = summary_markdown(table, ctx, facts, sentences, embed_images=False)
-        mlflow_runs.log_report(src.client, src.parent, written, note)
+        mlflow_runs.log_report(
+            src.client, src.parent, written, note, artifact_dir, describe=not selection.where
+        )
     counts = {"complete": 0, "pruned": 0, "fail": 0}
-    for t in src.trials:
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    for state in table["state"].dropna():
+        counts[state.lower()] = counts.get(state.lower(), 0) + 1
     return Report(
         study_name=study_name,
         out_dir=out_dir,
         files=written,
-        n_trials=len(src.trials),
+        n_trials=len(table),
+        artifact_dir=artifact_dir,
         counts=counts,
         parent_run_id=parent_id,
         tracking_uri=ctx.tracking_uri,

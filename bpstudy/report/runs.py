@@ -116,11 +116,20 @@ def sweep_metrics(client, parent_run_id: str) -> list[str] | None:
     return None
 
 
-def log_report(client, parent, files: Iterable[Path], summary: str) -> None:
-    """Upload the report files under report/ and show the summary as the run's description
-    (unless the user wrote a description of their own)."""
+def log_report(
+    client,
+    parent,
+    files: Iterable[Path],
+    summary: str,
+    artifact_dir: str = ARTIFACT_DIR,
+    describe: bool = True,
+) -> None:
+    """Upload the report files under `artifact_dir` and, when `describe`, show the summary
+    as the run's description (unless the user wrote a description of their own)."""
     for path in files:
-        client.log_artifact(parent.info.run_id, str(path), ARTIFACT_DIR)
+        client.log_artifact(parent.info.run_id, str(path), artifact_dir)
+    if not describe:
+        return
     note = parent.data.tags.get(NOTE_TAG)
     if note and not note.startswith(NOTE_HEADING):
         return

@@ -41,6 +41,8 @@ class SummaryContext:
     notes: Sequence[str] = ()
     pareto: Sequence[int] | None = None  # multi-objective: Pareto-optimal trial numbers
     files: Sequence[str] = field(default_factory=lambda: ("trials.csv", "summary.md"))
+    artifact_dir: str = "report"  # where the parent run holds this report
+    shown: str | None = None  # which trials, when --where narrowed them
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -73,12 +75,13 @@ def _header(table: pd.DataFrame, ctx: SummaryContext) -> list[str]:
     if ctx.parent_run_id:
         lines.append(
             f"- MLflow: parent run `{ctx.parent_run_id}` in `{ctx.tracking_uri}` "
-            "(this report is in its artifacts under `report/`)"
+            f"(this report is in its artifacts under `{ctx.artifact_dir}/`)"
         )
     else:
         lines.append("- MLflow: the study has no parent run (tracking was off); nothing logged")
     lines += [
         f"- objective: {objectives}; each trial's best value over its run",
+        *([f"- trials shown: {ctx.shown}"] if ctx.shown else []),
         f"- trials: {len(table)} ({_counts(table['state'], STATE_ORDER)})",
         f"- outcomes: {_counts(table['outcome'], OUTCOME_ORDER)}",
         f"- written {ctx.generated}",
@@ -165,7 +168,7 @@ def _pictures_section(ctx: SummaryContext, embed_images: bool) -> list[str]:
         elif embed_images:
             lines += [f"- [{p.file}]({p.file}): {p.caption}"]
         else:
-            lines += [f"- `report/{p.file}`: {p.caption}"]
+            lines += [f"- `{ctx.artifact_dir}/{p.file}`: {p.caption}"]
     return lines
 
 
