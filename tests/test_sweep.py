@@ -325,6 +325,30 @@ def test_two_workers_eight_trials(cli, tmp_path):
 
 
 @pytest.mark.slow
+def test_grid_with_two_workers_and_a_resume_runs_every_cell_once(cli, tmp_path):
+    path = write_sweep(
+        tmp_path,
+        "cells",
+        n_trials=12,
+        sampler={"name": "grid", "seed": 3},
+        params={
+            "model.depth": "choice(1, 2, 3)",
+            "model.activation": "choice(tanh, relu)",
+            "optimizer.lr": "choice(0.01, 0.1)",
+        },
+    )
+    first = cli("sweep", str(path), "--workers", "2", "--n-trials", "5", "--progress", "lines")
+    assert first.returncode == 0, first.stderr
+    second = cli("sweep", str(path), "--workers", "2", "--progress", "lines")
+    assert second.returncode == 0, second.stderr
+    assert "12 complete, 0 pruned, 0 failed" in second.stdout
+    trials = journal_study(tmp_path, "cells").trials
+    cells = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(trials) == 12 and len(set(cells)) == 12
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+
+
+@pytest.mark.slow
 def test_resume_adds_only_the_missing_trials(cli, tmp_path):
     path = write_sweep(tmp_path, "resume", n_trials=2)
     first = cli("sweep", str(path), "--progress", "lines")

@@ -294,7 +294,7 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
     if not optuna_plots.html_available():
         notes.append(
             "interactive HTML skipped: Optuna draws it with plotly, which is not "
-            "installed (`pip install plotly`, then report again, for optuna.html)"
+            "installed (`pip install 'bpstudy[plots]'` or `pip install plotly`, then report again)"
         )
     elif not has_complete:
         notes.append("interactive HTML skipped: no completed trial")

@@ -71,7 +71,10 @@ def load(args: WorkerArgs):
         load_spec(args.sweep), study_name=args.study_name, n_trials=args.n_trials
     )
     seed = spec.sampler.get("seed")
-    if seed is not None:  # workers must not propose the same values in lockstep
+    # workers must not propose the same values in lockstep; but the grid sampler's seed
+    # shuffles the grid, whose cells it hands out by trial number: every worker needs the
+    # same shuffle, or two workers run one cell and none runs another
+    if seed is not None and spec.sampler["name"] != "grid":
         spec = dataclasses.replace(
             spec, sampler={**spec.sampler, "seed": (seed + args.seed_offset) % 2**32}
         )
