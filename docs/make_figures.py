@@ -21,23 +21,55 @@ BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 
 # (study, --where filters, --group, report picture -> figure name)
 REPORTS = [
-    ("vanishing_gradients", ["model.depth=20", "optimizer.lr=0.1"], None,
-     {"grad_flow_profile.png": "vanishing_profile_depth20.png"}),
-    ("vanishing_gradients", ["model.depth=40", "optimizer.lr=0.01"], None,
-     {"grad_flow_profile.png": "vanishing_profile_depth40.png"}),
-    ("vanishing_gradients", ["model.activation=sigmoid", "optimizer.lr=0.1"], "model.depth",
-     {"grad_flow_profile.png": "sigmoid_profile_by_depth.png"}),
-    ("vanishing_gradients", ["model.activation=relu", "optimizer.lr=0.01"], "model.depth",
-     {"grad_flow_profile.png": "relu_profile_by_depth.png"}),
-    ("residual_depth", ["model.residual.enabled=false", "model.batch_norm=false"], "model.depth",
-     {"grad_flow_profile.png": "plain_profile_by_depth.png"}),
+    (
+        "vanishing_gradients",
+        ["model.depth=20", "optimizer.lr=0.1"],
+        None,
+        {"grad_flow_profile.png": "vanishing_profile_depth20.png"},
+    ),
+    (
+        "vanishing_gradients",
+        ["model.depth=40", "optimizer.lr=0.01"],
+        None,
+        {"grad_flow_profile.png": "vanishing_profile_depth40.png"},
+    ),
+    (
+        "vanishing_gradients",
+        ["model.activation=sigmoid", "optimizer.lr=0.1"],
+        "model.depth",
+        {"grad_flow_profile.png": "sigmoid_profile_by_depth.png"},
+    ),
+    (
+        "vanishing_gradients",
+        ["model.activation=relu", "optimizer.lr=0.01"],
+        "model.depth",
+        {"grad_flow_profile.png": "relu_profile_by_depth.png"},
+    ),
+    (
+        "residual_depth",
+        ["model.residual.enabled=false", "model.batch_norm=false"],
+        "model.depth",
+        {"grad_flow_profile.png": "plain_profile_by_depth.png"},
+    ),
     ("residual_depth", [], None, {"val_loss_heatmap.png": "residual_depth_heatmap.png"}),
-    ("exploding", ["optimizer.lr=0.1"], "trainer.clip.mode",
-     {"grad_flow_profile.png": "exploding_profile_by_clip.png"}),
-    ("exploding", ["trainer.clip.mode=none"], None,
-     {"val_loss_heatmap.png": "exploding_heatmap_noclip.png"}),
-    ("exploding", ["trainer.clip.mode=norm"], None,
-     {"val_loss_heatmap.png": "exploding_heatmap_clipnorm.png"}),
+    (
+        "exploding",
+        ["optimizer.lr=0.1"],
+        "trainer.clip.mode",
+        {"grad_flow_profile.png": "exploding_profile_by_clip.png"},
+    ),
+    (
+        "exploding",
+        ["trainer.clip.mode=none"],
+        None,
+        {"val_loss_heatmap.png": "exploding_heatmap_noclip.png"},
+    ),
+    (
+        "exploding",
+        ["trainer.clip.mode=norm"],
+        None,
+        {"val_loss_heatmap.png": "exploding_heatmap_clipnorm.png"},
+    ),
 ]
 STUDIES = list(dict.fromkeys(study for study, *_ in REPORTS))
 # one run's own heatmap (plots/grad_flow.png in its MLflow artifacts)
