@@ -70,6 +70,9 @@ def grad_flow_png(
         )
         bar = fig.colorbar(image, ax=ax)
         bar.set_label(f"log10 {stat}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("hidden layer (1 = input side)")
     ax.set_title(title or f"gradient flow: log10 {stat} per layer")
