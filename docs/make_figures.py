@@ -51,7 +51,12 @@ REPORTS = [
         "model.depth",
         {"grad_flow_profile.png": "plain_profile_by_depth.png"},
     ),
-    ("residual_depth", [], None, {"val_loss_heatmap.png": "residual_depth_heatmap.png"}),
+    (
+        "residual_depth",
+        ["model.residual.enabled=true", "model.batch_norm=true"],
+        "model.depth",
+        {"grad_flow_profile.png": "resbn_profile_by_depth.png"},
+    ),
     (
         "exploding",
         ["optimizer.lr=0.1"],

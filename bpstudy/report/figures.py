@@ -21,6 +21,8 @@ import pandas as pd
 from bpstudy.report.levels import format_value, levels, sort_key
 from bpstudy.report.table import PARAM_PREFIX, grad_columns, layer_index
 
+LOG_COLOURS_ABOVE = 100.0  # heatmap colours on a log scale when max / min exceeds this
+
 
 def _pyplot():
     import matplotlib
@@ -124,6 +126,8 @@ def loss_heatmap_png(
 
     Cells whose trials all diverged say so; cells without a finite value stay grey."""
     plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
     x_level, x_labels = levels(table[PARAM_PREFIX + x], x in log_params)
     if y is None:
         y_level, y_labels = pd.Series("all trials", index=table.index), ["all trials"]
@@ -151,9 +155,19 @@ def loss_heatmap_png(
         figsize=(max(5.0, 1.1 * len(x_labels) + 2.5), max(3.0, 0.7 * len(y_labels) + 1.8)),
         dpi=100,
     )
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
     finite = grid[np.isfinite(grid)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    # a loss that blew up to 1e5 beside ones near 1 would paint every other cell alike
+    log = finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > LOG_COLOURS_ABOVE
+    norm = LogNorm(finite.min(), finite.max()) if log else None
+    image = ax.imshow(
+        np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower"
+    )
+    if not finite.size:
+        mid = 0.0
+    elif log:
+        mid = float(np.sqrt(finite.min() * finite.max()))
+    else:
+        mid = (finite.min() + finite.max()) / 2
     for i in range(len(y_labels)):
         for j in range(len(x_labels)):
             dark = np.isfinite(grid[i, j]) and grid[i, j] < mid
@@ -170,7 +184,7 @@ def loss_heatmap_png(
     ax.set_yticks(range(len(y_labels)), y_labels)
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
-    fig.colorbar(image, ax=ax).set_label(f"{value} (median)")
+    fig.colorbar(image, ax=ax).set_label(f"{value} (median{', log scale' if log else ''})")
     ax.set_title(title or f"final {value} by {x}" + (f" and {y}" if y else ""))
     fig.tight_layout()
     fig.savefig(path)
