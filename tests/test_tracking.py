@@ -192,6 +192,22 @@ def test_rerun_identical_then_altered(cli, tmp_path, store):
     assert "differ" in last and "step" in last
 
 
+@pytest.mark.slow
+def test_rerun_uses_the_original_blas_thread_count(cli, store):
+    # a sweep worker trains with cores / workers BLAS threads; OpenBLAS rounds a product
+    # differently with another count, so the rerun must use the recorded one
+    uri, client = store
+    wide = ["model.depth=3", "model.width=128", "trainer.epochs=1", "trainer.progress=none"]
+    one = {v: "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = cli("train", *wide, "trainer.log_every=1", f"tracking.uri={uri}", env=one)
+    assert out.returncode == 0, out.stderr
+    original = only_run(client)
+    assert original.data.tags["bpstudy.blas_threads"] == "1"
+    out = cli("rerun", original.info.run_id, "--tracking-uri", uri)  # all cores by default
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "identical"
+
+
 def test_rerun_unknown_run_id(cli, store):
     uri, _ = store
     cli("train", *TINY, f"tracking.uri={uri}")

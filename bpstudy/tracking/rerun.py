@@ -3,6 +3,7 @@ every metric history with the original, bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
@@ -12,6 +13,7 @@ import yaml
 
 from bpstudy.config.validate import validate
 from bpstudy.tracking.store import TrackingError, client_for, resolve_uri
+from bpstudy.tracking.tracker import THREADS_TAG
 
 
 def load_run_config(client, run_id: str, uri: str):
@@ -66,5 +68,16 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> tuple[s
     uri = resolve_uri(tracking_uri)
     client = client_for(uri)
     cfg = load_run_config(client, run_id, uri)
-    tracked = tracked_train(cfg, listeners, tags={"bpstudy.rerun_of": run_id})
+    with _same_blas_threads(client.get_run(run_id).data.tags.get(THREADS_TAG)):
+        tracked = tracked_train(cfg, listeners, tags={"bpstudy.rerun_of": run_id})
     return tracked.run_id, first_difference(client, run_id, tracked.run_id)
+
+
+def _same_blas_threads(recorded: str | None):
+    """Use the original's BLAS thread count: OpenBLAS splits a product differently with
+    another count, and the rounding differs (a sweep worker runs with cores / workers)."""
+    from threadpoolctl import threadpool_limits
+
+    if recorded is None or not recorded.isdigit() or int(recorded) < 1:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(recorded), user_api="blas")

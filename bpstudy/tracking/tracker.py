@@ -25,6 +25,18 @@ from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
+FLUSH_SECONDS = 5.0  # the longest a point waits for its batch to fill
+
+
+THREADS_TAG = "bpstudy.blas_threads"
+
+
+def blas_threads() -> int | None:
+    """The BLAS thread count in use (the largest, if several BLAS libraries are loaded)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 def metric_key(stat: str, layer: int) -> str:
@@ -55,21 +67,31 @@ class _Sender(threading.Thread):
         from bpstudy.tracking.plots import warm_up
 
         warm_up()  # import matplotlib here, while training runs, not at the end
+        pending: list = []
+        deadline = 0.0
         while True:
-            batch = self.queue.get()
-            if batch is None:
+            # MLflow's SQL store costs about twice as much per point in batches of a few
+            # hundred as in full ones: hold points until a batch is full, or until the
+            # oldest has waited FLUSH_SECONDS (the dashboard still follows a long run)
+            wait = max(0.0, deadline - time.monotonic()) if pending else None
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                item = []
+            if item is None:
+                self._send(pending)
                 return
-            # coalesce what has piled up into as few calls as possible
-            while len(batch) < BATCH:
-                try:
-                    more = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._send(batch)
-                    return
-                batch.extend(more)
-            self._send(batch)
+            if item and not pending:
+                deadline = time.monotonic() + FLUSH_SECONDS
+            pending.extend(item)
+            if len(pending) >= BATCH:
+                full = len(pending) - len(pending) % BATCH
+                self._send(pending[:full])
+                pending = pending[full:]
+                deadline = time.monotonic() + FLUSH_SECONDS
+            elif pending and time.monotonic() >= deadline:
+                self._send(pending)
+                pending = []
 
     def _send(self, metrics: list) -> None:
         if self.error is not None:
@@ -147,6 +169,9 @@ class MlflowTracker(Listener):
         sha = git_sha()
         if sha:
             tags["bpstudy.git_sha"] = sha
+        threads = blas_threads()
+        if threads:  # BLAS sums in another order with another thread count
+            tags[THREADS_TAG] = str(threads)
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
