@@ -156,6 +156,17 @@ def test_digits(dtype):
     np.testing.assert_allclose(ds.X_train.std(axis=0)[varying], 1.0, rtol=1e-4)
 
 
+def test_digits_read_from_the_bundled_file_equal_scikit_learns():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from bpstudy.data.digits import digits_arrays
+
+    X, y = digits_arrays()
+    X_ref, y_ref = sklearn_digits(return_X_y=True)
+    assert X.dtype == np.float64 and y.dtype == np.int64
+    assert np.array_equal(X, X_ref) and np.array_equal(y, y_ref)
+
+
 def test_spirals_geometry():
     X, y = make_spirals(50, 4, 1.5, 0.0, np.random.default_rng(0))
     assert X.shape == (200, 2) and y.shape == (200,)
