@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -300,6 +301,21 @@ def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) >= 2, workers  # both hosts did trials
     check_runs(mlflow_server, study, parent, n)
+
+    # the report reads the study from PostgreSQL and its runs from the server
+    out = subprocess.run(
+        [BPSTUDY, "report", "shared", "--storage", url, "--tracking-uri", mlflow_server.url,
+         "--out", str(tmp_path / "report")],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(tmp_path / "report" / "trials.csv")
+    assert sorted(table["number"]) == list(range(n))
+    assert table["mlflow_run_id"].notna().all() and table["val/loss"].notna().all()
+    assert table["grad_norm/L01"].notna().all()
+    client = MlflowClient(mlflow_server.url)
+    logged = {Path(a.path).name for a in client.list_artifacts(parent, "report")}
+    assert {"trials.csv", "summary.md", "grad_flow_profile.png"} <= logged
 
 
 def retried_number(t) -> int | None:

@@ -349,6 +349,9 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
         stop_group(proc)  # whatever happened, leave no server behind
     assert proc.returncode == 0
     with socket.socket() as s:
+        # SO_REUSEADDR: connections the server closed may sit in TIME_WAIT, which blocks a
+        # plain bind; on Linux a bind with it still fails while anything listens there
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
 
 
