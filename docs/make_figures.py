@@ -4,7 +4,7 @@ Runs what a user would run, through the `bpstudy` command: one `bpstudy train` f
 per-run gradient-flow heatmap, the shipped studies (`bpstudy sweep NAME --workers 2`) and
 their reports (`bpstudy report NAME --where ...`), then copies the PNGs to docs/figures/.
 The work folder keeps the MLflow store and the studies, so a second call only redraws
-(a finished study is not run again). About 15 minutes on 2 cores from nothing.
+(a finished study is not run again). About 5 minutes on 2 cores from nothing.
 """
 
 from __future__ import annotations
