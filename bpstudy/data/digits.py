@@ -24,7 +24,11 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     file: importing sklearn.datasets takes about 2 s, reading the file 30 ms (and a
     sweep worker or a `bpstudy train` pays the import once per process)."""
     spec = importlib.util.find_spec("sklearn")
-    path = Path(spec.origin).parent / "datasets" / "data" / DIGITS_FILE if spec else None
+    path = (
+        Path(spec.origin).parent / "datasets" / "data" / DIGITS_FILE
+        if spec and spec.origin
+        else None
+    )
     if path is None or not path.is_file():  # another layout: ask scikit-learn itself
         from sklearn.datasets import load_digits as sklearn_digits
 

@@ -23,7 +23,7 @@ from bpstudy.report import figures, optuna_plots
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
 from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
-from bpstudy.report.summary import Picture, SummaryContext, summary_markdown
+from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import grad_columns, objective_columns, trials_table
 from bpstudy.sweep.storage import default_storage_url, is_rdb, redact
 
@@ -47,7 +47,7 @@ class Report:
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
-    artifact_dir: str = "report"
+    artifact_dir: str = ARTIFACT_DIR
 
 
 def default_out_dir(study_name: str) -> Path:
@@ -182,7 +182,7 @@ def make_report(
             f"not only the trials with {selection.describe()}"
         )
     group = selection.group or main_group(table, facts)
-    artifact_dir = "report/" + selection.slug if selection.where else "report"
+    artifact_dir = f"{ARTIFACT_DIR}/{selection.slug}" if selection.where else ARTIFACT_DIR
 
     out_dir = Path(out).expanduser().resolve() if out else default_out_dir(study_name)
     if selection.where and not out:

@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from bpstudy.report.summary import ARTIFACT_DIR
 from bpstudy.report.summary import HEADING as NOTE_HEADING  # a note under it is ours
 from bpstudy.report.table import RunRecord
 from bpstudy.tracking.store import TrackingError
 
-ARTIFACT_DIR = "report"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
 SEARCH_PAGE = 1000
 PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"

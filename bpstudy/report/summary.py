@@ -19,6 +19,7 @@ from bpstudy.report.table import PARAM_PREFIX, grad_columns, objective_columns
 
 OUTCOME_ORDER = ("healthy", "vanishing", "exploding", "diverged", "failed")
 STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+ARTIFACT_DIR = "report"  # the report's folder in the parent run's artifacts
 HEADING = "# Study report"  # MLflow's run description is replaced only under this heading
 
 
@@ -41,7 +42,7 @@ class SummaryContext:
     notes: Sequence[str] = ()
     pareto: Sequence[int] | None = None  # multi-objective: Pareto-optimal trial numbers
     files: Sequence[str] = field(default_factory=lambda: ("trials.csv", "summary.md"))
-    artifact_dir: str = "report"  # where the parent run holds this report
+    artifact_dir: str = ARTIFACT_DIR  # where the parent run holds this report
     shown: str | None = None  # which trials, when --where narrowed them
 
 
