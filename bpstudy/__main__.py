@@ -1,3 +1,3 @@
-from bpstudy.cli import main
+from bpstudy.cli import entry
 
-main()
+entry()

@@ -42,6 +42,13 @@ def _terminated(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM (docker stop, SLURM, kill) ends runs as Ctrl-C does
 
 
+def entry() -> None:
+    """The console script: `main`, then a quick exit (see bpstudy.shutdown)."""
+    from bpstudy.shutdown import run_and_exit
+
+    run_and_exit(main)
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from bpstudy.shutdown import quick_exit
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -216,9 +218,10 @@ def main() -> None:
     args = WorkerArgs(**json.loads(sys.argv[1]))
     Path(args.lock).touch()
     try:
-        sys.exit(work(args))
+        code = work(args)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    quick_exit(code)  # the supervisor waits for this process: skip interpreter teardown
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 
 from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
+from bpstudy.tracking.points import write_points
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 
@@ -98,7 +99,7 @@ class _Sender(threading.Thread):
             return
         try:
             for lo in range(0, len(metrics), BATCH):
-                self.client.log_batch(self.run_id, metrics=metrics[lo : lo + BATCH])
+                write_points(self.client, self.run_id, metrics[lo : lo + BATCH])
             self.sent += len(metrics)
         except Exception as exc:  # noqa: BLE001 - reported by the tracker at the end
             self.error = exc

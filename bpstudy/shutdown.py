@@ -1,0 +1,48 @@
+"""Leave the process once its work is done, without tearing the interpreter down.
+
+Finalizing the thousands of modules MLflow imports takes about a second after the last
+line is printed; every command and every sweep worker would pay it (a sweep's tail pays
+it twice, the worker's and the supervisor's). Everything a normal exit does that matters
+still happens, in the same order: non-daemon threads are joined, atexit handlers run
+(logging, MLflow, temporary directories), the standard streams are flushed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+import threading
+
+
+def exit_code(code: object) -> int:
+    """What `sys.exit(code)` would make the exit status (a message prints, status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def quick_exit(code: object = 0) -> None:
+    status = exit_code(code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or its reader went away
+            stream.flush()
+    os._exit(status)
+
+
+def run_and_exit(main) -> None:
+    """Call `main()`; exit as it asked (SystemExit) or with 0, quickly. An uncaught
+    exception keeps Python's own traceback and exit."""
+    try:
+        main()
+    except SystemExit as exc:
+        quick_exit(exc.code)
+    quick_exit(0)
