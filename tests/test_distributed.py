@@ -340,17 +340,29 @@ def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_serve
     b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
     groups = {a.proc.pid: a, b.proc.pid: b}
 
+    started: set[int] = set()  # hosts whose worker has had a trial: their set-up is over
+
     def victim():
+        # both hosts run on this machine, so a supervisor still setting up would recover a
+        # dead trial by its pid; only once both are past that is the heartbeat tested
         study = load_study(url, "killed")
+        owned = []
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if "mlflow_run_id" not in t.user_attrs or len(t.intermediate_values) > 5:
+            worker = t.user_attrs.get("worker")  # set just after the trial is asked for
+            if worker is None:
                 continue
-            pid = int(t.user_attrs["worker"].rpartition(":")[2])
             try:
-                if os.getpgid(pid) in groups:
-                    return t, groups[os.getpgid(pid)]
+                group = os.getpgid(int(worker.rpartition(":")[2]))
             except ProcessLookupError:
                 continue
+            if group in groups:
+                started.add(group)
+                owned.append((t, groups[group]))
+        if len(started) < 2:
+            return None
+        for t, host in owned:
+            if "mlflow_run_id" in t.user_attrs and len(t.intermediate_values) <= 5:
+                return t, host
         return None
 
     dead, host = wait_until(victim, 300, "a RUNNING trial early in its run")

@@ -66,7 +66,7 @@ def test_a_point_stored_twice_is_kept_once(tmp_path):
     write_points(client, run_id, batch)
     write_points(client, run_id, batch)  # the bulk insert refuses it: log_batch skips it
     latest, history = readback(client, run_id)
-    assert all(len(points) == 2 for points in history.values())
+    assert set(latest) == set(KEYS) and all(len(points) == 2 for points in history.values())
 
 
 def test_a_file_store_goes_through_log_batch(tmp_path, monkeypatch):

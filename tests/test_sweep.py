@@ -6,6 +6,7 @@ the tests read both back with Optuna and MlflowClient, as a user would.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -13,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import uuid
 import warnings
 from pathlib import Path
 
@@ -212,11 +214,36 @@ def assert_nothing_started(folder: Path) -> None:
         assert all_runs(mlflow_client(folder)) == []
 
 
+def processes_marked(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (a command's children)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+            if marker.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+    return pids
+
+
+def sweep_to_files(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`bpstudy sweep ARGS` with its output in files, not pipes (which a surviving child
+    would hold open, hiding it), then a check that it left no process of its own behind:
+    the workers it starts ahead of the checks must be gone with it."""
+    marker = f"bpstudy-test-{uuid.uuid4().hex}"
+    out_path, err_path = folder / "sweep.out", folder / "sweep.err"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        code = subprocess.run(
+            [BPSTUDY, "sweep", *args], cwd=folder, stdout=out, stderr=err, timeout=300,
+            stdin=subprocess.DEVNULL, env={**os.environ, "BPSTUDY_TEST_MARK": marker},
+        ).returncode  # fmt: skip
+    assert processes_marked(marker) == []
+    return subprocess.CompletedProcess(args, code, out_path.read_text(), err_path.read_text())
+
+
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_bad_sweep_input_is_one_line_exit_2(cli, tmp_path, case):
     text, args, needles = BAD_FILES[case]
     (tmp_path / "bad.yaml").write_text(text)
-    out = cli("sweep", "bad.yaml", *args, "--progress", "lines")
+    out = sweep_to_files(tmp_path, "bad.yaml", *args, "--progress", "lines")
     line = assert_one_line_error(out, *needles)
     if args:  # a bad option: the message names it
         assert args[0] in line

@@ -230,42 +230,44 @@ def run_sweep(
     )
     if workers < 1:
         raise BpstudyError(f"--workers must be >= 1, got {workers}")
-    base = check_space(spec, list(extra))  # every choice composes and validates
-    make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
+    env = worker_env(workers)
+    idle = [spawn_worker(env) for _ in range(workers)]  # their imports overlap the set-up
+    try:
+        base = check_space(spec, list(extra))  # every choice composes and validates
+        make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
 
-    tracking_uri, client, parent_id = None, None, None
-    if base.tracking.enabled:
-        from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
+        tracking_uri, client, parent_id = None, None, None
+        if base.tracking.enabled:
+            from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
 
-        tracking_uri = resolve_uri(base.tracking.uri)
-        client = client_for(tracking_uri)
-    storage_url = storage or default_storage_url(
-        tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    )
-    study = create_study(spec, open_storage(storage_url))
-    if client is not None:
-        parent_id = parent_run(
-            client, experiment_id(client, base.tracking.experiment), spec, storage_url
+            tracking_uri = resolve_uri(base.tracking.uri)
+            client = client_for(tracking_uri)
+        storage_url = storage or default_storage_url(
+            tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         )
-        study.set_user_attr("mlflow_parent_run_id", parent_id)
-    recover_orphans(study, tracking_uri)
+        study = create_study(spec, open_storage(storage_url))
+        if client is not None:
+            parent_id = parent_run(
+                client, experiment_id(client, base.tracking.experiment), spec, storage_url
+            )
+            study.set_user_attr("mlflow_parent_run_id", parent_id)
+        recover_orphans(study, tracking_uri)
+    except BaseException:
+        _dismiss(idle)  # they hold nothing yet: no lock, no trial
+        raise
     # a seeded sampler replays its draws: on resume, start the workers' seeds elsewhere
     # so they do not propose the trials the study already holds again
     seed_base = 1009 * len(study.get_trials(deepcopy=False))
-
     lock = _lock_path(storage_url, spec.study_name)
-    env = worker_env(workers)
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
 
     def start(index: int) -> subprocess.Popen:
         args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
                           parent_id, lock, seed_base + index, tracking_uri)  # fmt: skip
-        return subprocess.Popen(
-            [sys.executable, "-m", "bpstudy.sweep.worker", args.to_json()],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        proc = idle.pop() if idle else spawn_worker(env)
+        with contextlib.suppress(OSError):  # died already: the loop below sees its exit code
+            proc.stdin.write(args.to_json() + "\n")
+            proc.stdin.close()
+        return proc
 
     bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
     procs: dict[int, subprocess.Popen] = {}
@@ -330,6 +332,20 @@ def _lock_path(storage_url: str, study_name: str) -> str:
         return storage_url.removeprefix("journal:") + ".workers-lock"
     safe = "".join(ch if ch.isalnum() else "_" for ch in study_name)
     return str(Path(tempfile.gettempdir()) / f"bpstudy-{safe}.lock")
+
+
+def spawn_worker(env: dict[str, str]) -> subprocess.Popen:
+    """A worker process that imports what it needs, then waits for its job on stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bpstudy.sweep.worker"], env=env, stdin=subprocess.PIPE, text=True
+    )
+
+
+def _dismiss(procs) -> None:
+    """Workers that never got a job (the set-up failed): nothing of theirs to keep."""
+    for p in procs:
+        p.kill()
+        p.wait()
 
 
 def _stop(procs) -> None:

@@ -1,9 +1,13 @@
 """A sweep worker: asks the shared study for trials and runs them until the study holds
 n_trials finished (complete + pruned) trials.
 
-Started by `bpstudy sweep` as `python -m bpstudy.sweep.worker JSON`, one process per
-`--workers`, with its BLAS threads already limited through the environment. Local workers
-take trials under a file lock, so together they never start more than n_trials.
+Started by `bpstudy sweep` as `python -m bpstudy.sweep.worker`, one process per
+`--workers`, with its BLAS threads already limited through the environment. It is started
+before the supervisor has checked the space and set up the study, so that its imports
+(several seconds, MLflow's most of all) overlap that work; its job (`WorkerArgs` as one
+JSON line) then comes on stdin, and a stdin closed without one means "nothing to do".
+Local workers take trials under a file lock, so together they never start more than
+n_trials.
 """
 
 from __future__ import annotations
@@ -213,11 +217,25 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def warm_up() -> None:
+    """Import what every trial needs while the supervisor is still setting up."""
+    import mlflow  # noqa: F401
+
+    import bpstudy.sweep.trial
+    import bpstudy.tracking.run  # noqa: F401
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
-    args = WorkerArgs(**json.loads(sys.argv[1]))
-    Path(args.lock).touch()
     try:
+        warm_up()
+        line = sys.stdin.readline()
+        if not line.strip():  # the supervisor stopped before it had a job to give
+            quick_exit(0)
+        args = WorkerArgs(**json.loads(line))
+        if args.tracking_uri:  # the store the supervisor resolved, for every trial
+            os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
+        Path(args.lock).touch()
         code = work(args)
     except KeyboardInterrupt:
         code = 130
