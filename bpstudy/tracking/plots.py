@@ -48,9 +48,18 @@ def save(fig, path: Path, margins: dict[str, float]) -> Path:
     return path
 
 
-def warm_up() -> None:
-    """Import matplotlib ahead of time (it takes a good part of a second)."""
+def warm_up(draw: bool = False) -> None:
+    """Import matplotlib ahead of time (it takes a good part of a second); with `draw`,
+    also draw both pictures once, small, in memory: the first drawing in a process loads
+    fonts and colour maps and costs twice what later ones do."""
     _pyplot()
+    if draw:
+        import io
+
+        layers = pd.DataFrame({"step": [0, 0, 1, 1], "layer": [1, 2, 1, 2], "grad_norm": 1.0})
+        grad_flow_png(layers, io.BytesIO())
+        history = pd.DataFrame({"step": [0, 1], "train/loss": [2.0, 1.0], "val/loss": [2.0, 1.0]})
+        loss_png(history, io.BytesIO())
 
 
 def grad_flow_png(
