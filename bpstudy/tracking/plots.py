@@ -32,6 +32,8 @@ def _pyplot():
 # the drawing: a sweep draws these for every trial (figure fractions; the labels fit).
 HEATMAP_MARGINS = {"left": 0.08, "right": 0.99, "bottom": 0.11, "top": 0.92}
 LOSS_MARGINS = {"left": 0.11, "right": 0.98, "bottom": 0.12, "top": 0.91}
+# A title at a fixed height: matplotlib otherwise measures every tick label to place it
+TITLE_Y = 1.02
 LOG_SCALE_ABOVE = 10.0  # loss curves on a log axis when they span more than a decade
 
 
@@ -96,7 +98,7 @@ def grad_flow_png(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("hidden layer (1 = input side)")
-    ax.set_title(title or f"gradient flow: log10 {stat} per layer")
+    ax.set_title(title or f"gradient flow: log10 {stat} per layer", y=TITLE_Y)
     return save(fig, path, HEATMAP_MARGINS)
 
 
@@ -119,7 +121,7 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
         ax.yaxis.set_minor_formatter(NullFormatter())
     if ax.get_lines():  # a run that diverged at once has no epoch to plot
         ax.legend()
-    ax.set_title(title or "loss")
+    ax.set_title(title or "loss", y=TITLE_Y)
     return save(fig, path, LOSS_MARGINS)
 
 
