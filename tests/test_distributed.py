@@ -333,36 +333,33 @@ FAST_HEARTBEAT = {"BPSTUDY_HEARTBEAT_SECONDS": "1", "BPSTUDY_HEARTBEAT_GRACE_SEC
 @pytest.mark.slow
 @needs_pg
 def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
-    n = 4
+    n = 6
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)
     a = hosts("host-a").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
     wait_until(lambda: parent_of(url, "killed"), 180, "the study and its parent run")
     b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
     groups = {a.proc.pid: a, b.proc.pid: b}
 
-    started: set[int] = set()  # hosts whose worker has had a trial: their set-up is over
+    def owner(t) -> Host | None:
+        """The host whose live worker took trial t (None: not yet marked, or gone)."""
+        worker = t.user_attrs.get("worker")  # set just after the trial is asked for
+        try:
+            return groups.get(os.getpgid(int(worker.rpartition(":")[2]))) if worker else None
+        except ProcessLookupError:
+            return None
 
     def victim():
         # both hosts run on this machine, so a supervisor still setting up would recover a
-        # dead trial by its pid; only once both are past that is the heartbeat tested
-        study = load_study(url, "killed")
-        owned = []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = t.user_attrs.get("worker")  # set just after the trial is asked for
-            if worker is None:
-                continue
-            try:
-                group = os.getpgid(int(worker.rpartition(":")[2]))
-            except ProcessLookupError:
-                continue
-            if group in groups:
-                started.add(group)
-                owned.append((t, groups[group]))
-        if len(started) < 2:
+        # dead trial by its pid: only once both have asked for a trial (so are past their
+        # set-up) is the heartbeat what finds it
+        trials = load_study(url, "killed").get_trials(deepcopy=False)
+        if len({owner(t) for t in trials} - {None}) < 2:
             return None
-        for t, host in owned:
-            if "mlflow_run_id" in t.user_attrs and len(t.intermediate_values) <= 5:
-                return t, host
+        for t in trials:  # running, with its MLflow run, and far from its end
+            if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs:
+                host = owner(t)
+                if host is not None and len(t.intermediate_values) < 25:
+                    return t, host
         return None
 
     dead, host = wait_until(victim, 300, "a RUNNING trial early in its run")
