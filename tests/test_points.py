@@ -7,7 +7,7 @@ import math
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from bpstudy.tracking.points import write_points
+from bpstudy.tracking.points import _sql_store, write_points
 
 KEYS = [f"{stat}/L{i:02d}" for stat in ("grad_norm", "act_std") for i in range(1, 4)]
 
@@ -44,6 +44,7 @@ def test_bulk_points_read_back_as_log_batch(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("points")
     bulk, reference = (client.create_run(exp).info.run_id for _ in range(2))
+    assert _sql_store(client) is not None  # the bulk path is the one under test
     for batch in batches():
         write_points(client, bulk, batch)
         client.log_batch(reference, metrics=batch)
@@ -73,6 +74,7 @@ def test_a_file_store_goes_through_log_batch(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient((tmp_path / "mlruns").as_uri())
     run_id = client.create_run(client.create_experiment("points")).info.run_id
+    assert _sql_store(client) is None
     write_points(client, run_id, batches()[0])
     latest, history = readback(client, run_id)
     assert set(latest) == set(KEYS) and all(len(p) == 2 for p in history.values())
