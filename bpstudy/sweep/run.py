@@ -215,6 +215,31 @@ class Progress:
             self.bar.close()
 
 
+def _set_up(spec: SweepSpec, extra, storage: str | None):
+    """Check the space, open (or resume) the study and its MLflow parent run, and recover
+    the trials of this host's dead workers. Returns (study, storage_url, tracking_uri,
+    client, parent_run_id); the last three are None when tracking is off."""
+    base = check_space(spec, list(extra))  # every choice composes and validates
+    make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
+    tracking_uri, client, parent_id = None, None, None
+    if base.tracking.enabled:
+        from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
+
+        tracking_uri = resolve_uri(base.tracking.uri)
+        client = client_for(tracking_uri)
+    storage_url = storage or default_storage_url(
+        tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    )
+    study = create_study(spec, open_storage(storage_url))
+    if client is not None:
+        parent_id = parent_run(
+            client, experiment_id(client, base.tracking.experiment), spec, storage_url
+        )
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
+    recover_orphans(study, tracking_uri)
+    return study, storage_url, tracking_uri, client, parent_id
+
+
 def run_sweep(
     sweep: str,
     n_trials: int | None = None,
@@ -233,25 +258,7 @@ def run_sweep(
     env = worker_env(workers)
     idle = [spawn_worker(env) for _ in range(workers)]  # their imports overlap the set-up
     try:
-        base = check_space(spec, list(extra))  # every choice composes and validates
-        make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
-
-        tracking_uri, client, parent_id = None, None, None
-        if base.tracking.enabled:
-            from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
-
-            tracking_uri = resolve_uri(base.tracking.uri)
-            client = client_for(tracking_uri)
-        storage_url = storage or default_storage_url(
-            tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-        )
-        study = create_study(spec, open_storage(storage_url))
-        if client is not None:
-            parent_id = parent_run(
-                client, experiment_id(client, base.tracking.experiment), spec, storage_url
-            )
-            study.set_user_attr("mlflow_parent_run_id", parent_id)
-        recover_orphans(study, tracking_uri)
+        study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
     except BaseException:
         _dismiss(idle)  # they hold nothing yet: no lock, no trial
         raise
