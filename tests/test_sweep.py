@@ -329,7 +329,8 @@ def test_two_workers_eight_trials(cli, tmp_path):
             "optimizer.lr": "tag(log, interval(0.01, 0.5))",
         },
     )
-    out = cli("sweep", str(path), "--workers", "2", "--progress", "lines")
+    # an override after the options, as the command's usage line shows it
+    out = cli("sweep", str(path), "--workers", "2", "--progress", "lines", "trainer.batch_size=48")
     assert out.returncode == 0, out.stderr
     assert "8 complete, 0 pruned, 0 failed" in out.stdout
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
@@ -348,6 +349,7 @@ def test_two_workers_eight_trials(cli, tmp_path):
     assert sorted(children) == list(range(8))
     for t in trials:
         assert_child_matches(t, children[t.number])
+        assert children[t.number][0].data.params["trainer.batch_size"] == "48"
     assert len(all_runs(client)) == 9  # 8 children + the parent, nothing else
 
 
@@ -492,6 +494,87 @@ def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
     assert parent.info.status == "FINISHED"
     for t in finished(study):
         assert_child_matches(t, children[t.number])
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path):
+    """Ctrl-C, sent as a terminal sends it (to the whole process group) while both
+    workers are mid-trial: exit 130, no process left, the interrupted trials queued again
+    and their runs KILLED; the same command then finishes the study."""
+    n = 2
+    path = write_sweep(
+        tmp_path,
+        "stopped",
+        n_trials=n,
+        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
+        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
+    )
+    marker = f"bpstudy-test-{uuid.uuid4().hex}"
+    log_out, log_err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with log_out.open("w") as out_f, log_err.open("w") as err_f:
+        proc = subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--workers", "2", "--progress", "lines"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=out_f,
+            stderr=err_f,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "BPSTUDY_TEST_MARK": marker},
+            start_new_session=True,  # its own process group, as a terminal's job would be
+        )
+    try:
+        journal = tmp_path / "bpstudy.journal"
+        wait_until(journal.exists, 120, "the study journal")
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+
+        def both_running():
+            try:
+                study = optuna.load_study(study_name="stopped", storage=storage)
+            except KeyError:  # study not created yet
+                return None
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            started = [t for t in running if "mlflow_run_id" in t.user_attrs]
+            return started if len(started) == 2 else None
+
+        interrupted = wait_until(both_running, 180, "two RUNNING trials with MLflow runs")
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stdout, stderr = log_out.read_text(), log_err.read_text()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stdout
+    assert "Traceback" not in stderr
+    assert processes_marked(marker) == []
+
+    study = journal_study(tmp_path, "stopped")
+    trials = {t.number: t for t in study.trials}
+    client = mlflow_client(tmp_path)
+    for t in interrupted:
+        assert trials[t.number].state == TrialState.FAIL
+        assert trials[t.number].user_attrs["error"] == "interrupted (Ctrl-C)"
+        assert client.get_run(t.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in queued) == sorted(t.number for t in interrupted)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert not [r for r in all_runs(client) if r.info.status == "RUNNING"]
+    parent, _ = parent_and_children(client, "stopped")
+    assert parent.info.status == "KILLED"
+
+    again = sweep_to_files(tmp_path, str(path), "--workers", "2", "--progress", "lines")
+    assert again.returncode == 0, again.stderr
+    study = journal_study(tmp_path, "stopped")
+    assert len(finished(study)) == n
+    for t in interrupted:
+        (retry,) = [r for r in study.trials if r.user_attrs.get("retry_of") == t.number]
+        assert retry.state in FINISHED
+        assert retry.params == t.params
+    parent, _ = parent_and_children(mlflow_client(tmp_path), "stopped")
+    assert parent.info.status == "FINISHED"
 
 
 # ---------------------------------------------------------------- RDB storage: heartbeats

@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> None:
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # overrides may come after the options
     if args.n_trials is not None and args.n_trials < 1:
         raise BpstudyError(f"--n-trials must be >= 1, got {args.n_trials}")
     from bpstudy.sweep.run import run_sweep

@@ -1,5 +1,6 @@
 """`bpstudy sweep`: check the sweep, open (or resume) the study and its MLflow parent run,
-start K worker processes, show progress, and look after workers that die.
+start K worker processes (forks of one warm process: bpstudy.sweep.pool), show progress,
+and look after workers that die.
 
 Each worker gets max(1, cores // K) BLAS threads, so K workers never oversubscribe the
 machine. A worker that dies mid-trial (SIGKILL, OOM) is noticed here: its trial is marked
@@ -17,17 +18,19 @@ import math
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from multiprocessing import Process
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from optuna.trial import TrialState
 
 from bpstudy.errors import BpstudyError
 from bpstudy.sweep.failures import fail_and_retry
+from bpstudy.sweep.pool import WorkerPool
 from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
 from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage, redact
 from bpstudy.sweep.worker import WorkerArgs, counts
@@ -255,29 +258,29 @@ def run_sweep(
     )
     if workers < 1:
         raise BpstudyError(f"--workers must be >= 1, got {workers}")
-    env = worker_env(workers)
-    idle = [spawn_worker(env) for _ in range(workers)]  # their imports overlap the set-up
+    pool = WorkerPool(worker_env(workers))  # warms up while the set-up runs
     try:
-        study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
-    except BaseException:
-        _dismiss(idle)  # they hold nothing yet: no lock, no trial
-        raise
+        return _run(pool, spec, workers, extra, storage, progress)
+    finally:
+        pool.close()
+
+
+def _run(
+    pool: WorkerPool, spec: SweepSpec, workers: int, extra, storage: str | None, progress: str
+) -> SweepOutcome:
+    study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
     # a seeded sampler replays its draws: on resume, start the workers' seeds elsewhere
     # so they do not propose the trials the study already holds again
     seed_base = 1009 * len(study.get_trials(deepcopy=False))
     lock = _lock_path(storage_url, spec.study_name)
 
-    def start(index: int) -> subprocess.Popen:
+    def start(index: int) -> Process:
         args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
                           parent_id, lock, seed_base + index, tracking_uri)  # fmt: skip
-        proc = idle.pop() if idle else spawn_worker(env)
-        with contextlib.suppress(OSError):  # died already: the loop below sees its exit code
-            proc.stdin.write(args.to_json() + "\n")
-            proc.stdin.close()
-        return proc
+        return pool.start(args)
 
     bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
-    procs: dict[int, subprocess.Popen] = {}
+    procs: dict[int, Process] = {}
     interrupted = False
     next_index, deaths = 0, 0
     try:
@@ -285,9 +288,9 @@ def run_sweep(
             procs[next_index] = start(next_index)
             next_index += 1
         while procs:
-            time.sleep(POLL_SECONDS)
+            wait([p.sentinel for p in procs.values()], timeout=POLL_SECONDS)
             for index, proc in list(procs.items()):
-                code = proc.poll()
+                code = proc.exitcode
                 if code is None:
                     continue
                 del procs[index]
@@ -309,6 +312,9 @@ def run_sweep(
         interrupted = True
         _stop(procs.values())
         recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
+    except BaseException:
+        _stop(procs.values())  # no worker outlives the command
+        raise
     finally:
         bar.close()
     c = counts(study)
@@ -341,34 +347,19 @@ def _lock_path(storage_url: str, study_name: str) -> str:
     return str(Path(tempfile.gettempdir()) / f"bpstudy-{safe}.lock")
 
 
-def spawn_worker(env: dict[str, str]) -> subprocess.Popen:
-    """A worker process that imports what it needs, then waits for its job on stdin."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bpstudy.sweep.worker"], env=env, stdin=subprocess.PIPE, text=True
-    )
-
-
-def _dismiss(procs) -> None:
-    """Workers that never got a job (the set-up failed): nothing of theirs to keep."""
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
 def _stop(procs) -> None:
     """Ctrl-C: the workers usually got SIGINT from the terminal too; make sure, then wait."""
     procs = list(procs)
     for p in procs:
-        if p.poll() is None:
+        if p.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGINT)
+                os.kill(p.pid, signal.SIGINT)
     deadline = time.monotonic() + 60
     for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        p.join(timeout=max(0.1, deadline - time.monotonic()))
+        if p.exitcode is None:
             p.kill()
-            p.wait()
+            p.join()
 
 
 __all__ = ["StorageError", "SweepOutcome", "run_sweep"]

@@ -1,13 +1,9 @@
 """A sweep worker: asks the shared study for trials and runs them until the study holds
 n_trials finished (complete + pruned) trials.
 
-Started by `bpstudy sweep` as `python -m bpstudy.sweep.worker`, one process per
-`--workers`, with its BLAS threads already limited through the environment. It is started
-before the supervisor has checked the space and set up the study, so that its imports
-(several seconds, MLflow's most of all) overlap that work; its job (`WorkerArgs` as one
-JSON line) then comes on stdin, and a stdin closed without one means "nothing to do".
-Local workers take trials under a file lock, so together they never start more than
-n_trials.
+`bpstudy sweep` forks one per `--workers` from a warm fork server (bpstudy.sweep.pool),
+with BLAS threads already limited through the environment, and calls `run_job`. Local
+workers take trials under a file lock, so together they never start more than n_trials.
 """
 
 from __future__ import annotations
@@ -15,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -44,9 +38,6 @@ class WorkerArgs:
     lock: str
     seed_offset: int = 0
     tracking_uri: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
 
 
 @contextmanager
@@ -213,15 +204,20 @@ def heartbeat(study, trial_id: int):
         thread.join()
 
 
-def _terminate(signum, frame):
+def _interrupt_once(signum, frame):
+    """Ctrl-C or SIGTERM: stop the trial; a second signal (the terminal's Ctrl-C reaches
+    both the worker and the supervisor, which passes it on) must not cut the clean-up
+    short that ends the MLflow run KILLED and queues the trial to run again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def warm_up() -> None:
-    """Import, and run once, what every trial needs, while the supervisor still checks
-    the space and sets up the study: MLflow and its SQL store (unless the store is a
-    server), Hydra's first compose, matplotlib's first drawing. The first trial would
-    otherwise pay seconds for them."""
+    """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
+    store is a server), Hydra's first compose, matplotlib's first drawing. Run by the fork
+    server, while the supervisor checks the space and sets up the study; the first trial
+    would otherwise pay seconds for them."""
     import mlflow  # noqa: F401
 
     import bpstudy.sweep.trial  # noqa: F401
@@ -238,22 +234,15 @@ def warm_up() -> None:
     warm_up_plots(draw=True)
 
 
-def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+def run_job(args: WorkerArgs) -> None:
+    """A forked worker's life: run trials, then exit with 0, or 130 on Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     try:
-        warm_up()
-        line = sys.stdin.readline()
-        if not line.strip():  # the supervisor stopped before it had a job to give
-            quick_exit(0)
-        args = WorkerArgs(**json.loads(line))
         if args.tracking_uri:  # the store the supervisor resolved, for every trial
             os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
         Path(args.lock).touch()
         code = work(args)
     except KeyboardInterrupt:
         code = 130
-    quick_exit(code)  # the supervisor waits for this process: skip interpreter teardown
-
-
-if __name__ == "__main__":
-    main()
+    quick_exit(code)  # skip interpreter teardown (and multiprocessing's own exit path)

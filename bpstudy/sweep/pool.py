@@ -1,0 +1,76 @@
+"""Sweep workers forked from one warm process.
+
+A worker spends several CPU-seconds importing MLflow, Optuna and Hydra, composing its
+first config and drawing its first plots before its first trial can start. Spawned one
+interpreter each, K workers paid that K times, all at once, on the same cores as the
+supervisor's own set-up. Here one fork server (multiprocessing's) pays it once, while the
+supervisor checks the space and sets up the study; each worker is then a fork of that
+warm process and starts its first trial at once.
+
+The fork server and its resource tracker carry the workers' environment (BLAS threads
+split between the workers) and are stopped with `close()`, so nothing outlives the
+command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+from multiprocessing import forkserver, resource_tracker
+
+from bpstudy.errors import BpstudyError
+from bpstudy.sweep.worker import WorkerArgs, run_job
+
+WARM_MODULE = "bpstudy.sweep.warm"  # importing it warms the fork server up
+
+
+class WorkerStartError(BpstudyError):
+    """Not bad input: a broken installation or a full process table. Exit code 1."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]):
+    """os.environ is what the fork server starts with (it reads no env argument)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class WorkerPool:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload([WARM_MODULE])
+        with _environ(env):
+            forkserver.ensure_running()  # returns at once: the server warms up meanwhile
+
+    def start(self, args: WorkerArgs) -> multiprocessing.Process:
+        """A worker running `args`; waits for the server to be warm the first time."""
+        process = self.context.Process(target=run_job, args=(args,), name="bpstudy-worker")
+        try:
+            process.start()
+        except (OSError, EOFError) as exc:  # the server died: its traceback is above
+            raise WorkerStartError(f"could not start a sweep worker: {exc!r}") from None
+        return process
+
+    def close(self) -> None:
+        """Stop the fork server and the resource tracker, once the workers are gone.
+
+        On their own they would exit a moment after this process. The server is killed,
+        not asked: it holds nothing, and when the set-up fails it may still be importing
+        for seconds before it would read the request. multiprocessing has no public way
+        to stop either; these are the calls its own tests use."""
+        server = forkserver._forkserver
+        if server._forkserver_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server._forkserver_pid, signal.SIGKILL)
+        server._stop()
+        resource_tracker._resource_tracker._stop()
