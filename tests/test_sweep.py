@@ -190,6 +190,21 @@ BAD_FILES = {
         [],
         ["metric 'val/f1'", "val/accuracy"],
     ),
+    "command_line_out_of_range": (
+        BASE + "params: {model.depth: 'choice(1, 2)'}\n",
+        ["model.width=-3"],
+        ["command line", ">= 1"],
+    ),
+    "command_line_unknown_key": (
+        BASE + "params: {model.depth: 'choice(1, 2)'}\n",
+        ["model.nope=1"],
+        ["command line", "'model.nope'"],
+    ),
+    "command_line_sets_a_swept_key": (  # the sampled value would replace it, silently
+        BASE + "params: {model.activation: 'choice(tanh, relu)'}\n",
+        ["model.activation=bogus"],
+        ["command line", "bad.yaml"],
+    ),
     "workers_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--workers", "0"], []),
     "n_trials_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--n-trials", "0"], []),
 }
@@ -245,8 +260,8 @@ def test_bad_sweep_input_is_one_line_exit_2(cli, tmp_path, case):
     (tmp_path / "bad.yaml").write_text(text)
     out = sweep_to_files(tmp_path, "bad.yaml", *args, "--progress", "lines")
     line = assert_one_line_error(out, *needles)
-    if args:  # a bad option: the message names it
-        assert args[0] in line
+    if args:  # a bad option or override: the message names it (an override by its key)
+        assert args[0].partition("=")[0] in line
     else:  # a bad file: the message names it
         assert "bad.yaml" in line
     assert_nothing_started(tmp_path)
@@ -640,3 +655,14 @@ def test_quickstart_end_to_end(cli, tmp_path):
     assert parent.info.status == "FINISHED"
     for t in finished(study):
         assert_child_matches(t, children[t.number])
+    # the dashboard command it prints works as printed, in a shell without the venv
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("open the dashboard: ")]
+    command = line.removeprefix("open the dashboard: ").split()
+    assert command[1] == "ui"
+    venv_bin = Path(BPSTUDY).parent.resolve()
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != venv_bin]
+    shown = subprocess.run(
+        [*command, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": os.pathsep.join(path)},
+    )  # fmt: skip
+    assert shown.returncode == 0 and "usage: bpstudy ui" in shown.stdout, shown.stderr

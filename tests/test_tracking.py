@@ -177,6 +177,8 @@ def test_rerun_identical_then_altered(cli, tmp_path, store):
     out = cli("rerun", original, "--tracking-uri", uri)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.strip().splitlines()[-1] == "identical"
+    assert "epoch 2/2 " in out.stderr  # progress lines know the run's length
+    assert "Downloading artifacts" not in out.stderr  # MLflow's bar for one small file
     runs = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
     rerun_runs = [r for r in runs if r.data.tags.get("bpstudy.rerun_of") == original]
     assert len(rerun_runs) == 1

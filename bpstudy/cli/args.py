@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+from pathlib import Path
 from typing import NoReturn
 
 from bpstudy.errors import BpstudyError
@@ -17,3 +20,19 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
     parser.error = error  # type: ignore[method-assign]
     return parser
+
+
+def command_name() -> str:
+    """How to run bpstudy again from here, for the commands we print: `bpstudy` when that
+    is on PATH, else the running script's path (`.venv/bin/bpstudy` after `make demo`,
+    in a shell where the venv is not activated)."""
+    script = Path(sys.argv[0])
+    if script.name != "bpstudy":  # python -m bpstudy, or an API call
+        return "bpstudy"
+    found = shutil.which("bpstudy")
+    if found and Path(found).resolve() == script.resolve():
+        return "bpstudy"
+    try:
+        return str(script.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(script.resolve())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bpstudy.cli.args import command_parser
+from bpstudy.cli.args import command_name, command_parser
 from bpstudy.errors import BpstudyError
 
 
@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="local worker processes (each gets cores/K BLAS threads)",
+        help="local worker processes (each gets cores/K BLAS threads; default: 1)",
     )
     p.add_argument(
         "--storage",
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
     if out.parent_run_id:
         print(f"mlflow parent run {out.parent_run_id} in {out.tracking_uri}")
         print(
-            "open the dashboard: bpstudy ui"
+            f"open the dashboard: {command_name()} ui"
             + (
                 ""
                 if out.tracking_uri.endswith("/mlflow.db")

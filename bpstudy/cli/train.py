@@ -20,6 +20,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig
 
+from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import GROUPS, group_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError
@@ -154,7 +155,8 @@ def run(cfg: DictConfig) -> float | None:
         print(render(result, tracked.outcome), flush=True)
         if tracked.run_id:
             print(
-                f"mlflow run {tracked.run_id} in {tracked.tracking_uri} (bpstudy ui to browse)",
+                f"mlflow run {tracked.run_id} in {tracked.tracking_uri} "
+                f"({command_name()} ui to browse)",
                 flush=True,
             )
     except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error

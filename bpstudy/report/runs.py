@@ -8,9 +8,7 @@ the one file read is the parent run's small sweep.json, for the objective's name
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,11 +16,10 @@ from pathlib import Path
 from bpstudy.report.summary import ARTIFACT_DIR
 from bpstudy.report.summary import HEADING as NOTE_HEADING  # a note under it is ours
 from bpstudy.report.table import RunRecord
-from bpstudy.tracking.store import TrackingError
+from bpstudy.tracking.store import TrackingError, quiet_downloads
 
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
 SEARCH_PAGE = 1000
-PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 NOTE_LIMIT = 7900  # MLflow caps a tag value at 8000 characters
 
 
@@ -89,24 +86,10 @@ def child_runs(client, parent, run_ids: Iterable[str]) -> dict[str, RunRecord]:
     return found
 
 
-@contextlib.contextmanager
-def _no_progress_bar():
-    """MLflow draws a download bar on stderr for even one small file."""
-    old = os.environ.get(PROGRESS_BAR_VAR)
-    os.environ[PROGRESS_BAR_VAR] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(PROGRESS_BAR_VAR, None)
-        else:
-            os.environ[PROGRESS_BAR_VAR] = old
-
-
 def sweep_metrics(client, parent_run_id: str) -> list[str] | None:
     """The objective metric names from the parent run's sweep.json, when it has one."""
     try:
-        with _no_progress_bar(), tempfile.TemporaryDirectory(prefix="bpstudy-report-") as tmp:
+        with quiet_downloads(), tempfile.TemporaryDirectory(prefix="bpstudy-report-") as tmp:
             path = client.download_artifacts(parent_run_id, "sweep.json", tmp)
             metrics = json.loads(Path(path).read_text()).get("metrics")
     except Exception:  # noqa: BLE001 - optional: the names fall back to "objective"

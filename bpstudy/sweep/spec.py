@@ -356,6 +356,35 @@ def option_has_key(group: str, option: str, dotted: str) -> bool:
     return True
 
 
+def check_command_line(spec: SweepSpec, extra: tuple[str, ...] | list[str]) -> None:
+    """The command line's overrides parse, and set no key the sweep file gives values to:
+    each trial's value would silently replace it."""
+    from bpstudy.config.compose import parse_overrides
+
+    try:
+        parsed = parse_overrides(list(extra))
+    except ConfigError as exc:
+        raise SweepError(f"command line: {exc}") from None
+    owned = {**spec.fixed, **spec.space}
+    for override in parsed:
+        if override.key_or_group in owned:
+            raise SweepError(
+                f"command line: {override.input_line}: {override.key_or_group} is a param of "
+                f"{spec.path.name}, whose values would replace it in every trial; change it "
+                "there, or drop the override"
+            )
+
+
+def _composes(overrides: list[str]) -> bool:
+    from bpstudy.config import compose, validate
+
+    try:
+        validate(compose(overrides))
+    except ConfigError:
+        return False
+    return True
+
+
 def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     """Compose and validate the config at every choice and at both ends of every range,
     so a bad key or value fails before the study starts. Returns the base config."""
@@ -367,6 +396,7 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
             raise SweepError(
                 f"{spec.path}: metric '{metric}' is not allowed; allowed: {', '.join(METRICS)}"
             )
+    check_command_line(spec, extra)
     base = {k: _candidates(d)[0] for k, d in spec.space.items()}
 
     def check(params: dict[str, Any], key: str | None):
@@ -375,6 +405,8 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
         except ConfigError as exc:
             if key is None:
                 key = culprit(params)
+            if key is None and extra and _composes(trial_overrides(spec, params)):
+                raise SweepError(f"command line: {exc}") from None
             where = f"params.{key}" if key else "overrides"
             raise SweepError(f"{spec.path}: {where}: {exc}") from None
 

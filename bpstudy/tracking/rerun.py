@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from bpstudy.config.validate import validate
-from bpstudy.tracking.store import TrackingError, client_for, resolve_uri
+from bpstudy.tracking.store import TrackingError, client_for, quiet_downloads, resolve_uri
 from bpstudy.tracking.tracker import THREADS_TAG
 
 
@@ -23,7 +23,7 @@ def load_run_config(client, run_id: str, uri: str):
         client.get_run(run_id)
     except MlflowException:
         raise TrackingError(f"run {run_id} is not in the tracking store {uri}") from None
-    with tempfile.TemporaryDirectory() as tmp:
+    with quiet_downloads(), tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, "config.yaml", tmp)
         except Exception:  # noqa: BLE001 - any failure means the artifact is not usable

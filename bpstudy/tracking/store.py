@@ -7,6 +7,7 @@ store is deprecated).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -133,3 +134,20 @@ def experiment_id(client, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextlib.contextmanager
+def quiet_downloads():
+    """MLflow draws a download bar on stderr for even one small file."""
+    old = os.environ.get(PROGRESS_BAR_VAR)
+    os.environ[PROGRESS_BAR_VAR] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PROGRESS_BAR_VAR, None)
+        else:
+            os.environ[PROGRESS_BAR_VAR] = old

@@ -23,6 +23,7 @@ class Progress(Listener):
         self.bar: tqdm | None = None
 
     def on_train_start(self, trainer) -> None:
+        self.total = self.total or trainer.settings.epochs  # callers need not know it
         if self.mode == "bar":
             self.bar = tqdm(total=self.total, unit="epoch", file=self.stream, dynamic_ncols=True)
 
