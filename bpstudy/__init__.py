@@ -6,15 +6,44 @@ data = bpstudy.load_data(cfg)
 net = bpstudy.build_network(cfg, data.in_dim, data.out_dim)
 loss, grads = net.loss_and_grads(data.X_train[:32], data.y_train[:32])
 result = bpstudy.train(cfg)
+
+The names below load on first use: `import bpstudy` alone costs milliseconds, not the
+second that Hydra and pandas take, which every `bpstudy` command would otherwise pay
+before it can even parse its arguments (a sweep starts its workers' warm-up first).
 """
 
 from __future__ import annotations
 
-from bpstudy.config import Config, compose, validate
+import importlib
+
 from bpstudy.errors import BpstudyError, ConfigError, DataError
-from bpstudy.training import Listener, StopTraining, TrainResult, build_network, load_data, train
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Config": "bpstudy.config",
+    "compose": "bpstudy.config",
+    "validate": "bpstudy.config",
+    "Listener": "bpstudy.training",
+    "StopTraining": "bpstudy.training",
+    "TrainResult": "bpstudy.training",
+    "build_network": "bpstudy.training",
+    "load_data": "bpstudy.training",
+    "train": "bpstudy.training",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bpstudy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BpstudyError",

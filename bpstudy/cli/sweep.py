@@ -45,8 +45,16 @@ def main(argv: list[str]) -> None:
     args = parser().parse_intermixed_args(argv)  # overrides may come after the options
     if args.n_trials is not None and args.n_trials < 1:
         raise BpstudyError(f"--n-trials must be >= 1, got {args.n_trials}")
-    from bpstudy.sweep.run import run_sweep
+    if args.workers < 1:
+        raise BpstudyError(f"--workers must be >= 1, got {args.workers}")
+    from bpstudy.sweep.pool import WorkerPool
 
+    pool = WorkerPool(args.workers)  # first of all: its warm-up overlaps everything below
+    try:
+        from bpstudy.sweep.run import run_sweep
+    except BaseException:
+        pool.close()
+        raise
     out = run_sweep(
         args.sweep,
         args.n_trials,
@@ -55,6 +63,7 @@ def main(argv: list[str]) -> None:
         args.study_name,
         args.overrides,
         args.progress,
+        pool=pool,
     )
     c = out.counts
     print(

@@ -21,7 +21,6 @@ import signal
 from multiprocessing import forkserver, resource_tracker
 
 from bpstudy.errors import BpstudyError
-from bpstudy.sweep.worker import WorkerArgs, run_job
 
 WARM_MODULE = "bpstudy.sweep.warm"  # importing it warms the fork server up
 
@@ -45,15 +44,33 @@ def _environ(env: dict[str, str]):
         os.environ.update(saved)
 
 
+def blas_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def worker_env(workers: int) -> dict[str, str]:
+    n = str(blas_threads(workers))
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        env[var] = n
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class WorkerPool:
-    def __init__(self, env: dict[str, str]) -> None:
+    """Imports nothing heavy itself, so `bpstudy sweep` can start it first of all."""
+
+    def __init__(self, workers: int) -> None:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([WARM_MODULE])
-        with _environ(env):
+        with _environ(worker_env(workers)):
             forkserver.ensure_running()  # returns at once: the server warms up meanwhile
 
-    def start(self, args: WorkerArgs) -> multiprocessing.Process:
-        """A worker running `args`; waits for the server to be warm the first time."""
+    def start(self, args) -> multiprocessing.Process:
+        """A worker running `args` (WorkerArgs); waits for the server to be warm the first
+        time."""
+        from bpstudy.sweep.worker import run_job
+
         process = self.context.Process(target=run_job, args=(args,), name="bpstudy-worker")
         try:
             process.start()

@@ -59,19 +59,6 @@ class SweepOutcome:
     interrupted: bool = False
 
 
-def blas_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def worker_env(workers: int) -> dict[str, str]:
-    n = str(blas_threads(workers))
-    env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        env[var] = n
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def create_study(spec: SweepSpec, storage):
     import optuna
 
@@ -251,15 +238,20 @@ def run_sweep(
     study_name: str | None = None,
     extra: list[str] | tuple[str, ...] = (),
     progress: str = "auto",
+    pool: WorkerPool | None = None,
 ) -> SweepOutcome:
-    spec = load_spec(sweep)
-    spec = dataclasses.replace(
-        spec, n_trials=n_trials or spec.n_trials, study_name=study_name or spec.study_name
-    )
+    """`pool`: the workers' fork server, when the caller started it even earlier (it is
+    closed here either way); otherwise one is started here, ahead of the set-up."""
     if workers < 1:
+        if pool is not None:
+            pool.close()
         raise BpstudyError(f"--workers must be >= 1, got {workers}")
-    pool = WorkerPool(worker_env(workers))  # warms up while the set-up runs
+    pool = pool or WorkerPool(workers)
     try:
+        spec = load_spec(sweep)
+        spec = dataclasses.replace(
+            spec, n_trials=n_trials or spec.n_trials, study_name=study_name or spec.study_name
+        )
         return _run(pool, spec, workers, extra, storage, progress)
     finally:
         pool.close()
