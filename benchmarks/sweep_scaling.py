@@ -9,7 +9,7 @@ measures process and thread placement, not sampling luck.
 
 Target (issue 4): 2 workers >= 1.8 x the trials per minute of 1 worker on 2 cores.
 The MLflow store is created before the clock starts (its first migration takes seconds).
-A second ratio leaves out process start-up and shutdown (about 5 s of imports, checks
+A second ratio leaves out process start-up and shutdown (about 3 s of imports, checks
 and study set-up that no worker count shortens): trials per minute from the first trial's
 start to the last trial's end. Single runs here vary by 20% or more, so each setting runs
 `--repeats` times, interleaved, and the ratios are of the medians.

@@ -239,6 +239,44 @@ def processes_marked(marker: str) -> list[int]:
     return pids
 
 
+@contextlib.contextmanager
+def background_sweep(folder: Path, path: Path, marker: str = ""):
+    """`bpstudy sweep PATH --workers 2` running in its own process group (as a terminal's
+    job would be), output in folder/stdout.txt and stderr.txt; yields the process and
+    kills its group if the block leaves it running."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BPSTUDY_TEST_MARK": marker}
+    with (folder / "stdout.txt").open("w") as out_f, (folder / "stderr.txt").open("w") as err_f:
+        proc = subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--workers", "2", "--progress", "lines"],
+            cwd=folder, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def outputs(folder: Path) -> tuple[str, str]:
+    return (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
+
+
+def started_trials(folder: Path, study_name: str) -> list:
+    """The study's RUNNING trials that have their MLflow run; [] before it exists."""
+    journal = folder / "bpstudy.journal"
+    if not journal.exists():
+        return []
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # study not created yet
+        return []
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if "mlflow_run_id" in t.user_attrs]
+
+
 def sweep_to_files(folder: Path, *args: str) -> subprocess.CompletedProcess:
     """`bpstudy sweep ARGS` with its output in files, not pipes (which a surviving child
     would hold open, hiding it), then a check that it left no process of its own behind:
@@ -446,43 +484,20 @@ def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
         overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
         params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
     )
-    log_out, log_err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with log_out.open("w") as out_f, log_err.open("w") as err_f:
-        proc = subprocess.Popen(
-            [BPSTUDY, "sweep", str(path), "--workers", "2", "--progress", "lines"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=out_f,
-            stderr=err_f,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # its own process group: cleaned up below on failure
-        )
-    try:
-        journal = tmp_path / "bpstudy.journal"
-        wait_until(journal.exists, 120, "the study journal")
-        storage = JournalStorage(JournalFileBackend(str(journal)))
+    with background_sweep(tmp_path, path) as proc:
 
-        def running_trial():
-            try:
-                study = optuna.load_study(study_name="killed", storage=storage)
-            except KeyError:  # study not created yet
-                return None
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                # early in its run: far from finishing before the signal lands
-                if "mlflow_run_id" in t.user_attrs and len(t.intermediate_values) < 50:
-                    return t
-            return None
+        def early_trial():  # early in its run: far from finishing before the signal lands
+            young = [
+                t for t in started_trials(tmp_path, "killed") if len(t.intermediate_values) < 50
+            ]
+            return young[0] if young else None
 
-        victim = wait_until(running_trial, 180, "a RUNNING trial with an MLflow run")
+        victim = wait_until(early_trial, 180, "a RUNNING trial with an MLflow run")
         pid = int(victim.user_attrs["worker"].rpartition(":")[2])
         assert pid != proc.pid  # a worker, not the supervisor
         os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    stdout, stderr = log_out.read_text(), log_err.read_text()
+    stdout, stderr = outputs(tmp_path)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
 
@@ -528,39 +543,16 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path):
         params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
     )
     marker = f"bpstudy-test-{uuid.uuid4().hex}"
-    log_out, log_err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with log_out.open("w") as out_f, log_err.open("w") as err_f:
-        proc = subprocess.Popen(
-            [BPSTUDY, "sweep", str(path), "--workers", "2", "--progress", "lines"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=out_f,
-            stderr=err_f,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "BPSTUDY_TEST_MARK": marker},
-            start_new_session=True,  # its own process group, as a terminal's job would be
-        )
-    try:
-        journal = tmp_path / "bpstudy.journal"
-        wait_until(journal.exists, 120, "the study journal")
-        storage = JournalStorage(JournalFileBackend(str(journal)))
+    with background_sweep(tmp_path, path, marker) as proc:
 
-        def both_running():
-            try:
-                study = optuna.load_study(study_name="stopped", storage=storage)
-            except KeyError:  # study not created yet
-                return None
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            started = [t for t in running if "mlflow_run_id" in t.user_attrs]
+        def both_started():
+            started = started_trials(tmp_path, "stopped")
             return started if len(started) == 2 else None
 
-        interrupted = wait_until(both_running, 180, "two RUNNING trials with MLflow runs")
-        os.killpg(proc.pid, signal.SIGINT)
+        interrupted = wait_until(both_started, 180, "two RUNNING trials with MLflow runs")
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches its job
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    stdout, stderr = log_out.read_text(), log_err.read_text()
+    stdout, stderr = outputs(tmp_path)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stdout
     assert "Traceback" not in stderr

@@ -182,7 +182,7 @@ class MlflowTracker(Listener):
         for lo in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[lo : lo + 100])
         d, t = trainer.data, trainer.settings
-        total = t.epochs * -(-d.X_train.shape[0] // t.batch_size)
+        total = t.epochs * t.steps_per_epoch(d.X_train.shape[0])
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
         self._sender = _Sender(self.client, self.run_id)
         self._sender.start()

@@ -34,6 +34,10 @@ class LoopSettings:
     patience: int = 0  # early stopping on val/loss; 0 = off
     min_delta: float = 0.0
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimizer steps in one epoch over n_train examples (the last batch may be short)."""
+        return -(-n_train // self.batch_size)
+
 
 @dataclass
 class TrainResult:

@@ -125,7 +125,6 @@ def make_trainer(
     data = data if data is not None else load_data(c)
     net = build_network(c, data.in_dim, data.out_dim, task=data.task)
     t = c.trainer
-    steps_per_epoch = -(-data.X_train.shape[0] // t.batch_size)
     settings = LoopSettings(
         epochs=t.epochs,
         batch_size=t.batch_size,
@@ -139,7 +138,7 @@ def make_trainer(
         net=net,
         rule=build_learning_rule(c, net),
         optimizer=build_optimizer(c, net),
-        schedule=build_schedule(c, steps_per_epoch),
+        schedule=build_schedule(c, settings.steps_per_epoch(data.X_train.shape[0])),
         data=data,
         settings=settings,
         shuffle_rng=Seeds(t.seed).rng("shuffle"),
