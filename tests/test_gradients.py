@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bpstudy.model import Architecture, Network
+from bpstudy.model.activations import SATURATED_BELOW, LeakyReLU, make_activation
 from tests.conftest import rel_error
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear"]
@@ -80,6 +81,27 @@ def test_every_activation_and_loss(activation, loss):
     net = make_net(activation=activation, loss=loss, scheme="normal")
     X, y = batch(net)
     check(net, X, y)
+
+
+@pytest.mark.parametrize(
+    "act", [make_activation(name) for name in ACTIVATIONS] + [LeakyReLU(0.001), LeakyReLU(0.2)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_saturated_is_a_slope_below_one_percent_of_the_largest(act, dtype):
+    """Each activation's shortcut test on a agrees with f'(z) < 1% of max f' (the saturation
+    statistic's definition), away from the threshold itself where rounding decides."""
+    z = np.random.default_rng(0).normal(0.0, 4.0, (64, 50)).astype(dtype)
+    a = act.forward(z.copy())
+    slope = act.derivative(a, np.empty_like(a))
+    limit = SATURATED_BELOW * act.max_slope
+    exact = slope == limit  # leaky_relu(0.01) below zero: not below the limit
+    clear = np.abs(slope - limit) > 1e-3 * act.max_slope
+    expected = (slope < limit).astype(dtype)
+    got = act.saturated(a, np.full_like(a, 7.0))  # every entry must be written
+    assert set(np.unique(got)) <= {0.0, 1.0}
+    assert np.array_equal(got[clear], expected[clear])
+    assert not got[exact].any()
+    assert (clear | exact).mean() > 0.95
 
 
 @pytest.mark.parametrize("depth", [1, 3, 6])

@@ -2,12 +2,16 @@
 
 Keeping only the output `a = f(z)` lets the forward pass overwrite `z` in place; every
 activation here has f'(z) expressible through a (for relu and leaky_relu, by sign).
-`max_slope` is the derivative's maximum, used by the saturation diagnostic.
+`max_slope` is the derivative's maximum, used by the saturation diagnostic, which asks
+`saturated` for the units whose slope is below `SATURATED_BELOW` of it: a test of a itself
+where one exists (tanh: a^2 > 0.99), a pass or two fewer than computing f' first.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+SATURATED_BELOW = 0.01  # a unit is saturated where f'(z) < 1% of max f'
 
 
 class Activation:
@@ -29,6 +33,11 @@ class Activation:
         self.derivative(a, out)
         np.multiply(out, dout, out=out)
         return out
+
+    def saturated(self, a: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write 1.0 into out where f'(z) < SATURATED_BELOW * max_slope, else 0.0."""
+        self.derivative(a, out)
+        return np.less(out, SATURATED_BELOW * self.max_slope, out=out)
 
 
 class Sigmoid(Activation):
@@ -60,6 +69,10 @@ class Tanh(Activation):
         np.subtract(1.0, out, out=out)  # 1 - a^2
         return out
 
+    def saturated(self, a, out):
+        np.multiply(a, a, out=out)  # 1 - a^2 < 0.01  <=>  a^2 > 0.99
+        return np.greater(out, 1.0 - SATURATED_BELOW, out=out)
+
 
 class ReLU(Activation):
     name, max_slope = "relu", 1.0
@@ -74,6 +87,9 @@ class ReLU(Activation):
         # one pass instead of two: keep dout where the unit was active
         np.multiply(dout, np.greater(a, 0.0), out=out)
         return out
+
+    def saturated(self, a, out):
+        return np.less_equal(a, 0.0, out=out)  # dead: f' = 0
 
 
 class LeakyReLU(Activation):
@@ -106,6 +122,10 @@ class Softsign(Activation):
         np.multiply(out, out, out=out)
         return out
 
+    def saturated(self, a, out):
+        np.abs(a, out=out)  # (1 - |a|)^2 < 0.01  <=>  |a| > 0.9
+        return np.greater(out, 1.0 - SATURATED_BELOW**0.5, out=out)
+
 
 class Linear(Activation):
     name, max_slope = "linear", 1.0
@@ -119,6 +139,10 @@ class Linear(Activation):
 
     def backward(self, dout, a, out):
         out[...] = dout
+        return out
+
+    def saturated(self, a, out):
+        out.fill(0.0)  # f' = 1 everywhere
         return out
 
 

@@ -126,8 +126,7 @@ class Diagnostics(Listener):
         centred = np.subtract(A, mean[:, None], out=self.scratch(A))
         row[:, 4] = np.sqrt(rowwise_sq_norms(centred) / n)
         act = net.blocks[0].activation  # one activation for every hidden layer
-        flags = act.derivative(A, out=self.scratch(A))
-        np.less(flags, 0.01 * act.max_slope, out=flags)  # 1.0 where saturated
+        flags = act.saturated(A, out=self.scratch(A))  # 1.0 where saturated
         row[:, 5] = (flags @ ones) / n
         if len(self.columns) > len(STATS):
             self._extra(trainer, row)  # after delta_norm: it re-runs the backward pass
