@@ -15,8 +15,21 @@ before it can even parse its arguments (a sweep starts its workers' warm-up firs
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from typing import TYPE_CHECKING
 
 from bpstudy.errors import BpstudyError, ConfigError, DataError
+
+if TYPE_CHECKING:  # what the names below are, for type checkers and editors
+    from bpstudy.config import Config, compose, validate
+    from bpstudy.training import (
+        Listener,
+        StopTraining,
+        TrainResult,
+        build_network,
+        load_data,
+        train,
+    )
 
 __version__ = "0.1.0"
 
@@ -34,9 +47,12 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    if name not in _LAZY:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        value = importlib.import_module(f"{__name__}.{name}")  # bpstudy.training, ...
+    else:
         raise AttributeError(f"module 'bpstudy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value  # once: later lookups do not come here
     return value
 

@@ -215,3 +215,30 @@ def test_top_level_help_goes_to_stdout(capsys):
     main(["--help"])
     out, err = capsys.readouterr()
     assert "usage: bpstudy" in out and err == ""
+
+
+@pytest.mark.parametrize(
+    ("folder", "cwd", "printed"),
+    [
+        ("venv/bin", ".", "venv/bin/bpstudy"),
+        (".", ".", "./bpstudy"),  # a bare name would be looked up on PATH
+        ("my tools/bin", ".", "'my tools/bin/bpstudy'"),  # pasted into a shell as one word
+        ("venv/bin", "elsewhere", "{root}/venv/bin/bpstudy"),
+    ],
+)
+def test_printed_command_runs_the_same_bpstudy_from_a_shell_here(
+    tmp_path, monkeypatch, folder, cwd, printed
+):
+    import shlex
+
+    from bpstudy.cli.args import command_name
+
+    script = tmp_path / folder / "bpstudy"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("#!/bin/sh\n")
+    (tmp_path / cwd).mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path / cwd)
+    monkeypatch.setenv("PATH", "/nonexistent")  # not on PATH: the path is needed
+    monkeypatch.setattr("sys.argv", [str(script), "sweep"])
+    expected = printed.format(root=tmp_path.resolve())
+    assert command_name() == (shlex.quote(expected) if "{root}" in printed else expected)

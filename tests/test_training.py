@@ -3,6 +3,9 @@ divergence, clipping and the per-layer diagnostics table."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +42,28 @@ def test_python_api_as_in_readme():
         "lr",
     }
     assert list(result.layer_stats.columns) == ["step", "layer", *STATS]
+
+
+def test_import_bpstudy_is_light_and_its_names_load_on_use():
+    """`import bpstudy` loads neither Hydra nor pandas nor MLflow (every command would pay
+    for them before parsing its arguments); the API's names, and subpackages as
+    attributes, load when used."""
+    code = (
+        "import sys, bpstudy\n"
+        "heavy = [m for m in ('hydra', 'pandas', 'mlflow', 'optuna') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert bpstudy.training.train is bpstudy.train\n"
+        "assert bpstudy.config.compose is bpstudy.compose\n"
+        "from bpstudy import Listener, validate\n"
+        "assert {'train', 'compose', 'Listener'} <= set(dir(bpstudy))\n"
+        "try:\n"
+        "    bpstudy.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "module 'bpstudy' has no attribute 'no_such_name'"
 
 
 def test_same_seed_same_numbers_bit_for_bit(small_cfg):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -33,6 +34,9 @@ def command_name() -> str:
     if found and Path(found).resolve() == script.resolve():
         return "bpstudy"
     try:
-        return str(script.resolve().relative_to(Path.cwd().resolve()))
+        text = str(script.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(script.resolve())
+        text = str(script.resolve())
+    if "/" not in text:
+        text = f"./{text}"  # a shell looks a bare name up on PATH, not in the folder
+    return shlex.quote(text)

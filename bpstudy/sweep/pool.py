@@ -18,6 +18,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from multiprocessing import forkserver, resource_tracker
 
 from bpstudy.errors import BpstudyError
@@ -32,16 +33,38 @@ class WorkerStartError(BpstudyError):
 
 
 @contextlib.contextmanager
-def _environ(env: dict[str, str]):
-    """os.environ is what the fork server starts with (it reads no env argument)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
+def _environ(changes: dict[str, str]):
+    """os.environ is what the fork server starts with (it reads no env argument): set
+    `changes` for the moment, then put back what was there."""
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold Ctrl-C and SIGTERM back while the fork server starts: it inherits the mask,
+    so a Ctrl-C that reaches the whole process group cannot kill it mid-start (with a
+    traceback) before it ignores them (bpstudy.sweep.warm); workers unblock them in
+    `run_job`. Here, a held signal is delivered on leaving."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def blas_threads(workers: int) -> int:
@@ -49,10 +72,11 @@ def blas_threads(workers: int) -> int:
 
 
 def worker_env(workers: int) -> dict[str, str]:
+    """What the workers' environment changes: BLAS threads split between them."""
     n = str(blas_threads(workers))
-    env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        env[var] = n
+    env = dict.fromkeys(
+        ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"), n
+    )
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -61,10 +85,17 @@ class WorkerPool:
     """Imports nothing heavy itself, so `bpstudy sweep` can start it first of all."""
 
     def __init__(self, workers: int) -> None:
+        self.env = worker_env(workers)
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([WARM_MODULE])
-        with _environ(worker_env(workers)):
-            forkserver.ensure_running()  # returns at once: the server warms up meanwhile
+        try:
+            with _environ(self.env), _signals_held():
+                forkserver.ensure_running()  # returns at once: the server warms up meanwhile
+        except OSError as exc:
+            raise WorkerStartError(f"could not start the sweep workers' server: {exc}") from None
+        except BaseException:  # a Ctrl-C held back above arrives as the mask is lifted
+            self.close()
+            raise
 
     def start(self, args) -> multiprocessing.Process:
         """A worker running `args` (WorkerArgs); waits for the server to be warm the first
@@ -73,7 +104,8 @@ class WorkerPool:
 
         process = self.context.Process(target=run_job, args=(args,), name="bpstudy-worker")
         try:
-            process.start()
+            with _environ(self.env):  # should the server have to start again
+                process.start()
         except (OSError, EOFError) as exc:  # the server died: its traceback is above
             raise WorkerStartError(f"could not start a sweep worker: {exc!r}") from None
         return process

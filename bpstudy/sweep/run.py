@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import Process
@@ -114,6 +115,8 @@ def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) ->
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether pid still runs. Needed beside a worker's `exitcode` too: that comes through
+    the fork server, and reads 255 if the server dies while the worker lives."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -206,8 +209,7 @@ class Progress:
 
 
 def _set_up(spec: SweepSpec, extra, storage: str | None):
-    """Check the space, open (or resume) the study and its MLflow parent run, and recover
-    the trials of this host's dead workers. Returns (study, storage_url, tracking_uri,
+    """Check the space, open (or resume) the study and its MLflow parent run. Returns (study, storage_url, tracking_uri,
     client, parent_run_id); the last three are None when tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
     make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
@@ -226,7 +228,6 @@ def _set_up(spec: SweepSpec, extra, storage: str | None):
             client, experiment_id(client, base.tracking.experiment), spec, storage_url
         )
         study.set_user_attr("mlflow_parent_run_id", parent_id)
-    recover_orphans(study, tracking_uri)
     return study, storage_url, tracking_uri, client, parent_id
 
 
@@ -261,10 +262,8 @@ def _run(
     pool: WorkerPool, spec: SweepSpec, workers: int, extra, storage: str | None, progress: str
 ) -> SweepOutcome:
     study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
-    # a seeded sampler replays its draws: on resume, start the workers' seeds elsewhere
-    # so they do not propose the trials the study already holds again
-    seed_base = 1009 * len(study.get_trials(deepcopy=False))
     lock = _lock_path(storage_url, spec.study_name)
+    seed_base = 0  # set once the study's trials are recovered
 
     def start(index: int) -> Process:
         args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
@@ -273,45 +272,61 @@ def _run(
 
     bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
     procs: dict[int, Process] = {}
-    interrupted = False
+    status = "RUNNING"  # the parent run's, once the loop is left
     next_index, deaths = 0, 0
-    try:
-        for _ in range(workers):
-            procs[next_index] = start(next_index)
-            next_index += 1
-        while procs:
-            wait([p.sentinel for p in procs.values()], timeout=POLL_SECONDS)
-            for index, proc in list(procs.items()):
-                code = proc.exitcode
-                if code is None:
-                    continue
-                del procs[index]
-                if code != 0:  # died mid-study: recover its trial, start a replacement
-                    deaths += 1
-                    recover_orphans(study, tracking_uri, pids={proc.pid})
-                    if deaths > MAX_WORKER_DEATHS:
-                        _stop(procs.values())
+    signals = _Signals(procs)
+    with signals.installed():
+        try:
+            recover_orphans(study, tracking_uri)  # the trials of this host's dead workers
+            # a seeded sampler replays its draws: on resume, start the workers' seeds
+            # elsewhere so they do not propose the trials the study already holds again
+            seed_base = 1009 * len(study.get_trials(deepcopy=False))
+            for _ in range(workers):
+                procs[next_index] = start(next_index)
+                next_index += 1
+            while procs:
+                wait([p.sentinel for p in procs.values()], timeout=POLL_SECONDS)
+                for index, proc in list(procs.items()):
+                    code = proc.exitcode
+                    if code is None:
+                        continue
+                    if _pid_alive(proc.pid):  # its fork server died (SIGKILL, OOM): reads 255
                         raise SweepAbortedError(
-                            f"sweep '{spec.study_name}': workers died {deaths} times (last exit "
-                            f"code {code}); stopped. The study is resumable once the cause is fixed"
+                            f"sweep '{spec.study_name}': the workers' fork server died; "
+                            "stopped. The study is resumable"
                         )
-                    c = counts(study)
-                    if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < spec.n_trials:
-                        procs[next_index] = start(next_index)
-                        next_index += 1
-            bar.update(study)
-    except KeyboardInterrupt:
-        interrupted = True
-        _stop(procs.values())
-        recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
-    except BaseException:
-        _stop(procs.values())  # no worker outlives the command
-        raise
-    finally:
-        bar.close()
+                    del procs[index]
+                    if code != 0:  # died mid-study: recover its trial, start a replacement
+                        deaths += 1
+                        recover_orphans(study, tracking_uri, pids={proc.pid})
+                        if deaths > MAX_WORKER_DEATHS:
+                            raise SweepAbortedError(
+                                f"sweep '{spec.study_name}': workers died {deaths} times (last "
+                                f"exit code {code}); stopped. The study is resumable once the "
+                                "cause is fixed"
+                            )
+                        c = counts(study)
+                        if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < spec.n_trials:
+                            procs[next_index] = start(next_index)
+                            next_index += 1
+                bar.update(study)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            _stop(procs.values())
+            recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
+        except BaseException:
+            signals.stopping, status = True, "FAILED"  # a Ctrl-C now kills the workers
+            _stop(procs.values())  # no worker outlives the command
+            raise
+        finally:
+            bar.close()
+            if client is not None and parent_id is not None:
+                ending = "KILLED" if status == "RUNNING" else status
+                with _quiet_unless(ending == "FINISHED"):
+                    client.set_terminated(parent_id, ending)
+    interrupted = status == "KILLED"
     c = counts(study)
-    if client is not None and parent_id is not None:
-        client.set_terminated(parent_id, "KILLED" if interrupted else "FINISHED")
     finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
     if not interrupted and finished < spec.n_trials:
         print(f"warning: study {spec.study_name} holds {finished} of {spec.n_trials} finished trials "
@@ -340,18 +355,65 @@ def _lock_path(storage_url: str, study_name: str) -> str:
 
 
 def _stop(procs) -> None:
-    """Ctrl-C: the workers usually got SIGINT from the terminal too; make sure, then wait."""
+    """Ctrl-C: the workers usually got SIGINT from the terminal too; make sure, then wait
+    for them to end their runs and queue their trials again (a minute at most)."""
     procs = list(procs)
-    for p in procs:
-        if p.exitcode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGINT)
+    live = [p for p in procs if p.exitcode is None or _pid_alive(p.pid)]
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGINT)
     deadline = time.monotonic() + 60
-    for p in procs:
+    for p in live:
         p.join(timeout=max(0.1, deadline - time.monotonic()))
-        if p.exitcode is None:
-            p.kill()
-            p.join()
+        while _pid_alive(p.pid) and time.monotonic() < deadline:  # no sentinel left to wait on
+            time.sleep(0.1)
+        if p.exitcode is None or _pid_alive(p.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGKILL)
+            p.join(timeout=5)
+
+
+class _Signals:
+    """The supervisor's Ctrl-C and SIGTERM: the first raises KeyboardInterrupt, which
+    stops the workers gently (their runs end KILLED, their trials are queued again); any
+    later one, or any during the clean-up after an error, SIGKILLs the workers instead of
+    cutting that clean-up short, so the parent run still ends and nothing is left running
+    (trials of killed workers are failed and queued again on resume)."""
+
+    def __init__(self, procs: dict[int, Process]) -> None:
+        self.procs, self.stopping = procs, False
+
+    def __call__(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True  # before raising: no window for a second signal
+            raise KeyboardInterrupt
+        for p in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                if p.exitcode is None or _pid_alive(p.pid):
+                    os.kill(p.pid, signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread receives signals (and may set handlers)
+            return
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _quiet_unless(loud: bool):
+    """Let errors through only when nothing else is on its way out: a failure to end the
+    parent run must not hide the error that ended the sweep."""
+    if loud:
+        yield
+        return
+    with contextlib.suppress(Exception):
+        yield
 
 
 __all__ = ["StorageError", "SweepOutcome", "run_sweep"]

@@ -16,6 +16,7 @@ import traceback
 from optuna.trial import Trial, TrialState
 
 from bpstudy.config import compose, validate
+from bpstudy.sweep import interrupt
 from bpstudy.sweep.spec import WALL_TIME, SweepSpec, active_params, trial_overrides
 from bpstudy.training.events import Listener, StopTraining
 
@@ -71,7 +72,10 @@ def run_trial(
         trial.set_user_attr("inactive_params", inactive)
     try:
         cfg = validate(compose(trial_overrides(spec, trial.params, extra)))
-        listeners = [] if spec.multi_objective else [PruningReporter(trial, spec.metrics[0])]
+        interrupt.check()
+        listeners: list[Listener] = [interrupt.InterruptCheck()]
+        if not spec.multi_objective:
+            listeners.append(PruningReporter(trial, spec.metrics[0]))
         tracked = tracked_train(
             cfg,
             listeners,

@@ -23,6 +23,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from bpstudy.shutdown import quick_exit
+from bpstudy.sweep import interrupt
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -99,6 +100,7 @@ def work(args: WorkerArgs) -> int:
     spec, study = load(args)
     shared = bool(getattr(study._storage, "get_heartbeat_interval", lambda: None)())
     while True:
+        interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(study):
             fail_stale(study)
             c = counts(study)
@@ -204,41 +206,14 @@ def heartbeat(study, trial_id: int):
         thread.join()
 
 
-def _interrupt_once(signum, frame):
-    """Ctrl-C or SIGTERM: stop the trial; a second signal (the terminal's Ctrl-C reaches
-    both the worker and the supervisor, which passes it on) must not cut the clean-up
-    short that ends the MLflow run KILLED and queues the trial to run again."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def warm_up() -> None:
-    """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
-    store is a server), Hydra's first compose, matplotlib's first drawing. Run by the fork
-    server, while the supervisor checks the space and sets up the study; the first trial
-    would otherwise pay seconds for them."""
-    import mlflow  # noqa: F401
-
-    import bpstudy.sweep.trial  # noqa: F401
-    from bpstudy.config import compose
-    from bpstudy.tracking import run  # noqa: F401
-    from bpstudy.tracking.plots import warm_up as warm_up_plots
-
-    if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http:", "https:")):
-        import sqlalchemy.orm
-        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
-
-        sqlalchemy.orm.configure_mappers()
-    compose([])
-    warm_up_plots(draw=True)
-
-
 def run_job(args: WorkerArgs) -> None:
     """A forked worker's life: run trials, then exit with 0, or 130 on Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    signal.signal(signal.SIGINT, interrupt.request)  # acted on at safe points only
+    signal.signal(signal.SIGTERM, interrupt.request)
     try:
+        # the fork server holds both back (bpstudy.sweep.pool) and passes the mask on; one
+        # sent meanwhile arrives here
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         if args.tracking_uri:  # the store the supervisor resolved, for every trial
             os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
         Path(args.lock).touch()
