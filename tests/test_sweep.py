@@ -277,6 +277,27 @@ def started_trials(folder: Path, study_name: str) -> list:
     return [t for t in running if "mlflow_run_id" in t.user_attrs]
 
 
+def long_sweep(folder: Path, name: str, n_trials: int) -> Path:
+    """A sweep whose trials take a few seconds each: long enough to catch one mid-run."""
+    return write_sweep(
+        folder,
+        name,
+        n_trials=n_trials,
+        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
+        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
+    )
+
+
+def wait_for_started(folder: Path, study_name: str, k: int) -> list:
+    """The study's k RUNNING trials, once k have their MLflow run."""
+
+    def started():
+        trials = started_trials(folder, study_name)
+        return trials if len(trials) == k else None
+
+    return wait_until(started, 180, f"{k} RUNNING trials with MLflow runs")
+
+
 def sweep_to_files(folder: Path, *args: str) -> subprocess.CompletedProcess:
     """`bpstudy sweep ARGS` with its output in files, not pipes (which a surviving child
     would hold open, hiding it), then a check that it left no process of its own behind:
@@ -476,14 +497,7 @@ def test_resume_adds_only_the_missing_trials(cli, tmp_path):
 @pytest.mark.slow
 def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
     n = 3
-    path = write_sweep(
-        tmp_path,
-        "killed",
-        n_trials=n,
-        # long enough to catch a trial in the middle: a few seconds each
-        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
-        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
-    )
+    path = long_sweep(tmp_path, "killed", n)
     with background_sweep(tmp_path, path) as proc:
 
         def early_trial():  # early in its run: far from finishing before the signal lands
@@ -533,21 +547,10 @@ def test_a_killed_fork_server_stops_the_sweep_cleanly(tmp_path):
     run, stops them and exits 1 with one line; nothing is left RUNNING and the same
     command then finishes the study."""
     n = 2
-    path = write_sweep(
-        tmp_path,
-        "serverless",
-        n_trials=n,
-        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
-        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
-    )
+    path = long_sweep(tmp_path, "serverless", n)
     marker = f"bpstudy-test-{uuid.uuid4().hex}"
     with background_sweep(tmp_path, path, marker) as proc:
-
-        def both_started():
-            started = started_trials(tmp_path, "serverless")
-            return started if len(started) == 2 else None
-
-        running = wait_until(both_started, 180, "two RUNNING trials with MLflow runs")
+        running = wait_for_started(tmp_path, "serverless", 2)
         worker = int(running[0].user_attrs["worker"].rpartition(":")[2])
         server = int(Path(f"/proc/{worker}/stat").read_text().rpartition(")")[2].split()[1])
         assert server != proc.pid  # the workers' parent is the fork server
@@ -588,21 +591,10 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals):
     waiting for their clean-up: their runs may end FAILED instead, but nothing is left
     RUNNING, the parent run ends KILLED and the study still resumes."""
     n = 2
-    path = write_sweep(
-        tmp_path,
-        "stopped",
-        n_trials=n,
-        overrides=["data=digits", "trainer.epochs=200", "model.width=64", "trainer.progress=none"],
-        params={"model.depth": "choice(2, 3)", "optimizer.lr": "interval(0.01, 0.1)"},
-    )
+    path = long_sweep(tmp_path, "stopped", n)
     marker = f"bpstudy-test-{uuid.uuid4().hex}"
     with background_sweep(tmp_path, path, marker) as proc:
-
-        def both_started():
-            started = started_trials(tmp_path, "stopped")
-            return started if len(started) == 2 else None
-
-        interrupted = wait_until(both_started, 180, "two RUNNING trials with MLflow runs")
+        interrupted = wait_for_started(tmp_path, "stopped", 2)
         for name in signals:
             os.killpg(proc.pid, getattr(signal, name))  # as a terminal's Ctrl-C reaches its job
         proc.wait(timeout=120)
