@@ -638,26 +638,41 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals):
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_the_workers_fork_server_starts(tmp_path):
-    """Ctrl-C to the whole process group as soon as the workers' fork server exists, while
-    it starts and warms up (seconds of imports) and the supervisor sets up: exit 130 with
-    one line, no traceback from any process, nothing left running."""
+@pytest.mark.parametrize("target", ["server", "group"])
+def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target):
+    """SIGINT while the workers' fork server is still importing (seconds of warm-up, while
+    the supervisor sets up). To the server alone: it ignores it and the sweep finishes.
+    To the whole process group, as a terminal's Ctrl-C: exit 130 with one line. Either
+    way no process prints a traceback and nothing is left running."""
     path = write_sweep(tmp_path, "early", n_trials=2)
     marker = f"bpstudy-test-{uuid.uuid4().hex}"
     with background_sweep(tmp_path, path, marker) as proc:
 
-        def helpers():
-            return [pid for pid in processes_marked(marker) if pid != proc.pid]
+        def server_warming_up():  # its warm-up imports have reached numpy
+            for pid in processes_marked(marker):
+                with contextlib.suppress(OSError):
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    maps = Path(f"/proc/{pid}/maps").read_bytes()
+                    if b"multiprocessing.forkserver" in command and b"_multiarray_umath" in maps:
+                        return pid
+            return None
 
-        wait_until(helpers, 60, "the workers' fork server")
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        server = wait_until(server_warming_up, 60, "the fork server's warm-up", poll=0.01)
+        if target == "server":
+            os.kill(server, signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
     _, stderr = outputs(tmp_path)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "bpstudy: interrupted"
     assert "Traceback" not in stderr
     assert "KeyboardInterrupt" not in stderr
     assert processes_marked(marker) == []
+    if target == "server":
+        assert proc.returncode == 0, stderr
+        assert len(finished(journal_study(tmp_path, "early"))) == 2
+    else:
+        assert proc.returncode == 130, stderr
+        assert stderr.strip().splitlines()[-1] == "bpstudy: interrupted"
 
 
 # ---------------------------------------------------------------- RDB storage: heartbeats

@@ -48,23 +48,25 @@ def _environ(changes: dict[str, str]):
                 os.environ[key] = value
 
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _signals_held():
-    """Hold Ctrl-C and SIGTERM back while the fork server starts: it inherits the mask,
-    so a Ctrl-C that reaches the whole process group cannot kill it mid-start (with a
-    traceback) before it ignores them (bpstudy.sweep.warm); workers unblock them in
-    `run_job`. Here, a held signal is delivered on leaving."""
+def _signals_ignored():
+    """Ignore Ctrl-C and SIGTERM while the fork server starts. An ignored signal stays
+    ignored across exec (a blocked one does not: the child's mask is reset), so a Ctrl-C
+    that reaches the whole process group cannot kill the server mid-start, with a
+    traceback, before it ignores them itself (bpstudy.sweep.warm). Here a signal in that
+    moment (a fork and an exec) is lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def blas_threads(workers: int) -> int:
@@ -89,11 +91,11 @@ class WorkerPool:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([WARM_MODULE])
         try:
-            with _environ(self.env), _signals_held():
+            with _environ(self.env), _signals_ignored():
                 forkserver.ensure_running()  # returns at once: the server warms up meanwhile
         except OSError as exc:
             raise WorkerStartError(f"could not start the sweep workers' server: {exc}") from None
-        except BaseException:  # a Ctrl-C held back above arrives as the mask is lifted
+        except BaseException:
             self.close()
             raise
 

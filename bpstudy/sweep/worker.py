@@ -211,9 +211,6 @@ def run_job(args: WorkerArgs) -> None:
     signal.signal(signal.SIGINT, interrupt.request)  # acted on at safe points only
     signal.signal(signal.SIGTERM, interrupt.request)
     try:
-        # the fork server holds both back (bpstudy.sweep.pool) and passes the mask on; one
-        # sent meanwhile arrives here
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         if args.tracking_uri:  # the store the supervisor resolved, for every trial
             os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
         Path(args.lock).touch()
