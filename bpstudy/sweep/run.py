@@ -209,8 +209,9 @@ class Progress:
 
 
 def _set_up(spec: SweepSpec, extra, storage: str | None):
-    """Check the space, open (or resume) the study and its MLflow parent run. Returns (study, storage_url, tracking_uri,
-    client, parent_run_id); the last three are None when tracking is off."""
+    """Check the space, open (or resume) the study and its MLflow parent run. Returns
+    (study, storage_url, tracking_uri, client, parent_run_id); the last three are None when
+    tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
     make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
     tracking_uri, client, parent_id = None, None, None
