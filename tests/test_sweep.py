@@ -637,6 +637,21 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals):
     assert parent.info.status == "FINISHED"
 
 
+def test_the_fork_servers_warm_up_imports_what_trials_need():
+    """multiprocessing ignores an ImportError in a fork server's preload, so a broken
+    warm-up would pass unnoticed, each worker's first trial paying seconds of imports."""
+    code = (
+        "import sys, signal\n"
+        "import bpstudy.sweep.warm\n"
+        "need = ('mlflow', 'hydra', 'matplotlib', 'sqlalchemy.orm', 'bpstudy.sweep.trial')\n"
+        "print([m for m in need if m not in sys.modules])\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "True"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["server", "group"])
 def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target):

@@ -206,6 +206,27 @@ def heartbeat(study, trial_id: int):
         thread.join()
 
 
+def warm_up() -> None:
+    """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
+    store is a server), Hydra's first compose, matplotlib's first drawing. Run by the fork
+    server, while the supervisor checks the space and sets up the study; the first trial
+    would otherwise pay seconds for them."""
+    import mlflow  # noqa: F401
+
+    import bpstudy.sweep.trial  # noqa: F401
+    from bpstudy.config import compose
+    from bpstudy.tracking import run  # noqa: F401
+    from bpstudy.tracking.plots import warm_up as warm_up_plots
+
+    if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http:", "https:")):
+        import sqlalchemy.orm
+        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+
+        sqlalchemy.orm.configure_mappers()
+    compose([])
+    warm_up_plots(draw=True)
+
+
 def run_job(args: WorkerArgs) -> None:
     """A forked worker's life: run trials, then exit with 0, or 130 on Ctrl-C or SIGTERM."""
     signal.signal(signal.SIGINT, interrupt.request)  # acted on at safe points only
