@@ -52,21 +52,19 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _signals_ignored():
-    """Ignore Ctrl-C and SIGTERM while the fork server starts. An ignored signal stays
-    ignored across exec (a blocked one does not: the child's mask is reset), so a Ctrl-C
-    that reaches the whole process group cannot kill the server mid-start, with a
-    traceback, before it ignores them itself (bpstudy.sweep.warm). Here a signal in that
-    moment (a fork and an exec) is lost."""
+def stop_signals_handled(handler):
+    """Ctrl-C and SIGTERM go to `handler` (a function, or signal.SIG_IGN) inside the block,
+    and back to what they were after it. Only the main thread receives signals and may
+    set handlers; elsewhere (an API call from a thread) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def blas_threads(workers: int) -> int:
@@ -91,7 +89,11 @@ class WorkerPool:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([WARM_MODULE])
         try:
-            with _environ(self.env), _signals_ignored():
+            # ignored, not blocked: an ignored signal stays ignored across exec (a blocked
+            # one does not), so a Ctrl-C to the whole process group cannot kill the server
+            # mid-start, with a traceback, before it ignores them itself (sweep.warm); one
+            # arriving in this moment (a fork and an exec) is lost here
+            with _environ(self.env), stop_signals_handled(signal.SIG_IGN):
                 forkserver.ensure_running()  # returns at once: the server warms up meanwhile
         except OSError as exc:
             raise WorkerStartError(f"could not start the sweep workers' server: {exc}") from None

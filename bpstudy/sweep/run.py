@@ -20,7 +20,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import Process
@@ -31,7 +30,7 @@ from optuna.trial import TrialState
 
 from bpstudy.errors import BpstudyError
 from bpstudy.sweep.failures import fail_and_retry
-from bpstudy.sweep.pool import WorkerPool
+from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
 from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
 from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage, redact
 from bpstudy.sweep.worker import WorkerArgs, counts
@@ -276,7 +275,7 @@ def _run(
     status = "RUNNING"  # the parent run's, once the loop is left
     next_index, deaths = 0, 0
     signals = _Signals(procs)
-    with signals.installed():
+    with stop_signals_handled(signals):
         try:
             recover_orphans(study, tracking_uri)  # the trials of this host's dead workers
             # a seeded sampler replays its draws: on resume, start the workers' seeds
@@ -355,11 +354,15 @@ def _lock_path(storage_url: str, study_name: str) -> str:
     return str(Path(tempfile.gettempdir()) / f"bpstudy-{safe}.lock")
 
 
+def _running(p: Process) -> bool:
+    return p.exitcode is None or _pid_alive(p.pid)  # see _pid_alive: 255 may be a live one
+
+
 def _stop(procs) -> None:
     """Ctrl-C: the workers usually got SIGINT from the terminal too; make sure, then wait
     for them to end their runs and queue their trials again (a minute at most)."""
     procs = list(procs)
-    live = [p for p in procs if p.exitcode is None or _pid_alive(p.pid)]
+    live = [p for p in procs if _running(p)]
     for p in live:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, signal.SIGINT)
@@ -368,7 +371,7 @@ def _stop(procs) -> None:
         p.join(timeout=max(0.1, deadline - time.monotonic()))
         while _pid_alive(p.pid) and time.monotonic() < deadline:  # no sentinel left to wait on
             time.sleep(0.1)
-        if p.exitcode is None or _pid_alive(p.pid):
+        if _running(p):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
             p.join(timeout=5)
@@ -390,20 +393,8 @@ class _Signals:
             raise KeyboardInterrupt
         for p in list(self.procs.values()):
             with contextlib.suppress(ProcessLookupError):
-                if p.exitcode is None or _pid_alive(p.pid):
+                if _running(p):
                     os.kill(p.pid, signal.SIGKILL)
-
-    @contextlib.contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield  # only the main thread receives signals (and may set handlers)
-            return
-        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

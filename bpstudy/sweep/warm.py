@@ -5,7 +5,7 @@ The server ignores Ctrl-C and SIGTERM: they reach the whole process group (a ter
 `timeout`, SLURM, systemd), and the server must neither print a traceback from the middle
 of its warm-up nor die under live workers (their exit codes come through it). The
 supervisor stops it with SIGKILL. It starts with both ignored already (see
-`_signals_ignored` in bpstudy.sweep.pool); setting them here again keeps that true when
+`WorkerPool` in bpstudy.sweep.pool); setting them here again keeps that true when
 multiprocessing restarts a dead server. Forked workers start with both ignored until
 `run_job` installs its own handlers."""
 
