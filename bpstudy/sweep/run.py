@@ -261,55 +261,19 @@ def run_sweep(
 def _run(
     pool: WorkerPool, spec: SweepSpec, workers: int, extra, storage: str | None, progress: str
 ) -> SweepOutcome:
-    study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
-    lock = _lock_path(storage_url, spec.study_name)
-    seed_base = 0  # set once the study's trials are recovered
-
-    def start(index: int) -> Process:
-        args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra), storage_url,
-                          parent_id, lock, seed_base + index, tracking_uri)  # fmt: skip
-        return pool.start(args)
-
-    bar = Progress(spec, enabled=progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
     procs: dict[int, Process] = {}
-    status = "RUNNING"  # the parent run's, once the loop is left
-    next_index, deaths = 0, 0
     signals = _Signals(procs)
-    with stop_signals_handled(signals):
+    with stop_signals_handled(signals):  # from the set-up on: the parent run always ends
+        study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
+        status, bar = "RUNNING", None  # the parent run's status, once the loop is left
         try:
-            recover_orphans(study, tracking_uri)  # the trials of this host's dead workers
-            # a seeded sampler replays its draws: on resume, start the workers' seeds
-            # elsewhere so they do not propose the trials the study already holds again
-            seed_base = 1009 * len(study.get_trials(deepcopy=False))
-            for _ in range(workers):
-                procs[next_index] = start(next_index)
-                next_index += 1
-            while procs:
-                wait([p.sentinel for p in procs.values()], timeout=POLL_SECONDS)
-                for index, proc in list(procs.items()):
-                    code = proc.exitcode
-                    if code is None:
-                        continue
-                    if _pid_alive(proc.pid):  # its fork server died (SIGKILL, OOM): reads 255
-                        raise SweepAbortedError(
-                            f"sweep '{spec.study_name}': the workers' fork server died; "
-                            "stopped. The study is resumable"
-                        )
-                    del procs[index]
-                    if code != 0:  # died mid-study: recover its trial, start a replacement
-                        deaths += 1
-                        recover_orphans(study, tracking_uri, pids={proc.pid})
-                        if deaths > MAX_WORKER_DEATHS:
-                            raise SweepAbortedError(
-                                f"sweep '{spec.study_name}': workers died {deaths} times (last "
-                                f"exit code {code}); stopped. The study is resumable once the "
-                                "cause is fixed"
-                            )
-                        c = counts(study)
-                        if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < spec.n_trials:
-                            procs[next_index] = start(next_index)
-                            next_index += 1
-                bar.update(study)
+            args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra),
+                              storage_url, parent_id, _lock_path(storage_url, spec.study_name),
+                              0, tracking_uri)  # fmt: skip
+            supervisor = _Supervisor(pool, study, spec, args, procs)
+            bar = Progress(spec, progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
+            supervisor.start(workers)
+            supervisor.watch(bar)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -320,12 +284,71 @@ def _run(
             _stop(procs.values())  # no worker outlives the command
             raise
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             if client is not None and parent_id is not None:
                 ending = "KILLED" if status == "RUNNING" else status
                 with _quiet_unless(ending == "FINISHED"):
                     client.set_terminated(parent_id, ending)
-    interrupted = status == "KILLED"
+    return _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
+
+
+class _Supervisor:
+    """Starts the workers and watches them: a worker that dies mid-study has its trial
+    failed and queued again and a replacement started (up to MAX_WORKER_DEATHS)."""
+
+    def __init__(self, pool: WorkerPool, study, spec: SweepSpec, args: WorkerArgs, procs) -> None:
+        self.pool, self.study, self.spec, self.args = pool, study, spec, args
+        self.procs: dict[int, Process] = procs  # shared with _Signals
+        self.next_index, self.deaths = 0, 0
+
+    def start(self, workers: int) -> None:
+        recover_orphans(self.study, self.args.tracking_uri)  # this host's dead workers' trials
+        # a seeded sampler replays its draws: on resume, start the workers' seeds
+        # elsewhere so they do not propose the trials the study already holds again
+        seed_base = 1009 * len(self.study.get_trials(deepcopy=False))
+        self.args = dataclasses.replace(self.args, seed_offset=seed_base)
+        for _ in range(workers):
+            self._start_one()
+
+    def _start_one(self) -> None:
+        index, self.next_index = self.next_index, self.next_index + 1
+        self.procs[index] = self.pool.start(
+            dataclasses.replace(self.args, seed_offset=self.args.seed_offset + index)
+        )
+
+    def watch(self, bar: Progress) -> None:
+        """Until every worker has ended (each ends once the study holds n_trials)."""
+        while self.procs:
+            wait([p.sentinel for p in self.procs.values()], timeout=POLL_SECONDS)
+            for index, proc in list(self.procs.items()):
+                if proc.exitcode is not None:
+                    self._ended(index, proc)
+            bar.update(self.study)
+
+    def _ended(self, index: int, proc: Process) -> None:
+        code, name = proc.exitcode, self.spec.study_name
+        if _pid_alive(proc.pid):  # its fork server died (SIGKILL, OOM): reads 255
+            raise SweepAbortedError(
+                f"sweep '{name}': the workers' fork server died; stopped. The study is resumable"
+            )
+        del self.procs[index]
+        if code == 0:
+            return
+        self.deaths += 1  # died mid-study: recover its trial, start a replacement
+        recover_orphans(self.study, self.args.tracking_uri, pids={proc.pid})
+        if self.deaths > MAX_WORKER_DEATHS:
+            raise SweepAbortedError(
+                f"sweep '{name}': workers died {self.deaths} times (last exit code {code}); "
+                "stopped. The study is resumable once the cause is fixed"
+            )
+        c = counts(self.study)
+        if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < self.spec.n_trials:
+            self._start_one()
+
+
+def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,
+             tracking_uri: str | None, interrupted: bool) -> SweepOutcome:  # fmt: skip
     c = counts(study)
     finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
     if not interrupted and finished < spec.n_trials:
