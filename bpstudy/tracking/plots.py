@@ -35,6 +35,8 @@ LOSS_MARGINS = {"left": 0.11, "right": 0.98, "bottom": 0.12, "top": 0.91}
 # A title at a fixed height: matplotlib otherwise measures every tick label to place it
 TITLE_Y = 1.02
 LOG_SCALE_ABOVE = 10.0  # loss curves on a log axis when they span more than a decade
+# zlib level 1, not Pillow's 6: a fifth of the drawing time at 10% more bytes (~60 KB)
+PNG = {"pil_kwargs": {"compress_level": 1}}
 
 
 def _figure(figsize: tuple[float, float]):
@@ -46,7 +48,7 @@ def _figure(figsize: tuple[float, float]):
 
 def save(fig, path: Path, margins: dict[str, float]) -> Path:
     fig.subplots_adjust(**margins)
-    fig.savefig(path)
+    fig.savefig(path, **PNG)
     return path
 
 
@@ -156,6 +158,6 @@ def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Pat
         bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes))
         bar.set_label("hidden layer (1 = input side)")
     fig.suptitle(title or "alignment with the true gradient")
-    fig.savefig(path)
+    fig.savefig(path, **PNG)
     plt.close(fig)
     return path
