@@ -129,23 +129,26 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Angle per hidden layer over steps: `alignment`, and `feedback_angle` when logged."""
-    plt = _pyplot()
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
+
     stats = [c for c in ("alignment", "feedback_angle") if c in layer_stats]
     labels = {
         "alignment": "update vs true gradient (deg)",
         "feedback_angle": "feedback B vs forward W (deg)",
     }
     panels = max(len(stats), 1)
-    fig, axes = plt.subplots(
-        1, panels, figsize=(5 * panels + 1.5, 4), dpi=100, squeeze=False, layout="constrained"
-    )
-    axes = axes[0]
+    fig = _figure((5 * panels + 1.5, 4))
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
     if layer_stats.empty or not stats:
         axes[0].text(0.5, 0.5, "no alignment logged", ha="center", va="center")
     else:
         layers = np.sort(layer_stats["layer"].unique())
-        cmap = plt.get_cmap("viridis")
-        norm = plt.Normalize(layers[0], max(layers[-1], layers[0] + 1))
+        cmap = colormaps["viridis"]
+        norm = Normalize(layers[0], max(layers[-1], layers[0] + 1))
         top = float(np.nanmax(layer_stats[stats].to_numpy(dtype=float), initial=90.0))
         top = min(180.0, 10.0 * np.ceil(max(top, 95.0) / 10.0))
         for ax, stat in zip(axes, stats, strict=True):
@@ -155,9 +158,9 @@ def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Pat
             ax.set_ylim(0, top)
             ax.set_xlabel("optimizer step")
             ax.set_ylabel(labels[stat])
-        bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes))
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes))
         bar.set_label("hidden layer (1 = input side)")
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no layer 1.25
     fig.suptitle(title or "alignment with the true gradient")
     fig.savefig(path, **PNG)
-    plt.close(fig)
     return path
