@@ -3,7 +3,8 @@
 Finalizing the thousands of modules MLflow imports takes about a second after the last
 line is printed; every command and every sweep worker would pay it (a sweep's tail pays
 it twice, the worker's and the supervisor's). Everything a normal exit does that matters
-still happens, in the same order: non-daemon threads are joined, atexit handlers run
+still happens, in the same order: thread pools are told to stop and non-daemon threads
+are joined (threading's own shutdown, as the interpreter calls it), atexit handlers run
 (logging, MLflow, temporary directories), the standard streams are flushed.
 """
 
@@ -28,14 +29,25 @@ def exit_code(code: object) -> int:
 
 def quick_exit(code: object = 0) -> None:
     status = exit_code(code)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    _join_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed, or its reader went away
             stream.flush()
     os._exit(status)
+
+
+def _join_threads() -> None:
+    """What the interpreter does first on exit. Joining the threads by hand is not
+    enough: an idle concurrent.futures worker (MLflow's artifact downloads leave some)
+    only ends once threading's exit hooks have told its pool to shut down."""
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+        return
+    for thread in threading.enumerate():  # no such hook: best effort
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
 
 
 def run_and_exit(main) -> None:

@@ -210,6 +210,19 @@ def test_rerun_uses_the_original_blas_thread_count(cli, store):
     assert out.stdout.strip().splitlines()[-1] == "identical"
 
 
+def test_rerun_of_a_run_without_config_says_so_and_exits(cli, store):
+    uri, client = store
+    cli("train", *TINY, f"tracking.uri={uri}")
+    exp = client.get_experiment_by_name("bpstudy").experiment_id
+    bare = client.create_run(exp).info.run_id
+    parent = client.create_run(exp, tags={"bpstudy.study": "s1"}).info.run_id
+    for run_id, says in ((bare, "no config.yaml"), (parent, "parent run of study 's1'")):
+        # MLflow's download leaves an idle thread pool behind: the exit must not wait on it
+        out = cli("rerun", run_id, "--tracking-uri", uri, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and says in out.stderr, out.stderr
+
+
 def test_rerun_unknown_run_id(cli, store):
     uri, _ = store
     cli("train", *TINY, f"tracking.uri={uri}")
@@ -249,6 +262,9 @@ def test_sigint_ends_the_run_killed(tmp_path, store):
     assert proc.returncode == 130
     run = only_run(client)
     assert run.info.status == "KILLED"
+    # logged when the run started: a stopped run can still be rerun
+    names = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "config.yaml" in names
 
 
 @pytest.fixture

@@ -20,9 +20,15 @@ def load_run_config(client, run_id: str, uri: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException:
         raise TrackingError(f"run {run_id} is not in the tracking store {uri}") from None
+    study = run.data.tags.get("bpstudy.study")
+    if study:
+        raise TrackingError(
+            f"run {run_id} is the parent run of study '{study}', not a training run; "
+            "rerun one of its trials' runs (nested under it)"
+        )
     with quiet_downloads(), tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, "config.yaml", tmp)

@@ -181,6 +181,9 @@ class MlflowTracker(Listener):
         params = [Param(k, str(v)) for k, v in flatten(to_dict(self.cfg)).items()]
         for lo in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[lo : lo + 100])
+        # now, not with the other artifacts: a run stopped by Ctrl-C or an error still holds
+        # what it takes to rerun it
+        self.client.log_text(self.run_id, to_yaml(self.cfg), "config.yaml")
         d, t = trainer.data, trainer.settings
         total = t.epochs * t.steps_per_epoch(d.X_train.shape[0])
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
@@ -232,7 +235,6 @@ class MlflowTracker(Listener):
             root = Path(tmp)
             for sub in ("diagnostics", "plots", "model"):
                 (root / sub).mkdir()
-            (root / "config.yaml").write_text(to_yaml(self.cfg))
             result.layer_stats.to_parquet(root / "diagnostics" / "layers.parquet", index=False)
             result.step_stats.to_parquet(root / "diagnostics" / "steps.parquet", index=False)
             title = f"{self.cfg.model.depth} x {self.cfg.model.width} {self.cfg.model.activation}, init {self.cfg.model.init.scheme} ({self.outcome})"
