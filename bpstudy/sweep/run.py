@@ -37,6 +37,7 @@ from bpstudy.sweep.worker import WorkerArgs, counts
 
 POLL_SECONDS = 0.5
 MAX_WORKER_DEATHS = 5  # a worker that keeps dying (a broken install, OOM) ends the sweep
+REPEAT_SECONDS = 0.5  # a second Ctrl-C this soon after the first is the same one
 
 
 class SweepAbortedError(BpstudyError):
@@ -279,6 +280,7 @@ def _run(
             status = "KILLED"
             _stop(procs.values())
             recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
+            signals.absorb_repeats()
         except BaseException:
             signals.stopping, status = True, "FAILED"  # a Ctrl-C now kills the workers
             _stop(procs.values())  # no worker outlives the command
@@ -403,21 +405,30 @@ def _stop(procs) -> None:
 class _Signals:
     """The supervisor's Ctrl-C and SIGTERM: the first raises KeyboardInterrupt, which
     stops the workers gently (their runs end KILLED, their trials are queued again); any
-    later one, or any during the clean-up after an error, SIGKILLs the workers instead of
+    later one (half a second or more after it), or any during the clean-up after an error, SIGKILLs the workers instead of
     cutting that clean-up short, so the parent run still ends and nothing is left running
     (trials of killed workers are failed and queued again on resume)."""
 
     def __init__(self, procs: dict[int, Process]) -> None:
-        self.procs, self.stopping = procs, False
+        self.procs, self.stopping, self.since = procs, False, -math.inf
 
     def __call__(self, signum, frame) -> None:
         if not self.stopping:
             self.stopping = True  # before raising: no window for a second signal
+            self.since = time.monotonic()
             raise KeyboardInterrupt
+        if time.monotonic() - self.since < REPEAT_SECONDS:
+            return  # the same stop twice: `timeout` signals the command, then its group
         for p in list(self.procs.values()):
             with contextlib.suppress(ProcessLookupError):
                 if _running(p):
                     os.kill(p.pid, signal.SIGKILL)
+
+    def absorb_repeats(self) -> None:
+        """A stop done quickly: stay in charge until a repeat of its signal would no longer
+        be the same stop, so that it does not reach the default handler once this one is
+        gone (and end the command with a bare 'interrupted')."""
+        time.sleep(max(0.0, self.since + REPEAT_SECONDS - time.monotonic()))
 
 
 @contextlib.contextmanager
