@@ -405,9 +405,10 @@ def _stop(procs) -> None:
 class _Signals:
     """The supervisor's Ctrl-C and SIGTERM: the first raises KeyboardInterrupt, which
     stops the workers gently (their runs end KILLED, their trials are queued again); any
-    later one (half a second or more after it), or any during the clean-up after an error, SIGKILLs the workers instead of
-    cutting that clean-up short, so the parent run still ends and nothing is left running
-    (trials of killed workers are failed and queued again on resume)."""
+    later one (half a second or more after it), or any during the clean-up after an
+    error, SIGKILLs the workers instead of cutting that clean-up short, so the parent run
+    still ends and nothing is left running (trials of killed workers are failed and
+    queued again on resume)."""
 
     def __init__(self, procs: dict[int, Process]) -> None:
         self.procs, self.stopping, self.since = procs, False, -math.inf
