@@ -436,3 +436,31 @@ def test_join_keeps_every_trial_and_falls_back_to_run_tags():
     assert list(table["run_status"].fillna("")) == ["FINISHED", "FINISHED", ""]
     assert [c for c in table.columns if "/L" in c] == ["grad_norm/L01", "grad_norm/L02"]
     assert math.isinf(table.loc[1, "grad_norm/L01"]) and math.isnan(table.loc[1, "val/loss"])
+
+
+def test_trials_the_user_interrupted_are_not_read_as_failures():
+    """A Ctrl-C'd trial is FAIL in Optuna, its values queued again: the report names it
+    'interrupted' and leaves it out of what it concludes about the values."""
+    from bpstudy.report.reading import StudyFacts, reading
+    from bpstudy.sweep.interrupt import INTERRUPTED
+
+    dist = {"model.depth": CategoricalDistribution((2, 40))}
+
+    def trial(number, depth, **kw):
+        t = create_trial(params={"model.depth": depth}, distributions=dist, **kw)
+        t.number = number
+        return t
+
+    trials = [
+        trial(0, 2, value=1.0, user_attrs={"outcome": "healthy"}),
+        trial(1, 2, value=1.1, user_attrs={"outcome": "healthy"}),
+        trial(2, 40, state=TrialState.FAIL, user_attrs={"error": INTERRUPTED}),
+        trial(3, 40, value=0.9, user_attrs={"outcome": "healthy", "retry_of": 2}),
+        trial(4, 2, state=TrialState.FAIL, user_attrs={"error": "ValueError: boom"}),
+    ]
+    table = trials_table(trials, {})
+    assert list(table["outcome"]) == ["healthy", "healthy", "interrupted", "healthy", "failed"]
+    facts = StudyFacts("val/loss", "minimize", "objective", dist)
+    text = " ".join(reading(table, facts, None))
+    assert "1 of 4 finished trials failed" in text, text
+    assert "interrupted" not in text

@@ -24,7 +24,7 @@ from bpstudy.report.reading import StudyFacts, main_group, ranked_params, readin
 from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
-from bpstudy.report.table import grad_columns, objective_columns, trials_table
+from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
 from bpstudy.sweep.storage import default_storage_url, is_rdb, redact
 
 CSV, SUMMARY = "trials.csv", "summary.md"
@@ -241,6 +241,7 @@ def make_report(
 def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, notes: list[str]):
     """Every picture this study allows; what it does not is said in `notes`."""
     pictures: list[Picture] = []
+    table = evidence(table)  # medians over what the trials' values did, not interruptions
     if grad_columns(table) and table[grad_columns(table)].notna().any().any():
         by = f"one line per {group}" if group else "all trials"
         figures.grad_flow_profile_png(

@@ -16,7 +16,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from bpstudy.report.levels import MAX_LEVELS, format_value
-from bpstudy.report.table import PARAM_PREFIX, grad_columns
+from bpstudy.report.table import PARAM_PREFIX, evidence, grad_columns
 
 BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
 FLOW_LOG10 = 3.0  # orders of magnitude between first and last layer: the outcome tag's default
@@ -105,7 +105,7 @@ OUTCOME_VERBS = {
 def _outcome_sentences(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
     """Per bad outcome: how many, and the parameter value(s) where it concentrates most
     (largest share of trials with that value minus share of the other trials)."""
-    done = table[table["state"].isin(FINISHED)]
+    done = evidence(table[table["state"].isin(FINISHED)])
     out = []
     for outcome in BAD_OUTCOMES:
         hit = done["outcome"].eq(outcome)

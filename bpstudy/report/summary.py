@@ -17,7 +17,7 @@ from bpstudy.report.levels import format_value, sort_key
 from bpstudy.report.reading import StudyFacts, best_rows, categorical_params
 from bpstudy.report.table import PARAM_PREFIX, grad_columns, objective_columns
 
-OUTCOME_ORDER = ("healthy", "vanishing", "exploding", "diverged", "failed")
+OUTCOME_ORDER = ("healthy", "vanishing", "exploding", "diverged", "failed", "interrupted")
 STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 ARTIFACT_DIR = "report"  # the report's folder in the parent run's artifacts
 HEADING = "# Study report"  # MLflow's run description is replaced only under this heading

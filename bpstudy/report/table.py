@@ -9,7 +9,7 @@ Columns, in order (Optuna's `params_` prefix for sampled values, MLflow's metric
 | --- | --- |
 | `number` | the trial number |
 | `state` | COMPLETE, PRUNED, FAIL, RUNNING or WAITING |
-| `outcome` | healthy, vanishing, exploding, diverged, failed (user attr, else run tag) |
+| `outcome` | healthy, vanishing, exploding, diverged, failed (user attr, else run tag), interrupted (Ctrl-C; queued again) |
 | `params_<key>` | every sampled value, e.g. `params_model.activation` |
 | `objective` | the study's value (multi-objective: `objective_<metric>` each) |
 | `diverged_step` | optimizer step at which the run went NaN/inf (empty otherwise) |
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
+
+from bpstudy.sweep.interrupt import INTERRUPTED
 
 PARAM_PREFIX = "params_"
 GRAD_PREFIX = "grad_norm/L"
@@ -66,6 +68,12 @@ def objective_columns(metric_names: Sequence[str]) -> list[str]:
     return [name if name.startswith(OBJECTIVE) else f"{OBJECTIVE}_{name}" for name in metric_names]
 
 
+def evidence(table: pd.DataFrame) -> pd.DataFrame:
+    """The trials that say something about their values: all but those the user
+    interrupted (their values were queued and ran again as another trial)."""
+    return table[~table["outcome"].eq("interrupted")]
+
+
 def param_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith(PARAM_PREFIX)]
 
@@ -90,6 +98,8 @@ def layer_index(column: str) -> int:
 
 
 def _outcome(trial: FrozenTrial, run: RunRecord | None) -> str | None:
+    if trial.state == TrialState.FAIL and trial.user_attrs.get("error") == INTERRUPTED:
+        return "interrupted"  # stopped by the user, its values queued again: not a failure
     if trial.user_attrs.get("outcome"):
         return str(trial.user_attrs["outcome"])
     if run is not None and run.tags.get("bpstudy.outcome"):

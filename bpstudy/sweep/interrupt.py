@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bpstudy.training.events import Listener
 
+INTERRUPTED = "interrupted (Ctrl-C)"  # the error of a trial stopped this way (queued again)
 _requested = False
 
 

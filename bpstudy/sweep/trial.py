@@ -85,7 +85,7 @@ def run_trial(
             on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
     except KeyboardInterrupt:  # stopped, not failed: its values run again on resume
-        trial.set_user_attr("error", "interrupted (Ctrl-C)")
+        trial.set_user_attr("error", interrupt.INTERRUPTED)
         tell(trial, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
