@@ -327,6 +327,15 @@ def test_bad_sweep_input_is_one_line_exit_2(cli, tmp_path, case):
     assert_nothing_started(tmp_path)
 
 
+def test_no_sweep_given_lists_shipped_sweeps(cli, tmp_path):
+    out = cli("sweep", "--workers", "2")
+    line = assert_one_line_error(out, "give a sweep")
+    assert "overrides" not in line  # they are optional: argparse said both were required
+    for path in SHIPPED:
+        assert path.stem in line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
     out = cli("sweep", "no_such_sweep", "--progress", "lines")
     line = assert_one_line_error(out, "no_such_sweep")
@@ -335,19 +344,24 @@ def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
     assert_nothing_started(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "journal_in_missing_folder"])
+@pytest.mark.parametrize("kind", ["postgresql", "journal_in_missing_folder", "no_scheme"])
 def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     path = write_sweep(tmp_path, "bad")
     if kind == "postgresql":
         url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
+    elif kind == "no_scheme":
+        url = "study.journal"  # a typo'd URL must not quietly become a journal file
     else:
         url = f"journal:{tmp_path / 'missing' / 'study.journal'}"
     out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
     line = assert_one_line_error(out, "--storage", url.split("@")[-1])
-    if kind != "postgresql":
+    if kind == "journal_in_missing_folder":
         assert "does not exist" in line
+    if kind == "no_scheme":
+        assert "journal:PATH" in line and "postgresql://" in line
     assert_nothing_started(tmp_path)
     assert not (tmp_path / "missing").exists()
+    assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either
 
 
 # ---------------------------------------------------------------- a diverging region

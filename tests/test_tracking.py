@@ -389,3 +389,18 @@ def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
     assert run.info.status == "FAILED"
     assert run.data.tags["bpstudy.outcome"] == "failed"
     assert "listener exploded on purpose" in run.data.tags["bpstudy.error"]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--port", "99999"], "--port 99999: a port is 1 to 65535"),
+        (["--port", "0"], "--port 0: a port is 1 to 65535"),  # would poll port 0 for ever
+        (["--tracking-uri", "foo"], "tracking store foo: MLflow's file store is deprecated"),
+    ],
+)
+def test_ui_bad_port_or_store_is_one_line(cli, args, says):
+    out = cli("ui", *args, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"bpstudy: error: {says}"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -15,7 +15,9 @@ def parser() -> argparse.ArgumentParser:
         "shipped sweeps/ folder or a path. Each trial is one MLflow run nested under the "
         "study's parent run.",
     )
-    p.add_argument("sweep", help="sweep name (sweeps/NAME.yaml) or path to a sweep file")
+    # optional for argparse, required below: with intermixed parsing argparse would call
+    # the optional overrides "required" too when both are missing
+    p.add_argument("sweep", nargs="?", help="sweep name (sweeps/NAME.yaml) or path to a sweep file")
     p.add_argument(
         "overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=5"
     )
@@ -37,12 +39,26 @@ def parser() -> argparse.ArgumentParser:
         help="Optuna storage: postgresql://... to share a study across machines, journal:PATH (default: bpstudy.journal beside the MLflow store)",
     )
     p.add_argument("--study-name", default=None, help="study name (default: the file's study_name)")
-    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines"),
+        default="auto",
+        help="a progress bar (bar), a line per finished trial (lines), or a bar only on a "
+        "terminal (auto, the default)",
+    )
     return p
 
 
 def main(argv: list[str]) -> None:
     args = parser().parse_intermixed_args(argv)  # overrides may come after the options
+    if args.sweep is None:
+        from bpstudy.paths import SWEEPS_DIR
+
+        names = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+        raise BpstudyError(
+            f"give a sweep: a shipped one ({names}) or a path to a sweep file; "
+            "see 'bpstudy sweep --help'"
+        )
     if args.n_trials is not None and args.n_trials < 1:
         raise BpstudyError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.workers < 1:

@@ -216,14 +216,19 @@ def _set_up(spec: SweepSpec, extra, storage: str | None):
     make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
     tracking_uri, client, parent_id = None, None, None
     if base.tracking.enabled:
-        from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
+        from bpstudy.tracking.store import check_store, resolve_uri
 
         tracking_uri = resolve_uri(base.tracking.uri)
-        client = client_for(tracking_uri)
+        check_store(tracking_uri)
     storage_url = storage or default_storage_url(
         tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     )
-    study = create_study(spec, open_storage(storage_url))
+    opened = open_storage(storage_url)  # a bad --storage fails before mlflow.db is written
+    if tracking_uri is not None:
+        from bpstudy.tracking.store import client_for, experiment_id
+
+        client = client_for(tracking_uri)
+    study = create_study(spec, opened)
     if client is not None:
         parent_id = parent_run(
             client, experiment_id(client, base.tracking.experiment), spec, storage_url

@@ -72,6 +72,11 @@ def open_storage(url: str, on_failed_trial=None):
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not is_rdb(url) and not url.startswith("journal:"):
+        raise StorageError(
+            f"--storage {url}: give journal:PATH (a file) or a database URL such as "
+            "postgresql://USER:PASSWORD@HOST/DB"
+        )
     if not is_rdb(url):
         path = Path(url.removeprefix("journal:")).expanduser()
         if not path.parent.is_dir():

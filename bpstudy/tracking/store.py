@@ -50,7 +50,8 @@ def check_store(uri: str) -> None:
         _check_server(uri)
     elif scheme in ("", "file"):
         raise TrackingError(
-            f"tracking.uri={uri}: MLflow's file store is deprecated; use sqlite:///PATH.db or http://HOST:PORT"
+            f"tracking store {uri}: MLflow's file store is deprecated; "
+            "use sqlite:///PATH.db or http://HOST:PORT"
         )
 
 

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bpstudy.tracking.store import TrackingError, resolve_uri
+from bpstudy.tracking.store import TrackingError, check_store, resolve_uri
 
 DEFAULT_PORT = 5000
 
@@ -46,6 +46,8 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> boo
 
 
 def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
+    if port is not None and not 1 <= port <= 65535:
+        raise TrackingError(f"--port {port}: a port is 1 to 65535 (omit it for 5000 or a free one)")
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         print(f"the tracking store is an MLflow server: open {uri}")
@@ -54,6 +56,7 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         raise TrackingError(
             f"no MLflow store at {uri}; train a run first (bpstudy train) or pass --tracking-uri"
         )
+    check_store(uri)  # a path without a scheme, an unwritable folder: one line, not MLflow's
     if port is None:
         port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     elif not port_is_free(port):
