@@ -72,11 +72,17 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        "1",  # one person's dashboard: MLflow's 4 cost about 300 MB each
     ]
+    # MLflow's job runner (GenAI evaluation, prompt optimisation) starts a handful more
+    # processes that bpstudy never uses; the user may still ask for it
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # MLflow's own chatter goes to stderr; stdout carries only our address line. Its server
     # runs in a session of its own, so that stopping it stops all of its worker processes.
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), start_new_session=True
+        cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), start_new_session=True, env=env
     )
     url = f"http://127.0.0.1:{port}"
     previous = signal.signal(signal.SIGTERM, _interrupt)
