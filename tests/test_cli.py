@@ -195,6 +195,19 @@ def test_multirun_runs_each_job(cli, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_the_jobs_log_file_keeps_the_epochs_and_the_summary(cli, tmp_path):
+    proc = cli("train", "trainer.epochs=2", "model.depth=2", "trainer.progress=lines",
+               "tracking.enabled=false")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (log,) = (tmp_path / "outputs").glob("*/*/train.log")
+    text = log.read_text()
+    assert "epoch 1/2  step" in text and "epoch 2/2  step" in text
+    assert "status: finished  epochs: 2" in text
+    # the terminal is as before: epoch lines once, on stderr; the summary on stdout
+    assert proc.stderr.count("epoch 2/2") == 1 and "[INFO]" not in proc.stderr + proc.stdout
+    assert proc.stdout.count("status: finished") == 1
+
+
 def test_no_command_prints_usage_to_stderr(cli):
     proc = cli()
     assert proc.returncode == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -141,18 +142,20 @@ def check_chdir(overrides: list[str], configs: list[Config]) -> None:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
     from bpstudy.tracking import tracked_train
-    from bpstudy.training.progress import Progress
+    from bpstudy.training.progress import EpochLog, Progress
     from bpstudy.training.summary import render
 
     try:
         c = validate(cfg)
-        tracked = tracked_train(c, [Progress(c.trainer.progress, c.trainer.epochs)])
+        tracked = tracked_train(c, [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()])
     except BpstudyError as exc:
         print(f"bpstudy: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     result = tracked.result
+    summary = render(result, tracked.outcome)
+    logging.getLogger("bpstudy.train").info("%s", summary)
     try:
-        print(render(result, tracked.outcome), flush=True)
+        print(summary, flush=True)
         if tracked.run_id:
             print(
                 f"mlflow run {tracked.run_id} in {tracked.tracking_uri} "

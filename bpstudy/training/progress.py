@@ -3,6 +3,7 @@ otherwise (logs, CI, sweeps)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from tqdm import tqdm
@@ -41,3 +42,15 @@ class Progress(Listener):
     def on_train_end(self, trainer, result) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class EpochLog(Listener):
+    """One log record per epoch (logger `bpstudy.train`): what a Hydra job's log file
+    keeps of the run, whatever the terminal showed."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or logging.getLogger("bpstudy.train")
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        self.log.info("epoch %d/%d  step %d  %s", epoch, trainer.settings.epochs, trainer.step,
+                      _fmt(metrics))  # fmt: skip
