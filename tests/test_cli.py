@@ -206,6 +206,10 @@ def test_the_jobs_log_file_keeps_the_epochs_and_the_summary(cli, tmp_path):
     # the terminal is as before: epoch lines once, on stderr; the summary on stdout
     assert proc.stderr.count("epoch 2/2") == 1 and "[INFO]" not in proc.stderr + proc.stdout
     assert proc.stdout.count("status: finished") == 1
+    # the preset is a default like any other: Hydra's own still replace it whole
+    for preset in ("disabled", "none", "stdout"):
+        proc = cli("train", *TINY, f"hydra/job_logging={preset}")
+        assert proc.returncode == 0, proc.stderr
 
 
 def test_no_command_prints_usage_to_stderr(cli):

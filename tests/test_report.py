@@ -458,9 +458,16 @@ def test_trials_the_user_interrupted_are_not_read_as_failures():
         trial(3, 40, value=0.9, user_attrs={"outcome": "healthy", "retry_of": 2}),
         trial(4, 2, state=TrialState.FAIL, user_attrs={"error": "ValueError: boom"}),
     ]
-    table = trials_table(trials, {})
+    for t in trials:
+        t.user_attrs["mlflow_run_id"] = f"run{t.number}"
+    # the interrupted trial's run logged layer norms too (its points are flushed on Ctrl-C)
+    norms = {"grad_norm/L01": 1.0, "grad_norm/L02": 10.0}
+    runs = {"run0": RunRecord("run0", "FINISHED", dict(norms))}
+    runs["run2"] = RunRecord("run2", "KILLED", {"grad_norm/L01": 1e-9, "grad_norm/L02": 1e9})
+    table = trials_table(trials, runs)
     assert list(table["outcome"]) == ["healthy", "healthy", "interrupted", "healthy", "failed"]
     facts = StudyFacts("val/loss", "minimize", "objective", dist)
     text = " ".join(reading(table, facts, None))
     assert "1 of 4 finished trials failed" in text, text
     assert "interrupted" not in text
+    assert "all trials: log10 ratio -1.0" in text, text  # with run2's norms: -9.0

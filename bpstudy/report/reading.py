@@ -105,7 +105,7 @@ OUTCOME_VERBS = {
 def _outcome_sentences(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
     """Per bad outcome: how many, and the parameter value(s) where it concentrates most
     (largest share of trials with that value minus share of the other trials)."""
-    done = evidence(table[table["state"].isin(FINISHED)])
+    done = table[table["state"].isin(FINISHED)]
     out = []
     for outcome in BAD_OUTCOMES:
         hit = done["outcome"].eq(outcome)
@@ -175,7 +175,10 @@ def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
     rows = table[~table["outcome"].eq("diverged")]
     if len(grads) < 2 or rows.empty:
         return None
-    labels = rows[PARAM_PREFIX + group].map(format_value) if group else "all trials"
+    if group:
+        labels = rows[PARAM_PREFIX + group].map(format_value)
+    else:  # one label for every row (a bare string would name a column)
+        labels = pd.Series("all trials", index=rows.index)
     parts = []
     for label, sub in rows.groupby(labels):
         values = sub[grads].to_numpy(dtype=float)
@@ -209,7 +212,8 @@ def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
 
 
 def reading(table: pd.DataFrame, facts: StudyFacts, group: str | None) -> list[str]:
-    """A few sentences on what the study shows."""
+    """A few sentences on what the study shows (interrupted trials left out)."""
+    table = evidence(table)
     if table.empty:
         return ["The study holds no trials yet."]
     n_complete = int(table["state"].eq("COMPLETE").sum())
