@@ -657,9 +657,18 @@ def test_a_second_ctrl_c_later_kills_workers_stuck_in_a_long_step(tmp_path):
     merges duplicates SIGKILLs them: their runs end FAILED (not KILLED), nothing is left
     RUNNING, the parent run ends KILLED and the study resumes."""
     path = write_sweep(
-        tmp_path, "stuck", n_trials=2,
-        overrides=["data=digits", "trainer.epochs=2", "model.depth=4", "model.width=3072",
-                   "trainer.batch_size=1024", "trainer.log_every=1000", "trainer.progress=none"],
+        tmp_path,
+        "stuck",
+        n_trials=2,
+        overrides=[
+            "data=digits",
+            "trainer.epochs=2",
+            "model.depth=4",
+            "model.width=3072",
+            "trainer.batch_size=1024",
+            "trainer.log_every=1000",
+            "trainer.progress=none",
+        ],
         params={"optimizer.lr": "interval(0.001, 0.01)"},
     )  # fmt: skip: steps of about 2 s at 1 BLAS thread, checked for Ctrl-C only at step 0
     marker = f"bpstudy-test-{uuid.uuid4().hex}"

@@ -52,11 +52,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> None:
     args = parser().parse_intermixed_args(argv)  # overrides may come after the options
     if args.sweep is None:
-        from bpstudy.paths import SWEEPS_DIR
+        from bpstudy.sweep.spec import shipped_sweeps
 
-        names = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
         raise BpstudyError(
-            f"give a sweep: a shipped one ({names}) or a path to a sweep file; "
+            f"give a sweep: a shipped one ({shipped_sweeps()}) or a path to a sweep file; "
             "see 'bpstudy sweep --help'"
         )
     if args.n_trials is not None and args.n_trials < 1:

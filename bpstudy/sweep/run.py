@@ -32,8 +32,16 @@ from bpstudy.errors import BpstudyError
 from bpstudy.sweep.failures import fail_and_retry
 from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
 from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
-from bpstudy.sweep.storage import StorageError, default_storage_url, is_rdb, open_storage, redact
+from bpstudy.sweep.storage import (
+    StorageError,
+    check_url,
+    default_storage_url,
+    is_rdb,
+    open_storage,
+    redact,
+)
 from bpstudy.sweep.worker import WorkerArgs, counts
+from bpstudy.tracking.tracker import STUDY_TAG
 
 POLL_SECONDS = 0.5
 MAX_WORKER_DEATHS = 5  # a worker that keeps dying (a broken install, OOM) ends the sweep
@@ -46,7 +54,7 @@ class SweepAbortedError(BpstudyError):
     exit_code = 1
 
 
-PARENT_TAG = "bpstudy.study"
+PARENT_TAG = STUDY_TAG
 
 
 @dataclass
@@ -76,8 +84,25 @@ def create_study(spec: SweepSpec, storage):
         raise BpstudyError(f"study '{spec.study_name}': {str(exc).splitlines()[0]}") from None
 
 
-def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) -> str:
-    """The study's MLflow parent run: found by tag on resume, created once otherwise."""
+@dataclass
+class _Parent:
+    """The study's parent run, known from the moment it exists or is resumed (RUNNING),
+    so that however the command ends, it ends the run."""
+
+    client: object = None
+    run_id: str | None = None
+
+    def end(self, status: str) -> None:
+        if self.client is not None and self.run_id is not None:
+            with _quiet_unless(status == "FINISHED"):
+                self.client.set_terminated(self.run_id, status)
+
+
+def parent_run(
+    client, experiment_id: str, spec: SweepSpec, storage_url: str, parent: _Parent
+) -> str:
+    """The study's MLflow parent run: found by tag on resume, created once otherwise;
+    recorded in `parent` as soon as it is RUNNING."""
     where = storage_url if not is_rdb(storage_url) else redact(storage_url)
     query = (
         f"tags.`{PARENT_TAG}` = '{spec.study_name}' and tags.`bpstudy.study_storage` = '{where}'"
@@ -86,9 +111,9 @@ def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) ->
         [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
     )
     if found:
-        run_id = found[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        return run_id
+        parent.client, parent.run_id = client, found[0].info.run_id
+        client.update_run(parent.run_id, status="RUNNING")
+        return parent.run_id
     tags = {
         PARENT_TAG: spec.study_name,
         "optuna.study": spec.study_name,
@@ -97,14 +122,16 @@ def parent_run(client, experiment_id: str, spec: SweepSpec, storage_url: str) ->
         "mlflow.runName": f"study {spec.study_name}",
     }
     run = client.create_run(experiment_id, run_name=f"study {spec.study_name}", tags=tags)
+    parent.client, parent.run_id = client, run.info.run_id
     # commands started at the same moment on several hosts may each have created one:
     # the earliest wins, the others delete their own
     found = client.search_runs(
         [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
     )
     if found and found[0].info.run_id != run.info.run_id:
+        parent.run_id = found[0].info.run_id  # RUNNING: its creator's command runs
         client.delete_run(run.info.run_id)
-        return found[0].info.run_id
+        return parent.run_id
     client.log_dict(
         run.info.run_id,
         {k: v for k, v in dataclasses.asdict(spec).items() if k != "space"}
@@ -208,13 +235,13 @@ class Progress:
             self.bar.close()
 
 
-def _set_up(spec: SweepSpec, extra, storage: str | None):
-    """Check the space, open (or resume) the study and its MLflow parent run. Returns
-    (study, storage_url, tracking_uri, client, parent_run_id); the last three are None when
+def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
+    """Check the space, open (or resume) the study and its MLflow parent run (recorded in
+    `parent`). Returns (study, storage_url, tracking_uri); tracking_uri is None when
     tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
     make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
-    tracking_uri, client, parent_id = None, None, None
+    tracking_uri, client = None, None
     if base.tracking.enabled:
         from bpstudy.tracking.store import check_store, resolve_uri
 
@@ -223,18 +250,20 @@ def _set_up(spec: SweepSpec, extra, storage: str | None):
     storage_url = storage or default_storage_url(
         tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     )
-    opened = open_storage(storage_url)  # a bad --storage fails before mlflow.db is written
+    # a bad --storage fails before mlflow.db is written: checked, or for a database opened
+    # (connecting is the check); a journal file is created only once the store is open
+    check_url(storage_url)
+    opened = open_storage(storage_url) if is_rdb(storage_url) else None
     if tracking_uri is not None:
         from bpstudy.tracking.store import client_for, experiment_id
 
         client = client_for(tracking_uri)
-    study = create_study(spec, opened)
+    study = create_study(spec, opened or open_storage(storage_url))
     if client is not None:
-        parent_id = parent_run(
-            client, experiment_id(client, base.tracking.experiment), spec, storage_url
-        )
+        exp = experiment_id(client, base.tracking.experiment)
+        parent_id = parent_run(client, exp, spec, storage_url, parent)
         study.set_user_attr("mlflow_parent_run_id", parent_id)
-    return study, storage_url, tracking_uri, client, parent_id
+    return study, storage_url, tracking_uri
 
 
 def run_sweep(
@@ -269,10 +298,12 @@ def _run(
 ) -> SweepOutcome:
     procs: dict[int, Process] = {}
     signals = _Signals(procs)
+    parent, study, bar = _Parent(), None, None
+    status = "RUNNING"  # the parent run's, once the loop is left
     with stop_signals_handled(signals):  # from the set-up on: the parent run always ends
-        study, storage_url, tracking_uri, client, parent_id = _set_up(spec, extra, storage)
-        status, bar = "RUNNING", None  # the parent run's status, once the loop is left
         try:
+            study, storage_url, tracking_uri = _set_up(spec, extra, storage, parent)
+            parent_id = parent.run_id
             args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra),
                               storage_url, parent_id, _lock_path(storage_url, spec.study_name),
                               0, tracking_uri)  # fmt: skip
@@ -283,6 +314,8 @@ def _run(
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
+            if study is None:  # in the set-up: nothing to stop or recover
+                raise
             _stop(procs.values())
             recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
             signals.absorb_repeats()
@@ -293,10 +326,7 @@ def _run(
         finally:
             if bar is not None:
                 bar.close()
-            if client is not None and parent_id is not None:
-                ending = "KILLED" if status == "RUNNING" else status
-                with _quiet_unless(ending == "FINISHED"):
-                    client.set_terminated(parent_id, ending)
+            parent.end("KILLED" if status == "RUNNING" else status)
     return _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
 
 

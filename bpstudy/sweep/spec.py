@@ -70,6 +70,11 @@ class SweepSpec:
         return len(self.metrics) > 1
 
 
+def shipped_sweeps() -> str:
+    """The names in the shipped sweeps/ folder, for messages: 'exploding, quickstart, ...'"""
+    return ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+
+
 def find_sweep(name_or_path: str) -> Path:
     """A sweep file by path, or by name in the shipped sweeps/ folder."""
     path = Path(name_or_path).expanduser()
@@ -78,8 +83,9 @@ def find_sweep(name_or_path: str) -> Path:
     for candidate in (SWEEPS_DIR / f"{name_or_path}.yaml", SWEEPS_DIR / name_or_path):
         if candidate.is_file():
             return candidate
-    known = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
-    raise SweepError(f"no sweep file '{name_or_path}' (not a file; shipped sweeps: {known})")
+    raise SweepError(
+        f"no sweep file '{name_or_path}' (not a file; shipped sweeps: {shipped_sweeps()})"
+    )
 
 
 def load_spec(name_or_path: str) -> SweepSpec:

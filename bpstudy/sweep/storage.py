@@ -64,6 +64,20 @@ def is_rdb(url: str) -> bool:
     return "://" in url and not url.startswith("journal:")
 
 
+def check_url(url: str) -> None:
+    """What can be told of `url` without touching it: a scheme, and for a journal an
+    existing folder."""
+    if not is_rdb(url) and not url.startswith("journal:"):
+        raise StorageError(
+            f"--storage {url}: give journal:PATH (did you mean journal:{url}?) or a database "
+            "URL such as postgresql://USER:PASSWORD@HOST/DB"
+        )
+    if not is_rdb(url):
+        path = Path(url.removeprefix("journal:")).expanduser()
+        if not path.parent.is_dir():
+            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
+
+
 def open_storage(url: str, on_failed_trial=None):
     """An Optuna storage for `url` (journal:PATH or an RDB URL). With an RDB, a trial whose
     heartbeat stopped is failed, retried, and passed to `on_failed_trial(study, trial)`."""
@@ -72,15 +86,9 @@ def open_storage(url: str, on_failed_trial=None):
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not is_rdb(url) and not url.startswith("journal:"):
-        raise StorageError(
-            f"--storage {url}: give journal:PATH (a file) or a database URL such as "
-            "postgresql://USER:PASSWORD@HOST/DB"
-        )
+    check_url(url)
     if not is_rdb(url):
         path = Path(url.removeprefix("journal:")).expanduser()
-        if not path.parent.is_dir():
-            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
         try:
             # a short grace period: a worker SIGKILLed while holding the lock stalls the
             # others only this long

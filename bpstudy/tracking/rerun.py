@@ -13,7 +13,7 @@ import yaml
 
 from bpstudy.config.validate import validate
 from bpstudy.tracking.store import TrackingError, client_for, quiet_downloads, resolve_uri
-from bpstudy.tracking.tracker import THREADS_TAG
+from bpstudy.tracking.tracker import STUDY_TAG, THREADS_TAG
 
 
 def load_run_config(client, run_id: str, uri: str):
@@ -23,7 +23,7 @@ def load_run_config(client, run_id: str, uri: str):
         run = client.get_run(run_id)
     except MlflowException:
         raise TrackingError(f"run {run_id} is not in the tracking store {uri}") from None
-    study = run.data.tags.get("bpstudy.study")
+    study = run.data.tags.get(STUDY_TAG)
     if study:
         raise TrackingError(
             f"run {run_id} is the parent run of study '{study}', not a training run; "

@@ -30,6 +30,7 @@ FLUSH_SECONDS = 5.0  # the longest a point waits for its batch to fill
 
 
 THREADS_TAG = "bpstudy.blas_threads"
+STUDY_TAG = "bpstudy.study"  # on a sweep's parent run: the study's name
 
 
 def blas_threads() -> int | None:

@@ -11,8 +11,10 @@ from tqdm import tqdm
 from bpstudy.training.events import Listener
 
 
-def _fmt(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+def epoch_line(epoch: int, total: int, step: int, metrics: dict[str, float]) -> str:
+    """'epoch 3/10  step 60  train/loss 1.2  ...'"""
+    values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    return f"epoch {epoch}/{total}  step {step}  {values}"
 
 
 class Progress(Listener):
@@ -34,9 +36,7 @@ class Progress(Listener):
             self.bar.update(1)
         elif self.mode == "lines":
             print(
-                f"epoch {epoch}/{self.total}  step {trainer.step}  {_fmt(metrics)}",
-                file=self.stream,
-                flush=True,
+                epoch_line(epoch, self.total, trainer.step, metrics), file=self.stream, flush=True
             )
 
     def on_train_end(self, trainer, result) -> None:
@@ -52,5 +52,4 @@ class EpochLog(Listener):
         self.log = logger or logging.getLogger("bpstudy.train")
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
-        self.log.info("epoch %d/%d  step %d  %s", epoch, trainer.settings.epochs, trainer.step,
-                      _fmt(metrics))  # fmt: skip
+        self.log.info("%s", epoch_line(epoch, trainer.settings.epochs, trainer.step, metrics))
