@@ -54,9 +54,6 @@ class SweepAbortedError(BpstudyError):
     exit_code = 1
 
 
-PARENT_TAG = STUDY_TAG
-
-
 @dataclass
 class SweepOutcome:
     study_name: str
@@ -104,9 +101,7 @@ def parent_run(
     """The study's MLflow parent run: found by tag on resume, created once otherwise;
     recorded in `parent` as soon as it is RUNNING."""
     where = storage_url if not is_rdb(storage_url) else redact(storage_url)
-    query = (
-        f"tags.`{PARENT_TAG}` = '{spec.study_name}' and tags.`bpstudy.study_storage` = '{where}'"
-    )
+    query = f"tags.`{STUDY_TAG}` = '{spec.study_name}' and tags.`bpstudy.study_storage` = '{where}'"
     found = client.search_runs(
         [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
     )
@@ -115,7 +110,7 @@ def parent_run(
         client.update_run(parent.run_id, status="RUNNING")
         return parent.run_id
     tags = {
-        PARENT_TAG: spec.study_name,
+        STUDY_TAG: spec.study_name,
         "optuna.study": spec.study_name,
         "bpstudy.sweep_file": str(spec.path),
         "bpstudy.study_storage": where,
