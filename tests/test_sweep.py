@@ -328,6 +328,14 @@ def test_bad_sweep_input_is_one_line_exit_2(cli, tmp_path, case):
     assert_nothing_started(tmp_path)
 
 
+def test_missing_data_fails_before_the_study(cli, tmp_path):
+    """Checked up front like the config: it would fail every trial, one after another."""
+    path = write_sweep(tmp_path, "nodata")
+    out = cli("sweep", str(path), "data=csv", "data.path=missing.csv", "--progress", "lines")
+    assert_one_line_error(out, "data.path=missing.csv", "no such file")
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_no_sweep_given_lists_shipped_sweeps(cli, tmp_path):
     out = cli("sweep", "--workers", "2")
     line = assert_one_line_error(out, "give a sweep")
@@ -819,3 +827,54 @@ def test_quickstart_end_to_end(cli, tmp_path):
         env={**os.environ, "PATH": os.pathsep.join(path)},
     )  # fmt: skip
     assert shown.returncode == 0 and "usage: bpstudy ui" in shown.stdout, shown.stderr
+
+
+@pytest.mark.slow
+def test_trials_that_keep_failing_stop_the_sweep(tmp_path):
+    """Every trial failing (here: the tracking server gone mid-sweep) is not a sweep that
+    should go on for ever: after FAILS_IN_A_ROW in one worker the command stops with exit
+    1 and the last trial's error; nothing is left RUNNING and the study is resumable."""
+    from bpstudy.sweep.worker import FAILS_IN_A_ROW
+    from bpstudy.tracking.ui import stop_group, wait_until_up
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+         str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_up(url, server), "mlflow server did not start"
+        path = write_sweep(tmp_path, "orphaned", n_trials=200)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": url, "BPSTUDY_TRACKING_WAIT_SECONDS": "0",
+               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}  # fmt: skip
+        with (tmp_path / "out.txt").open("w") as out, (tmp_path / "err.txt").open("w") as err:
+            proc = subprocess.Popen(
+                [BPSTUDY, "sweep", str(path), "--progress", "lines"], cwd=tmp_path, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+            )  # fmt: skip
+        try:
+            journal = tmp_path / "bpstudy.journal"
+            wait_until(
+                lambda: journal.is_file() and finished(journal_study(tmp_path, "orphaned")),
+                180,
+                "a finished trial",
+            )
+            stop_group(server, timeout=30)  # every trial from here on fails
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        stop_group(server, timeout=30)
+    stderr = (tmp_path / "err.txt").read_text()
+    assert proc.returncode == 1, stderr
+    assert f"{FAILS_IN_A_ROW} trials in a row failed" in stderr, stderr
+    study = journal_study(tmp_path, "orphaned")
+    assert len(finished(study)) < 200
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert FAILS_IN_A_ROW <= len(failed) < 2 * FAILS_IN_A_ROW + 2
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]

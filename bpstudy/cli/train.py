@@ -100,7 +100,9 @@ def prevalidate(argv: list[str]) -> None:
     configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_chdir(overrides, configs)
-        check_data(configs)
+        from bpstudy.training.run import check_data
+
+        check_data(configs)  # before Hydra writes anything
         check_tracking(configs)
 
 
@@ -110,19 +112,6 @@ def check_tracking(configs: list[Config]) -> None:
 
     for uri in {resolve_uri(c.tracking.uri) for c in configs if c.tracking.enabled}:
         check_store(uri)
-
-
-def check_data(configs: list[Config]) -> None:
-    """Load each distinct data set once: missing or malformed data, or a loss that does not
-    fit the data's task, fails here, before Hydra writes anything."""
-    from bpstudy.training.run import load_data, resolve_loss
-
-    tasks: dict[tuple, str] = {}
-    for c in configs:
-        key = (c.data, c.trainer.dtype)
-        if key not in tasks:
-            tasks[key] = load_data(c).task
-        resolve_loss(c, tasks[key])
 
 
 def check_chdir(overrides: list[str], configs: list[Config]) -> None:

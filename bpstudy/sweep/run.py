@@ -40,7 +40,7 @@ from bpstudy.sweep.storage import (
     open_storage,
     redact,
 )
-from bpstudy.sweep.worker import WorkerArgs, counts
+from bpstudy.sweep.worker import FAILING_EXIT, FAILS_IN_A_ROW, WorkerArgs, counts
 from bpstudy.tracking.tracker import STUDY_TAG
 
 POLL_SECONDS = 0.5
@@ -367,6 +367,11 @@ class _Supervisor:
         del self.procs[index]
         if code == 0:
             return
+        if code == FAILING_EXIT:
+            raise SweepAbortedError(
+                f"sweep '{name}': {FAILS_IN_A_ROW} trials in a row failed ({_last_error(self.study)}); "
+                "stopped. The study is resumable once the cause is fixed"
+            )
         self.deaths += 1  # died mid-study: recover its trial, start a replacement
         recover_orphans(self.study, self.args.tracking_uri, pids={proc.pid})
         if self.deaths > MAX_WORKER_DEATHS:
@@ -377,6 +382,11 @@ class _Supervisor:
         c = counts(self.study)
         if c[TrialState.COMPLETE] + c[TrialState.PRUNED] < self.spec.n_trials:
             self._start_one()
+
+
+def _last_error(study) -> str:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return str(failed[-1].user_attrs.get("error", "no error recorded")) if failed else "?"
 
 
 def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,

@@ -36,7 +36,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from bpstudy.errors import ConfigError
+from bpstudy.errors import BpstudyError, ConfigError
 from bpstudy.paths import SWEEPS_DIR
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -395,7 +395,7 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     """Compose and validate the config at every choice and at both ends of every range,
     so a bad key or value fails before the study starts. Returns the base config."""
     from bpstudy.config import compose, validate
-    from bpstudy.training.run import task_of
+    from bpstudy.training.run import check_data, task_of
 
     for metric in spec.metrics:
         if metric not in METRICS:
@@ -404,10 +404,12 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
             )
     check_command_line(spec, extra)
     base = {k: _candidates(d)[0] for k, d in spec.space.items()}
+    checked = []  # every config composed below: their data sets are loaded once each
 
     def check(params: dict[str, Any], key: str | None):
         try:
-            return validate(compose(trial_overrides(spec, params, extra)))
+            checked.append(validate(compose(trial_overrides(spec, params, extra))))
+            return checked[-1]
         except ConfigError as exc:
             if key is None:
                 key = culprit(params)
@@ -447,6 +449,10 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
             continue
         for value in _candidates(dist)[1:]:
             check({**base, key: value}, key)
+    try:
+        check_data(checked)  # a missing data file would fail every trial, one after another
+    except BpstudyError as exc:
+        raise SweepError(f"{spec.path}: {exc}") from None
     wants_accuracy = any("accuracy" in m for m in spec.metrics)
     if wants_accuracy and task_of(config) != "classification":
         raise SweepError(f"{spec.path}: metric accuracy needs a classification data set")

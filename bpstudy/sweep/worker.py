@@ -90,6 +90,10 @@ def load(args: WorkerArgs):
     return spec, study
 
 
+FAILS_IN_A_ROW = 10  # a worker whose trials all fail (a store gone, a bug) stops the sweep
+FAILING_EXIT = 3  # its exit code, which the supervisor reports with the last trial's error
+
+
 def work(args: WorkerArgs) -> int:
     from bpstudy.sweep.trial import run_trial
     from bpstudy.tracking import store
@@ -99,6 +103,7 @@ def work(args: WorkerArgs) -> int:
     store.SERVER_WAIT_SECONDS = float(os.environ.get("BPSTUDY_TRACKING_WAIT_SECONDS", "120"))
     spec, study = load(args)
     shared = bool(getattr(study._storage, "get_heartbeat_interval", lambda: None)())
+    failed_in_a_row = 0
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(study):
@@ -124,7 +129,10 @@ def work(args: WorkerArgs) -> int:
             time.sleep(WAIT_SECONDS)
             continue
         with heartbeat(study, trial._trial_id):
-            run_trial(trial, spec, args.extra, args.parent_run_id)
+            state = run_trial(trial, spec, args.extra, args.parent_run_id)
+        failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
+        if failed_in_a_row >= FAILS_IN_A_ROW:
+            return FAILING_EXIT
 
 
 WAIT_SECONDS = 2.0
