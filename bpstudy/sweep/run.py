@@ -21,6 +21,7 @@ import socket
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from multiprocessing import Process
 from multiprocessing.connection import wait
@@ -325,6 +326,17 @@ def _run(
     return _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
 
 
+def seed_base(n_trials: int, storage_url: str, host: str, pid: int) -> int:
+    """Where this command's workers start their sampler seeds. A seeded sampler replays
+    its draws, so on resume they start past the trials the study holds. On a database
+    storage, commands on other hosts may start at the same moment with the same count:
+    theirs start elsewhere too (a local study stays reproducible from its seed)."""
+    base = 1009 * n_trials
+    if is_rdb(storage_url):
+        base += zlib.crc32(f"{host}:{pid}".encode())
+    return base
+
+
 class _Supervisor:
     """Starts the workers and watches them: a worker that dies mid-study has its trial
     failed and queued again and a replacement started (up to MAX_WORKER_DEATHS)."""
@@ -336,10 +348,9 @@ class _Supervisor:
 
     def start(self, workers: int) -> None:
         recover_orphans(self.study, self.args.tracking_uri)  # this host's dead workers' trials
-        # a seeded sampler replays its draws: on resume, start the workers' seeds
-        # elsewhere so they do not propose the trials the study already holds again
-        seed_base = 1009 * len(self.study.get_trials(deepcopy=False))
-        self.args = dataclasses.replace(self.args, seed_offset=seed_base)
+        n = len(self.study.get_trials(deepcopy=False))
+        base = seed_base(n, self.args.storage, socket.gethostname(), os.getpid())
+        self.args = dataclasses.replace(self.args, seed_offset=base)
         for _ in range(workers):
             self._start_one()
 
