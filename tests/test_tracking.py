@@ -244,6 +244,17 @@ def test_unreachable_server_and_unwritable_store(cli, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1 and bad in out.stderr
 
 
+def test_unreachable_database_store_is_one_line_at_once(cli, tmp_path):
+    """MLflow itself retries an unreachable database for minutes, warning every few
+    seconds, and Hydra's output folder was written meanwhile."""
+    url = f"postgresql://u:secret@127.0.0.1:{free_port()}/x"
+    out = cli("train", *TINY, f"tracking.uri={url}", timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "cannot connect" in out.stderr
+    assert "secret" not in out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_sigint_ends_the_run_killed(tmp_path, store):
     uri, client = store
     exe = Path(sys.executable).with_name("bpstudy")

@@ -48,11 +48,41 @@ def check_store(uri: str) -> None:
             raise TrackingError(f"tracking store {uri}: not writable")
     elif scheme in ("http", "https"):
         _check_server(uri)
+    elif scheme.startswith(("postgresql", "mysql", "mssql")):
+        _check_database(uri)
     elif scheme in ("", "file"):
         raise TrackingError(
             f"tracking store {uri}: MLflow's file store is deprecated; "
             "use sqlite:///PATH.db or http://HOST:PORT"
         )
+
+
+def _check_database(uri: str) -> None:
+    """One connection attempt with a short timeout: MLflow's own retries an unreachable
+    database for minutes, with a warning every few seconds."""
+    from sqlalchemy import create_engine
+
+    from bpstudy.sweep.storage import redact
+
+    connect_args = {"connect_timeout": 5} if uri.startswith("postgresql") else {}
+    try:
+        engine = create_engine(uri, connect_args=connect_args)
+    except Exception as exc:  # noqa: BLE001 - e.g. the driver is not installed
+        raise TrackingError(f"tracking store {redact(uri)}: {_first_line(exc)}") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
+        raise TrackingError(
+            f"tracking store {redact(uri)}: cannot connect: {_first_line(exc)}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # How long a tracking server that does not answer is waited for, with backoff, before it
@@ -105,8 +135,7 @@ def client_for(uri: str):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"tracking store {uri}: {first}") from None
+        raise TrackingError(f"tracking store {uri}: {_first_line(exc)}") from None
     return client
 
 
