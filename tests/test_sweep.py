@@ -891,3 +891,25 @@ def test_commands_on_other_hosts_seed_their_workers_elsewhere():
     assert seed_base(0, pg, "node1", 100) != seed_base(0, pg, "node1", 101)
     journal = "journal:/tmp/x/bpstudy.journal"
     assert seed_base(3, journal, "node1", 100) == seed_base(3, journal, "node2", 200) == 3027
+
+
+@pytest.mark.slow
+def test_rerun_of_a_pruned_trial_stops_where_it_was_pruned(cli, tmp_path):
+    """A pruned trial's run is retrained to the epoch the pruner stopped it at, and its
+    histories compare whole: identical (they differed in length; and the pruned epoch's
+    own metrics never reached MLflow, the pruner stopping the loop before the tracker
+    saw that epoch)."""
+    out = cli("sweep", "quickstart", "--workers", "2", "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    study = journal_study(tmp_path, "quickstart")
+    pruned = [
+        t for t in study.trials
+        if t.state == TrialState.PRUNED and t.user_attrs.get("prune_reason", "").startswith("pruned")
+    ]  # fmt: skip
+    assert pruned, "quickstart pruned nothing"
+    trial = pruned[0]
+    run = mlflow_client(tmp_path).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.metrics["epoch"] == max(trial.intermediate_values)  # pruned epoch logged
+    out = cli("rerun", run.info.run_id)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "identical"

@@ -14,6 +14,7 @@ import yaml
 from bpstudy.config.validate import validate
 from bpstudy.tracking.store import TrackingError, client_for, quiet_downloads, resolve_uri
 from bpstudy.tracking.tracker import STUDY_TAG, THREADS_TAG
+from bpstudy.training.events import Listener, StopTraining
 
 
 def load_run_config(client, run_id: str, uri: str):
@@ -67,6 +68,26 @@ def first_difference(client, original: str, rerun: str) -> str | None:
     return None
 
 
+class StopWhereTheOriginalStopped(Listener):
+    """A run that was stopped early (an Optuna pruner: status `stopped`) is retrained up
+    to the same epoch, and stopped there for the same reason, so that its histories can
+    be compared whole."""
+
+    def __init__(self, epoch: int, reason: str) -> None:
+        self.epoch, self.reason = epoch, reason
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        if epoch >= self.epoch:
+            raise StopTraining(self.reason)
+
+
+def _stops(run) -> list[Listener]:
+    tags, metrics = run.data.tags, run.data.metrics
+    if tags.get("bpstudy.status") != "stopped" or "epoch" not in metrics:
+        return []
+    return [StopWhereTheOriginalStopped(int(metrics["epoch"]), tags.get("bpstudy.stop_reason", ""))]
+
+
 def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> tuple[str, str | None]:
     """Retrain; return (new run id, first difference or None)."""
     from bpstudy.tracking.run import tracked_train
@@ -74,8 +95,11 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> tuple[s
     uri = resolve_uri(tracking_uri)
     client = client_for(uri)
     cfg = load_run_config(client, run_id, uri)
-    with _same_blas_threads(client.get_run(run_id).data.tags.get(THREADS_TAG)):
-        tracked = tracked_train(cfg, listeners, tags={"bpstudy.rerun_of": run_id})
+    original = client.get_run(run_id)
+    with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
+        tracked = tracked_train(
+            cfg, [*listeners, *_stops(original)], tags={"bpstudy.rerun_of": run_id}
+        )
     return tracked.run_id, first_difference(client, run_id, tracked.run_id)
 
 

@@ -89,8 +89,16 @@ class Trainer:
     # ------------------------------------------------------------ events
 
     def emit(self, hook: str, *args) -> None:
+        """Tell every listener; a StopTraining ends training once all of them have seen
+        the event (the pruned epoch's metrics still reach the tracker)."""
+        stop = None
         for listener in self.listeners:
-            getattr(listener, hook)(self, *args)
+            try:
+                getattr(listener, hook)(self, *args)
+            except StopTraining as exc:
+                stop = stop or exc
+        if stop is not None:
+            raise stop
 
     # ------------------------------------------------------------ one step
 
