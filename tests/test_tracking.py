@@ -408,9 +408,12 @@ def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
         (["--port", "99999"], "--port 99999: a port is 1 to 65535"),
         (["--port", "0"], "--port 0: a port is 1 to 65535"),  # would poll port 0 for ever
         (["--tracking-uri", "foo"], "tracking store foo: MLflow's file store is deprecated"),
+        (["--tracking-uri", "http://127.0.0.1:{port}"], "tracking server http://127.0.0.1:{port} is"),
     ],
 )
 def test_ui_bad_port_or_store_is_one_line(cli, args, says):
+    port = free_port()  # nothing listens there
+    args, says = [a.format(port=port) for a in args], says.format(port=port)
     out = cli("ui", *args, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(f"bpstudy: error: {says}"), out.stderr

@@ -50,6 +50,7 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         raise TrackingError(f"--port {port}: a port is 1 to 65535 (omit it for 5000 or a free one)")
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
+        check_store(uri)  # a server that is not there: one line, exit 2
         print(f"the tracking store is an MLflow server: open {uri}")
         return 0
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
