@@ -408,7 +408,10 @@ def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
         (["--port", "99999"], "--port 99999: a port is 1 to 65535"),
         (["--port", "0"], "--port 0: a port is 1 to 65535"),  # would poll port 0 for ever
         (["--tracking-uri", "foo"], "tracking store foo: MLflow's file store is deprecated"),
-        (["--tracking-uri", "http://127.0.0.1:{port}"], "tracking server http://127.0.0.1:{port} is"),
+        (
+            ["--tracking-uri", "http://127.0.0.1:{port}"],
+            "tracking server http://127.0.0.1:{port} is",
+        ),
     ],
 )
 def test_ui_bad_port_or_store_is_one_line(cli, args, says):
