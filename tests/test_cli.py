@@ -41,7 +41,7 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("int-given-text", ["model.depth=abc"], ["model.depth", "abc", "integer"]),
     ("int-given-float", ["model.depth=2.5"], ["model.depth", "2.5", "integer"]),
     ("bool-given-text", ["model.batch_norm=maybe"], ["model.batch_norm", "maybe", "true"]),
-    ("mapping-given-scalar", ["model.init=3"], ["model.init", "mapping"]),
+    ("mapping-given-scalar", ["model.init=3"], ["model.init", "group of keys", "model.init.scheme"]),
     # out of range
     ("depth-zero", ["model.depth=0"], ["model.depth", ">= 1"]),
     ("dropout-above-one", ["model.dropout=1.5"], ["model.dropout", "1.5", "< 1"]),
@@ -259,3 +259,16 @@ def test_printed_command_runs_the_same_bpstudy_from_a_shell_here(
     monkeypatch.setattr("sys.argv", [str(script), "sweep"])
     expected = printed.format(root=tmp_path.resolve())
     assert command_name() == (shlex.quote(expected) if "{root}" in printed else expected)
+
+
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("model.residual=true", "model.residual is a group of keys (enabled)"),
+        ("modell.depth=3", "the config has: data, model, optimizer"),
+    ],
+)
+def test_a_wrong_key_path_says_where_it_goes_wrong(cli, override, says):
+    proc = cli("train", *TINY, override)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr

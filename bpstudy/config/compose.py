@@ -128,6 +128,9 @@ def unknown_key_message(key: str, conf_dir: Path = CONF_DIR, overrides: list[str
     parent's group has it, e.g. "unknown config key 'model.dept'; model has: depth, ..."."""
     parent, _, leaf = key.rpartition(".")
     known = _known_keys(parent, conf_dir, list(overrides))
+    while not known and parent:  # 'modell.depth': say where the path first goes wrong
+        parent, _, leaf = parent.rpartition(".")
+        known = _known_keys(parent, conf_dir, list(overrides))
     hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
     owners = key_owners(parent, leaf)
     if owners:

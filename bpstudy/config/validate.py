@@ -95,9 +95,12 @@ def validate(cfg: DictConfig | dict | Config) -> Config:
 
 def build(cls: type, node: Any, path: str) -> Any:
     """Build dataclass `cls` from a plain dict, checking keys, types and ranges."""
-    if not isinstance(node, dict):
-        raise ConfigError(f"{path} must be a mapping of keys, got {node!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(node, dict):
+        raise ConfigError(
+            f"{path} is a group of keys ({', '.join(fields)}), not a value (got {node!r}); "
+            f"set one of them, e.g. {path}.{next(iter(fields))}=..."
+        )
     for key in node:
         if key not in fields:
             owners = key_owners(path, str(key))
