@@ -41,7 +41,7 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("int-given-text", ["model.depth=abc"], ["model.depth", "abc", "integer"]),
     ("int-given-float", ["model.depth=2.5"], ["model.depth", "2.5", "integer"]),
     ("bool-given-text", ["model.batch_norm=maybe"], ["model.batch_norm", "maybe", "true"]),
-    ("mapping-given-scalar", ["model.init=3"], ["model.init", "group of keys", "model.init.scheme"]),
+    ("mapping-given-scalar", ["model.init=3"], ["model.init", "group of keys"]),
     # out of range
     ("depth-zero", ["model.depth=0"], ["model.depth", ">= 1"]),
     ("dropout-above-one", ["model.dropout=1.5"], ["model.dropout", "1.5", "< 1"]),
