@@ -7,6 +7,12 @@ prints it and exits with code 2, without a traceback (DESIGN §7).
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 class BpstudyError(Exception):
     """Base class: bad input from the user, reported in one line with exit code 2."""
 

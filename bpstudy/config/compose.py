@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from bpstudy.config.validate import key_owners
-from bpstudy.errors import ConfigError
+from bpstudy.errors import ConfigError, first_line
 from bpstudy.paths import CONF_DIR
 
 GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
@@ -117,7 +117,7 @@ def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> 
     if bad and unknown:
         return unknown_key_message(bad, conf_dir, overrides)
     detail = cause if cause is not None and str(cause).strip() else exc
-    first = _first_line(detail)
+    first = first_line(detail)
     if bad and bad not in first:
         return f"{bad}: {first}"
     return f"config error: {first}"
@@ -136,11 +136,6 @@ def unknown_key_message(key: str, conf_dir: Path = CONF_DIR, overrides: list[str
     if owners:
         hint += f" ({leaf} is a key of {' and '.join(f'{parent}={o}' for o in owners)})"
     return f"unknown config key '{key}'{hint}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0].strip() if lines else type(exc).__name__
 
 
 def _failing_key(text: str) -> str | None:

@@ -253,7 +253,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     if tracking_uri is not None:
         from bpstudy.tracking.store import client_for, experiment_id
 
-        client = client_for(tracking_uri)
+        client = client_for(tracking_uri, checked=True)  # checked above
     study = create_study(spec, opened or open_storage(storage_url))
     if client is not None:
         exp = experiment_id(client, base.tracking.experiment)

@@ -395,7 +395,7 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     """Compose and validate the config at every choice and at both ends of every range,
     so a bad key or value fails before the study starts. Returns the base config."""
     from bpstudy.config import compose, validate
-    from bpstudy.training.run import check_data, task_of
+    from bpstudy.training.run import check_data
 
     for metric in spec.metrics:
         if metric not in METRICS:
@@ -450,11 +450,11 @@ def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
         for value in _candidates(dist)[1:]:
             check({**base, key: value}, key)
     try:
-        check_data(checked)  # a missing data file would fail every trial, one after another
+        tasks = check_data(checked)  # a missing data file would fail every trial in turn
     except BpstudyError as exc:
         raise SweepError(f"{spec.path}: {exc}") from None
     wants_accuracy = any("accuracy" in m for m in spec.metrics)
-    if wants_accuracy and task_of(config) != "classification":
+    if wants_accuracy and tasks[(config.data, config.trainer.dtype)] != "classification":
         raise SweepError(f"{spec.path}: metric accuracy needs a classification data set")
     return config
 

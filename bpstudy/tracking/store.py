@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bpstudy.errors import BpstudyError
+from bpstudy.errors import BpstudyError, first_line
 
 EMBEDDED_DB = "mlflow.db"
 
@@ -68,21 +68,16 @@ def _check_database(uri: str) -> None:
     try:
         engine = create_engine(uri, connect_args=connect_args)
     except Exception as exc:  # noqa: BLE001 - e.g. the driver is not installed
-        raise TrackingError(f"tracking store {redact(uri)}: {_first_line(exc)}") from None
+        raise TrackingError(f"tracking store {redact(uri)}: {first_line(exc)}") from None
     try:
         with engine.connect():
             pass
     except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
         raise TrackingError(
-            f"tracking store {redact(uri)}: cannot connect: {_first_line(exc)}"
+            f"tracking store {redact(uri)}: cannot connect: {first_line(exc)}"
         ) from None
     finally:
         engine.dispose()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # How long a tracking server that does not answer is waited for, with backoff, before it
@@ -122,11 +117,13 @@ def _check_server_once(uri: str) -> None:
         raise TrackingError(f"tracking server {uri} is unreachable ({reason})") from None
 
 
-def client_for(uri: str):
-    """An MlflowClient on `uri` (checked first), quiet about its own table migrations."""
+def client_for(uri: str, checked: bool = False):
+    """An MlflowClient on `uri` (checked first, unless the caller just did), quiet about
+    its own table migrations."""
     import logging
 
-    check_store(uri)
+    if not checked:
+        check_store(uri)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from mlflow import MlflowClient
@@ -135,7 +132,7 @@ def client_for(uri: str):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
-        raise TrackingError(f"tracking store {uri}: {_first_line(exc)}") from None
+        raise TrackingError(f"tracking store {uri}: {first_line(exc)}") from None
     return client
 
 

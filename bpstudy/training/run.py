@@ -32,16 +32,17 @@ def load_data(cfg: AnyConfig) -> Dataset:
     return load_dataset(c.data, c.trainer.dtype, seeds.rng("split"), seeds.rng("data"))
 
 
-def check_data(configs) -> None:
+def check_data(configs) -> dict[tuple, str]:
     """Load each distinct data set of `configs` once: missing or malformed data, or a loss
     that does not fit the data's task, fails here (DataError, ConfigError), before any
-    run or trial starts."""
+    run or trial starts. Returns each data set's task, keyed (data config, dtype)."""
     tasks: dict[tuple, str] = {}
     for c in configs:
         key = (c.data, c.trainer.dtype)
         if key not in tasks:
             tasks[key] = load_data(c).task
         resolve_loss(c, tasks[key])
+    return tasks
 
 
 def resolve_loss(c: Config, task: str) -> str:
