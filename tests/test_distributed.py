@@ -292,8 +292,16 @@ def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     b = hosts("host-b").start(sweep, url, mlflow_server.url)
     assert a.wait(600) == 0, a.stderr()
     assert b.wait(600) == 0, b.stderr()
+    exp = MlflowClient(mlflow_server.url).get_run(parent).info.experiment_id
     for h in (a, b):
         assert "Traceback" not in h.stderr(), h.stderr()
+        out = h.out.read_text()
+        # one link to the parent run, and none of MLflow's two lines per trial
+        assert (
+            f"mlflow parent run {parent}: {mlflow_server.url}/#/experiments/{exp}/runs/{parent}\n"
+            in out
+        )
+        assert "View run" not in out, out
     study = load_study(url, "shared")
     assert [t.state for t in study.trials].count(TrialState.FAIL) == 0
     assert len(study.trials) == n  # exactly n: neither host started a surplus trial

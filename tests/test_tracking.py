@@ -330,6 +330,11 @@ def test_training_against_an_mlflow_server(cli, mlflow_server):
     assert run["info"]["status"] == "FINISHED"
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert tags["bpstudy.outcome"] in {"healthy", "vanishing", "exploding"}
+    run_id, exp_id = run["info"]["run_id"], exp["experiment"]["experiment_id"]
+    # the run's page on the server, once: not MLflow's two lines, nor 'bpstudy ui'
+    link = f"mlflow run {run_id}: {mlflow_server}/#/experiments/{exp_id}/runs/{run_id}"
+    assert out.stdout.rstrip().splitlines()[-1] == link
+    assert "View run" not in out.stdout and " ui " not in out.stdout
     hist = rest(mlflow_server, "/api/2.0/mlflow/metrics/get-history",
                 query={"run_id": run["info"]["run_id"], "metric_key": "grad_norm/L01"})["metrics"]  # fmt: skip
     assert [int(m["step"]) for m in sorted(hist, key=lambda m: int(m["step"]))][:3] == [0, 4, 8]

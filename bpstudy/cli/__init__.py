@@ -8,6 +8,7 @@ bpstudy train [hydra overrides]     one run (a Hydra app: --cfg job, --help, -m)
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -51,6 +52,9 @@ def entry() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)
+    # MLflow prints two "View run/experiment" lines per run ended on a server, so a sweep's
+    # workers printed two per trial; the commands print one link of their own instead
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         print(USAGE, file=sys.stderr)

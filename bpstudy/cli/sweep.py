@@ -87,15 +87,19 @@ def main(argv: list[str]) -> None:
     if out.best:
         print(out.best)
     if out.parent_run_id:
-        print(f"mlflow parent run {out.parent_run_id} in {out.tracking_uri}")
-        print(
-            f"open the dashboard: {command_name()} ui"
-            + (
+        from bpstudy.tracking.store import run_link
+
+        link = run_link(out.tracking_uri, out.experiment_id, out.parent_run_id)
+        if link:
+            print(f"mlflow parent run {out.parent_run_id}: {link}")
+        else:
+            print(f"mlflow parent run {out.parent_run_id} in {out.tracking_uri}")
+            where = (
                 ""
                 if out.tracking_uri.endswith("/mlflow.db")
                 else f" --tracking-uri {out.tracking_uri}"
             )
-        )
+            print(f"open the dashboard: {command_name()} ui{where}")
     if out.interrupted:
         print("interrupted: run the same command again to resume the study")
         raise SystemExit(130)

@@ -146,14 +146,20 @@ def run(cfg: DictConfig) -> float | None:
     try:
         print(summary, flush=True)
         if tracked.run_id:
-            print(
-                f"mlflow run {tracked.run_id} in {tracked.tracking_uri} "
-                f"({command_name()} ui to browse)",
-                flush=True,
-            )
+            print(run_line(tracked), flush=True)
     except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return result.metrics.get("val/loss")
+
+
+def run_line(tracked) -> str:
+    """Where to look at the run: its page on an MLflow server, or the store for `ui`."""
+    from bpstudy.tracking.store import run_link
+
+    link = run_link(tracked.tracking_uri, tracked.experiment_id, tracked.run_id)
+    if link:
+        return f"mlflow run {tracked.run_id}: {link}"
+    return f"mlflow run {tracked.run_id} in {tracked.tracking_uri} ({command_name()} ui to browse)"
 
 
 def main(argv: list[str]) -> None:

@@ -64,6 +64,7 @@ class SweepOutcome:
     parent_run_id: str | None
     tracking_uri: str | None
     interrupted: bool = False
+    experiment_id: str | None = None
 
 
 def create_study(spec: SweepSpec, storage):
@@ -89,6 +90,7 @@ class _Parent:
 
     client: object = None
     run_id: str | None = None
+    experiment_id: str | None = None
 
     def end(self, status: str) -> None:
         if self.client is not None and self.run_id is not None:
@@ -257,6 +259,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     study = create_study(spec, opened or open_storage(storage_url))
     if client is not None:
         exp = experiment_id(client, base.tracking.experiment)
+        parent.experiment_id = exp
         parent_id = parent_run(client, exp, spec, storage_url, parent)
         study.set_user_attr("mlflow_parent_run_id", parent_id)
     return study, storage_url, tracking_uri
@@ -323,7 +326,8 @@ def _run(
             if bar is not None:
                 bar.close()
             parent.end("KILLED" if status == "RUNNING" else status)
-    return _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
+    out = _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
+    return dataclasses.replace(out, experiment_id=parent.experiment_id)
 
 
 def seed_base(n_trials: int, storage_url: str, host: str, pid: int) -> int:

@@ -21,6 +21,7 @@ class TrackedResult:
     outcome: str
     run_id: str | None
     tracking_uri: str | None
+    experiment_id: str | None = None
 
 
 def thresholds(cfg: Config) -> Thresholds:
@@ -56,4 +57,4 @@ def tracked_train(
     except Exception as exc:
         tracker.abort("FAILED", exc)
         raise
-    return TrackedResult(result, tracker.outcome, tracker.run_id, uri)
+    return TrackedResult(result, tracker.outcome, tracker.run_id, uri, exp)

@@ -136,6 +136,14 @@ def client_for(uri: str, checked: bool = False):
     return client
 
 
+def run_link(uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The run's page in an MLflow server's UI (the address MLflow itself would print);
+    None for a store without a server of its own (`bpstudy ui` serves those)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def artifact_location(uri: str, name: str) -> str | None:
     """For an SQLite store, artifacts live beside the database (`mlartifacts/NAME`), not
     in MLflow's default ./mlruns of whatever directory the process happens to run in."""
