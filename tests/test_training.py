@@ -129,6 +129,25 @@ def test_early_stopping(small_cfg):
     assert "test/loss" in result.metrics
 
 
+def test_losses_are_data_losses_and_the_penalty_is_its_own_metric(small_cfg):
+    """With L1/L2, */loss is the data loss alone (a study over regularisation must not
+    rank a stronger penalty worse by construction); train/penalty is the penalty."""
+    cfg = small_cfg("trainer.epochs=2", "regularization.l2=0.5", "regularization.l1=0.01")
+    result = bpstudy.train(cfg)
+    net, data = result.network, bpstudy.load_data(cfg)
+    w = np.concatenate([p.ravel() for k, p in net.parameters().items() if k.endswith(".W")])
+    penalty = 0.01 * np.abs(w.astype(np.float64)).sum() + 0.25 * np.dot(w, w)
+    assert result.history["train/penalty"].iloc[-1] == pytest.approx(penalty, rel=1e-5)
+    for split, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)):
+        scores = net.forward(X, train=False).astype(np.float64)
+        logp = scores - scores.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        cross_entropy = -logp[np.arange(len(y)), y].mean()
+        assert result.metrics[f"{split}/loss"] == pytest.approx(cross_entropy, rel=1e-4)
+        assert penalty > 1e-2 * cross_entropy  # far beyond the tolerance: it would show
+    assert "train/penalty" not in bpstudy.train(small_cfg("trainer.epochs=1")).history
+
+
 def test_divergence_is_a_result(small_cfg):
     cfg = small_cfg(
         "model.depth=30",

@@ -107,13 +107,14 @@ class Trainer:
         net, s = self.net, self.settings
         log = self.step % s.log_every == 0
         scores = net.forward(X, train=True)
-        loss, dscores = net.loss(scores, y)
+        loss, dscores = net.loss_fn(scores, net.targets(y))  # the data loss, reported
+        objective = loss + net.penalty()  # what the step descends
         self.dscores = dscores
         self.rule.backward(net, dscores)
         net.add_penalty_grad()
         sq_norm = float(np.dot(net.grad, net.grad))
-        if not math.isfinite(loss):
-            return f"loss is {loss}"
+        if not math.isfinite(objective):
+            return f"loss is {objective}"
         if not math.isfinite(sq_norm):
             return "gradient is not finite"
         self.last_loss = loss
@@ -189,10 +190,14 @@ class Trainer:
         metrics = {"train/loss": total_loss / seen}
         if classify:
             metrics["train/accuracy"] = correct / seen
+        if self.net.l1 or self.net.l2:
+            metrics["train/penalty"] = self.net.penalty()  # of the weights at the epoch's end
         return metrics
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
-        """Eval-mode loss (with the penalty, as in training) and accuracy on a split."""
+        """Eval-mode data loss and accuracy on a split. The L1/L2 penalty is left out (it is
+        `train/penalty`): with it, a study over regularisation would rank every stronger
+        penalty worse by construction."""
         net = self.net
         total, correct = 0.0, 0
         for lo in range(0, X.shape[0], EVAL_CHUNK):
@@ -203,7 +208,7 @@ class Trainer:
             total += loss * Xc.shape[0]
             if self.data.task == "classification":
                 correct += int(np.count_nonzero(scores.argmax(axis=1) == yc))
-        metrics = {f"{prefix}/loss": total / X.shape[0] + net.penalty()}
+        metrics = {f"{prefix}/loss": total / X.shape[0]}
         if self.data.task == "classification":
             metrics[f"{prefix}/accuracy"] = correct / X.shape[0]
         return metrics
