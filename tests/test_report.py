@@ -16,6 +16,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -471,3 +472,108 @@ def test_trials_the_user_interrupted_are_not_read_as_failures():
     assert "1 of 4 finished trials failed" in text, text
     assert "interrupted" not in text
     assert "all trials: log10 ratio -1.0" in text, text  # with run2's norms: -9.0
+
+
+def test_flow_sentence_reads_each_run_between_its_own_first_and_last_layer():
+    """Depth varies across trials: two shallow runs with even gradients and one deep run
+    whose every layer is small must not read as 'growing toward the input' (layer 1's
+    median over all three against the last layer of the deep one alone: +7)."""
+    from bpstudy.report.reading import StudyFacts, reading, run_flow_ratios
+
+    nan = math.nan
+    norms = [[1.0, 1.0, nan, nan], [2.0, 1.0, nan, nan], [1e-7, 1e-7, 1e-7, 1e-7]]
+    dist = {"model.depth": CategoricalDistribution((2, 4))}
+    trials, runs = [], {}
+    for number, row in enumerate(norms):
+        depth = sum(not math.isnan(v) for v in row)
+        t = create_trial(params={"model.depth": depth}, distributions=dist, value=1.0 + number)
+        t.number, t.user_attrs["mlflow_run_id"] = number, f"run{number}"
+        t.user_attrs["outcome"] = "healthy"
+        trials.append(t)
+        layers = {f"grad_norm/L0{i + 1}": v for i, v in enumerate(row) if not math.isnan(v)}
+        runs[f"run{number}"] = RunRecord(f"run{number}", "FINISHED", layers)
+    table = trials_table(trials, runs)
+    ratios = run_flow_ratios(np.array(norms))
+    assert ratios == pytest.approx([0.0, math.log10(2), 0.0])
+    facts = StudyFacts("val/loss", "minimize", "objective", dist)
+    text = " ".join(reading(table, facts, None))
+    assert "all trials: log10 ratio +0.0 (within 3 orders of magnitude) (n=3)" in text, text
+    assert run_flow_ratios(np.array([[0.0, 1.0], [1.0, 0.0], [nan, nan]])).tolist()[:2] == [
+        -math.inf,
+        math.inf,
+    ]
+
+
+def test_importance_sentence_says_it_is_over_the_whole_study_under_where():
+    """Optuna's importances are the study's: a --where report must not quote them as if
+    they were of its few selected trials (nor count those)."""
+    from bpstudy.report.reading import StudyFacts, _importance_sentence
+
+    shares = {"model.depth": 0.5, "model.activation": 0.3, "optimizer.lr": 0.2}
+    whole = StudyFacts("val/loss", "minimize", "objective", {}, shares, importance_trials=30)
+    text = _importance_sentence(whole)
+    assert "ranks model.depth (50%) first" in text
+    assert "over the 30 completed trials)" in text and "rough guide" not in text
+    where = StudyFacts(
+        "val/loss", "minimize", "objective", {}, shares, importance_trials=1, selected=True
+    )
+    text = _importance_sentence(where)
+    assert "over the whole study's 1 completed trial, not only the selected ones" in text
+    assert "with 1 completed trial this is a rough guide" in text
+
+
+def test_inert_conditional_values_and_continuous_params_are_not_read_as_levels():
+    """optimizer.momentum beside optimizer: choice(sgd, momentum) is sampled in every trial
+    but applies only to momentum trials: elsewhere the table leaves it empty, the reading
+    does not quote it, and the importances leave it out. A continuous interval's few
+    sampled values are no levels to count outcomes by."""
+    from bpstudy.report.optuna_plots import Objective, importances
+    from bpstudy.report.reading import StudyFacts, categorical_params, reading
+
+    dist = {
+        "optimizer": CategoricalDistribution(("sgd", "momentum")),
+        "optimizer.momentum": FloatDistribution(0.5, 0.99),
+        "optimizer.lr": FloatDistribution(0.01, 0.5, log=True),
+    }
+    study = optuna.create_study()
+    for number in range(8):
+        name = ("sgd", "momentum")[number % 2]
+        attrs = {"outcome": "healthy", "mlflow_run_id": f"r{number}"}
+        if name == "sgd":
+            attrs["inactive_params"] = ["optimizer.momentum"]
+        lr = 0.01 * (number + 1)
+        params = {"optimizer": name, "optimizer.momentum": 0.5 + number / 20, "optimizer.lr": lr}
+        value = 1.0 + (number % 2) + number / 100  # sgd better; momentum's value irrelevant
+        study.add_trial(
+            create_trial(params=params, distributions=dist, value=value, user_attrs=attrs)
+        )
+    trials = study.get_trials()
+    table = trials_table(trials, {})
+    sgd = table["params_optimizer"].eq("sgd")
+    assert table.loc[sgd, "params_optimizer.momentum"].isna().all()
+    assert table.loc[~sgd, "params_optimizer.momentum"].notna().all()
+    facts = StudyFacts("val/loss", "minimize", "objective", dist)
+    assert categorical_params(table, facts) == ["optimizer"]  # not lr (continuous), 4 values
+    best = reading(table, facts, None)[0]
+    assert "trial #0 (optimizer=sgd, optimizer.lr=0.01; outcome" in best, best
+    shares, why = importances(study, Objective("val/loss"))
+    assert why == "" and set(shares) == {"optimizer", "optimizer.lr"}, (shares, why)
+
+
+def test_heatmap_cells_take_completed_trials_and_count_the_others():
+    """A pruned trial's val/loss is of the epoch it stopped at: it must not sit in the
+    cell's median beside completed trials' final values, nor fill a cell of its own."""
+    from bpstudy.report.figures import heatmap_cells
+
+    table = pd.DataFrame(
+        {
+            "params_model.depth": [2, 2, 2, 10, 10],
+            "state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "PRUNED"],
+            "outcome": ["healthy", "healthy", "diverged", "healthy", "healthy"],
+            "val/loss": [0.5, 2.0, math.inf, 2.3, 2.2],
+        }
+    )
+    grid, notes, x_labels, _ = heatmap_cells(table, "val/loss", "model.depth")
+    assert x_labels == ["2", "10"]
+    assert grid[0, 0] == 0.5 and notes[0][0] == "0.5\nn=1\n1 diverged\n1 pruned"
+    assert np.isnan(grid[0, 1]) and notes[0][1] == "2 pruned"

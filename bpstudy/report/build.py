@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from bpstudy.errors import BpstudyError
 from bpstudy.report import figures, optuna_plots
@@ -132,7 +133,7 @@ def _read(
     return src
 
 
-def _facts(src: _Sources, table, metric_names: list[str], notes: list[str]) -> StudyFacts:
+def _facts(src: _Sources, metric_names: list[str], notes: list[str], selected: bool) -> StudyFacts:
     distributions: dict = {}
     for t in src.trials:
         distributions.update(t.distributions)
@@ -147,6 +148,8 @@ def _facts(src: _Sources, table, metric_names: list[str], notes: list[str]) -> S
         distributions=dict(sorted(distributions.items())),
         importances=importances,
         multi_objective=len(metric_names) > 1,
+        importance_trials=sum(t.state == TrialState.COMPLETE for t in src.trials),
+        selected=selected,
     )
 
 
@@ -171,7 +174,7 @@ def make_report(
     notes = src.notes
     metric_names = _objective_names(src.study, src.metric_names)
     table = trials_table(src.trials, src.runs, metric_names)
-    facts = _facts(src, table, metric_names, notes)
+    facts = _facts(src, metric_names, notes, selected=bool(selection.where))
     n_all = len(table)
     table = apply(table, selection)
     shown = None
@@ -275,7 +278,11 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
         )
         pair = "the two most important parameters" if facts.importances else "two parameters"
         pictures.append(
-            Picture(name, f"{what} (median per cell) over {pair}: {x}" + (f" x {y}" if y else ""))
+            Picture(
+                name,
+                f"{what} of completed trials (median per cell; pruned and diverged ones "
+                f"counted) over {pair}: {x}" + (f" x {y}" if y else ""),
+            )
         )
     else:
         notes.append("heatmap skipped: no parameter varies across the trials")

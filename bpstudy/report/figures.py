@@ -113,6 +113,44 @@ def grad_flow_profile_png(
     return path
 
 
+def heatmap_cells(
+    table: pd.DataFrame,
+    value: str,
+    x: str,
+    y: str | None = None,
+    log_params: frozenset[str] = frozenset(),
+) -> tuple[np.ndarray, list[list[str]], list[str], list[str]]:
+    """(grid, notes, x labels, y labels): the median of column `value` over the completed
+    trials in each (x, y) cell of two parameters, and each cell's caption. A pruned
+    trial's last value is of the epoch it was stopped at, not the end: cells count those
+    (and diverged ones) instead; a cell without a value is NaN."""
+    x_level, x_labels = levels(table[PARAM_PREFIX + x], x in log_params)
+    if y is None:
+        y_level, y_labels = pd.Series("all trials", index=table.index), ["all trials"]
+    else:
+        y_level, y_labels = levels(table[PARAM_PREFIX + y], y in log_params)
+    grid = np.full((len(y_labels), len(x_labels)), np.nan)
+    notes = [["" for _ in x_labels] for _ in y_labels]
+    values = table[value].astype(float)
+    values = values.where(np.isfinite(values) & table["state"].eq("COMPLETE"))
+    diverged = table["outcome"].eq("diverged")
+    pruned = table["state"].eq("PRUNED") & ~diverged
+    for i, ylab in enumerate(y_labels):
+        for j, xlab in enumerate(x_labels):
+            cell = (y_level == ylab) & (x_level == xlab)
+            if not cell.any():
+                continue
+            finite = values[cell].dropna()
+            n_div, n_pruned = int(diverged[cell].sum()), int(pruned[cell].sum())
+            others = [f"{n_div} diverged"] * bool(n_div) + [f"{n_pruned} pruned"] * bool(n_pruned)
+            if len(finite):
+                grid[i, j] = finite.median()
+                notes[i][j] = "\n".join([f"{grid[i, j]:.3g}", f"n={len(finite)}", *others])
+            else:
+                notes[i][j] = "\n".join(others) or "no value"
+    return grid, notes, x_labels, y_labels
+
+
 def loss_heatmap_png(
     table: pd.DataFrame,
     path: Path,
@@ -122,34 +160,11 @@ def loss_heatmap_png(
     log_params: frozenset[str] = frozenset(),
     title: str = "",
 ) -> Path:
-    """Median of column `value` over the trials in each (x, y) cell of two parameters.
-
-    Cells whose trials all diverged say so; cells without a finite value stay grey."""
+    """The cells of `heatmap_cells`, drawn; cells without a value stay grey."""
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
-    x_level, x_labels = levels(table[PARAM_PREFIX + x], x in log_params)
-    if y is None:
-        y_level, y_labels = pd.Series("all trials", index=table.index), ["all trials"]
-    else:
-        y_level, y_labels = levels(table[PARAM_PREFIX + y], y in log_params)
-    grid = np.full((len(y_labels), len(x_labels)), np.nan)
-    notes = [["" for _ in x_labels] for _ in y_labels]
-    values = table[value].astype(float).where(np.isfinite(table[value].astype(float)))
-    for i, ylab in enumerate(y_labels):
-        for j, xlab in enumerate(x_labels):
-            cell = (y_level == ylab) & (x_level == xlab)
-            if not cell.any():
-                continue
-            finite = values[cell].dropna()
-            n_div = int(table.loc[cell, "outcome"].eq("diverged").sum())
-            if len(finite):
-                grid[i, j] = finite.median()
-                notes[i][j] = f"{grid[i, j]:.3g}\nn={len(finite)}" + (
-                    f"\n{n_div} diverged" if n_div else ""
-                )
-            else:
-                notes[i][j] = "diverged" if n_div else "no value"
+    grid, notes, x_labels, y_labels = heatmap_cells(table, value, x, y, log_params)
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     fig, ax = plt.subplots(
         figsize=(max(5.0, 1.1 * len(x_labels) + 2.5), max(3.0, 0.7 * len(y_labels) + 1.8)),

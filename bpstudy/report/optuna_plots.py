@@ -72,20 +72,27 @@ def importances(study, objective: Objective) -> tuple[dict[str, float] | None, s
     if len(done) < 2:
         return None, f"importances need at least 2 completed trials; the study has {len(done)}"
     varying = [
-        name
-        for name in sorted({p for t in done for p in t.params})
-        if len({repr(t.params.get(name)) for t in done}) > 1
+        name for name in important_params(done) if len({repr(t.params.get(name)) for t in done}) > 1
     ]
     if not varying:
         return None, "importances need a parameter that varies among the completed trials"
     try:
         with _quiet():
             found = optuna.importance.get_param_importances(
-                study, evaluator=_evaluator(), target=objective.target()
+                study, evaluator=_evaluator(), params=varying, target=objective.target()
             )
     except (ValueError, RuntimeError) as exc:
         return None, f"importances could not be computed ({str(exc).splitlines()[0]})"
     return dict(found), ""
+
+
+def important_params(done) -> list[str]:
+    """Parameters to rank: those that applied in every completed trial. Optuna samples a
+    conditional one (optimizer.momentum beside optimizer: choice(sgd, momentum)) in every
+    trial, so fANOVA would credit it with what the group choice did where it was inert."""
+    names = sorted({p for t in done for p in t.params})
+    inactive = {p for t in done for p in t.user_attrs.get("inactive_params", ())}
+    return [n for n in names if n not in inactive]
 
 
 def _save(ax, path: Path) -> Path:
@@ -106,7 +113,11 @@ def importances_png(study, path: Path, objective: Objective) -> Path:
 
     with _quiet():
         ax = plot_param_importances(
-            study, evaluator=_evaluator(), target=objective.target(), target_name=objective.name
+            study,
+            evaluator=_evaluator(),
+            params=important_params(_complete(study)),
+            target=objective.target(),
+            target_name=objective.name,
         )
     return _save(ax, path)
 

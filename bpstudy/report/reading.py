@@ -35,6 +35,10 @@ class StudyFacts:
     distributions: Mapping[str, BaseDistribution]
     importances: Mapping[str, float] | None = None
     multi_objective: bool = False
+    # the importances are Optuna's, over every completed trial of the study, not only
+    # those a --where selection reads
+    importance_trials: int = 0
+    selected: bool = False
 
 
 def varying_params(table: pd.DataFrame, names: Sequence[str]) -> list[str]:
@@ -43,11 +47,13 @@ def varying_params(table: pd.DataFrame, names: Sequence[str]) -> list[str]:
 
 
 def categorical_params(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
-    """Parameters to count outcomes by: Optuna categoricals, and numbers with few values."""
+    """Parameters to count outcomes by: Optuna categoricals, and integers or stepped
+    floats with few values (a continuous interval's few sampled values are no levels)."""
     out = []
     for name, dist in facts.distributions.items():
         n_values = table[PARAM_PREFIX + name].dropna().astype(str).nunique()
-        if isinstance(dist, CategoricalDistribution) or 0 < n_values <= MAX_LEVELS:
+        discrete = getattr(dist, "step", None) is not None  # IntDistribution's is 1
+        if isinstance(dist, CategoricalDistribution) or (discrete and 0 < n_values <= MAX_LEVELS):
             out.append(name)
     return out
 
@@ -77,7 +83,12 @@ def best_rows(table: pd.DataFrame, facts: StudyFacts, n: int = 5) -> pd.DataFram
 
 
 def _params_text(row: pd.Series, names: Sequence[str]) -> str:
-    return ", ".join(f"{n}={format_value(row[PARAM_PREFIX + n])}" for n in names)
+    """name=value of the values the trial used (an inactive conditional one is empty)."""
+    return ", ".join(
+        f"{n}={format_value(row[PARAM_PREFIX + n])}"
+        for n in names
+        if pd.notna(row[PARAM_PREFIX + n])
+    )
 
 
 def _best_sentence(table: pd.DataFrame, facts: StudyFacts) -> str:
@@ -142,18 +153,27 @@ def _outcome_sentences(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
     return out
 
 
-def _importance_sentence(facts: StudyFacts, n_complete: int) -> str | None:
+def _importance_sentence(facts: StudyFacts) -> str | None:
     if not facts.importances:
         return None
     ranked = sorted(facts.importances.items(), key=lambda kv: -kv[1])
     parts = [f"{name} ({share:.0%})" for name, share in ranked[:3]]
+    n = facts.importance_trials
+    scope = "the whole study's" if facts.selected else "the"
     text = f"For {facts.metric}, fANOVA ranks {parts[0]} first"
     if len(parts) > 1:
         text += ", then " + ", ".join(parts[1:])
-    text += " (share of the explained variance, completed trials only)"
-    if n_complete < ROUGH_BELOW:
-        text += f"; with {n_complete} completed trials this is a rough guide"
+    text += f" (share of the explained variance over {scope} {plural(n, 'completed trial')}"
+    if facts.selected:
+        text += ", not only the selected ones"
+    text += ")"
+    if n < ROUGH_BELOW:
+        text += f"; with {plural(n, 'completed trial')} this is a rough guide"
     return text + "."
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _by_group_sentence(table: pd.DataFrame, facts: StudyFacts, group: str | None) -> str | None:
@@ -170,44 +190,54 @@ def _by_group_sentence(table: pd.DataFrame, facts: StudyFacts, group: str | None
     return f"Median {facts.metric} of completed trials by {group}: " + ", ".join(parts) + "."
 
 
+def run_flow_ratios(values: np.ndarray) -> np.ndarray:
+    """log10(first / last hidden layer's final gradient norm) of each run (row), each
+    between its own first and last layer: depth may vary across trials, and a median of
+    layer 1 over every run against the deepest layer over the few runs that have it says
+    nothing of any run. -inf: zero at layer 1; +inf: zero at the last; NaN: no layers."""
+    finite = np.isfinite(values)
+    rows = np.arange(values.shape[0])
+    first = values[rows, finite.argmax(axis=1)]
+    last = values[rows, values.shape[1] - 1 - finite[:, ::-1].argmax(axis=1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.log10(first / last)
+    ratios[~finite.any(axis=1)] = np.nan
+    return ratios
+
+
+def _flow_kind(r: float) -> str:
+    if r == -math.inf:
+        return "zero at layer 1 (dead units)"
+    if r == math.inf:
+        return "zero at the last hidden layer"
+    if r < -FLOW_LOG10:
+        return f"log10 ratio {r:+.1f} (vanishing toward the input)"
+    if r > FLOW_LOG10:
+        return f"log10 ratio {r:+.1f} (growing toward the input)"
+    return f"log10 ratio {r:+.1f} (within {FLOW_LOG10:.0f} orders of magnitude)"
+
+
 def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
     grads = grad_columns(table)
     rows = table[~table["outcome"].eq("diverged")]
-    if len(grads) < 2 or rows.empty:
+    if not grads or rows.empty:
+        return None
+    values = rows[grads].to_numpy(dtype=float)
+    values[~np.isfinite(values)] = np.nan
+    ratios = pd.Series(run_flow_ratios(values), index=rows.index).dropna()
+    if ratios.empty:
         return None
     if group:
-        labels = rows[PARAM_PREFIX + group].map(format_value)
+        labels = rows.loc[ratios.index, PARAM_PREFIX + group].map(format_value)
     else:  # one label for every row (a bare string would name a column)
-        labels = pd.Series("all trials", index=rows.index)
-    parts = []
-    for label, sub in rows.groupby(labels):
-        values = sub[grads].to_numpy(dtype=float)
-        values[~np.isfinite(values)] = np.nan
-        if not np.isfinite(values).any():
-            continue
-        # first and last layer the group's runs have (depth may vary across trials)
-        present = np.isfinite(values).any(axis=0).nonzero()[0]
-        first = float(np.nanmedian(values[:, present[0]]))
-        last = float(np.nanmedian(values[:, present[-1]]))
-        if first == 0:
-            parts.append(f"{label}: zero at layer 1 (dead units)")
-        elif last == 0:
-            parts.append(f"{label}: zero at the last hidden layer")
-        else:
-            r = math.log10(first / last)
-            kind = (
-                "vanishing toward the input"
-                if r < -FLOW_LOG10
-                else "growing toward the input"
-                if r > FLOW_LOG10
-                else f"within {FLOW_LOG10:.0f} orders of magnitude"
-            )
-            parts.append(f"{label}: log10 ratio {r:+.1f} ({kind})")
-    if not parts:
-        return None
+        labels = pd.Series("all trials", index=ratios.index)
+    parts = [
+        f"{label}: {_flow_kind(float(np.median(sub)))} (n={len(sub)})"
+        for label, sub in ratios.groupby(labels)
+    ]
     return (
-        "Final gradient norm of the first over the last hidden layer (medians, runs that did "
-        "not diverge): " + "; ".join(parts) + "."
+        "Final gradient norm of each run's first over its last hidden layer (median over the "
+        "runs that did not diverge): " + "; ".join(parts) + "."
     )
 
 
@@ -216,13 +246,12 @@ def reading(table: pd.DataFrame, facts: StudyFacts, group: str | None) -> list[s
     table = evidence(table)
     if table.empty:
         return ["The study holds no trials yet."]
-    n_complete = int(table["state"].eq("COMPLETE").sum())
     sentences = [
         s
         for s in (
             _best_sentence(table, facts),
             *_outcome_sentences(table, facts),
-            _importance_sentence(facts, n_complete),
+            _importance_sentence(facts),
             _by_group_sentence(table, facts, group),
             _flow_sentence(table, group),
         )

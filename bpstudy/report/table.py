@@ -142,8 +142,9 @@ def trials_table(
             "state": trial.state.name,
             "outcome": _outcome(trial, run),
         }
-        for name in params:
-            row[PARAM_PREFIX + name] = trial.params.get(name)
+        inactive = set(trial.user_attrs.get("inactive_params", ()))
+        for name in params:  # a value the chosen group option has no key for did nothing
+            row[PARAM_PREFIX + name] = None if name in inactive else trial.params.get(name)
         values = trial.values if trial.state == TrialState.COMPLETE else None
         for i, col in enumerate(objectives):
             row[col] = _finite_or_nan(values[i]) if values and i < len(values) else math.nan
