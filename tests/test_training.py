@@ -216,3 +216,36 @@ def test_vanishing_and_healthy_gradients_with_depth():
     )
     assert sig.step_stats["grad_norm/ratio_log10"].iloc[0] < -5
     assert abs(relu.step_stats["grad_norm/ratio_log10"].iloc[0]) < 1.5
+
+
+def stopper(hook: str) -> bpstudy.Listener:
+    """A listener that raises StopTraining from `hook`."""
+
+    def stop(self, trainer, *args):
+        raise bpstudy.StopTraining(f"from {hook}")
+
+    return type("Stop", (bpstudy.Listener,), {hook: stop})()
+
+
+@pytest.mark.parametrize("hook", ["on_train_start", "on_update", "on_train_end"])
+def test_a_listener_may_stop_the_run_from_any_hook(small_cfg, hook):
+    """StopTraining ends the run as `stopped` wherever it is raised (from on_train_end,
+    when the run is over, it changes nothing); a step whose update was applied counts."""
+    cfg = small_cfg("trainer.epochs=2", "trainer.log_every=1")
+    trainer = make_trainer(cfg, [stopper(hook)])
+    before = trainer.net.theta.copy()
+    result = trainer.fit()
+    moved = not np.array_equal(before, trainer.net.theta)
+    if hook == "on_train_start":
+        assert (result.status, result.steps, result.stop_reason) == (
+            "stopped",
+            0,
+            "from on_train_start",
+        )
+        assert not moved
+    elif hook == "on_update":
+        # the first update was applied, so the run took one step
+        assert (result.status, result.steps, result.stop_reason) == ("stopped", 1, "from on_update")
+        assert moved and list(result.layer_stats["step"].unique()) == [0]
+    else:
+        assert result.status == "finished" and result.epochs == 2 and result.stop_reason is None

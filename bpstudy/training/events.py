@@ -3,8 +3,10 @@
 The loop calls every listener's hooks in order; a listener overrides only what it needs.
 `on_gradients` and `on_update` fire on logging steps only (every `trainer.log_every`
 optimizer steps), so listeners pay nothing on the other steps. A listener may end the
-run early by raising `StopTraining(reason)` (Optuna pruning does); the loop records the
-reason and finishes normally.
+run early by raising `StopTraining(reason)` (Optuna pruning does); the loop tells the
+other listeners the same event, records the reason and finishes normally (status
+`stopped`; from `on_train_end`, when the run is over, it is ignored).
+
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class StopTraining(Exception):  # noqa: N818 - a signal, not an error
 
 
 class Listener:
+    """Override the hooks you need. What a hook may read on the trainer: `net` (the
+    Network: parameters(), flat `theta` and `grad`), `rule`, `optimizer` (its `update` is
+    the change just applied), `data`, `settings`, `step` (optimizer steps taken: inside
+    `on_update`, this one included), `epoch`, `lr`, `last_loss` (the batch's data loss),
+    `dscores` and `diagnostics` (the per-layer rows so far)."""
+
     def on_train_start(self, trainer: Trainer) -> None:
         """Before the first step."""
 

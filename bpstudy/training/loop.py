@@ -7,6 +7,7 @@ not an error.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -126,9 +127,9 @@ class Trainer:
         elif s.clip_mode == "value":
             clip_by_value(net.grad, s.clip_threshold)
         self.optimizer.step(self.lr)
+        step, self.step = self.step, self.step + 1  # taken, even if a listener stops here
         if log:
-            self.emit("on_update", self.step)
-        self.step += 1
+            self.emit("on_update", step)
         return loss, scores
 
     # ------------------------------------------------------------ epochs
@@ -136,13 +137,13 @@ class Trainer:
     def fit(self) -> TrainResult:
         start = time.perf_counter()
         rows: list[dict[str, float]] = []
-        self.emit("on_train_start")
         # overflow on the way to divergence is expected; finiteness checks report it
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             status, diverged_step, diverged_reason, stop_reason = self._epochs(rows)
         result = self._result(rows, status, diverged_step, diverged_reason, stop_reason)
         result.wall_time = time.perf_counter() - start
-        self.emit("on_train_end", result)
+        with contextlib.suppress(StopTraining):  # the run has ended: nothing left to stop
+            self.emit("on_train_end", result)
         return result
 
     def _epochs(
@@ -152,6 +153,7 @@ class Trainer:
         s, d = self.settings, self.data
         best, waited = math.inf, 0
         try:
+            self.emit("on_train_start")
             for epoch in range(1, s.epochs + 1):
                 self.epoch = epoch
                 outcome = self._run_epoch()
