@@ -272,10 +272,29 @@ def test_sigint_ends_the_run_killed(tmp_path, store):
             proc.kill()
     assert proc.returncode == 130
     run = only_run(client)
+    run_id = run.info.run_id
     assert run.info.status == "KILLED"
+    assert f"mlflow run {run_id} ended KILLED" in proc.stderr.read()  # where to find it
     # logged when the run started: a stopped run can still be rerun
-    names = [a.path for a in client.list_artifacts(run.info.run_id)]
+    names = [a.path for a in client.list_artifacts(run_id)]
     assert "config.yaml" in names
+    # what was logged before the Ctrl-C is kept: every point, and the last one in MLflow
+    layers = pd.read_parquet(
+        client.download_artifacts(run_id, "diagnostics/layers.parquet", str(tmp_path))
+    )
+    steps = [m.step for m in client.get_metric_history(run_id, "grad_norm/L01")]
+    assert layers["step"].nunique() > 2 and max(steps) == layers["step"].max() > 0
+    # its rerun trains as far as it got, and compares that
+    out = subprocess.run(
+        [str(exe), "rerun", run_id, "--tracking-uri", uri],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2:] == [
+        f"the original was interrupted: compared up to step {max(steps)}",
+        "identical",
+    ]
 
 
 @pytest.fixture

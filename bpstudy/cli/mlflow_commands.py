@@ -30,12 +30,14 @@ def rerun_main(argv: list[str]) -> None:
     from bpstudy.tracking.rerun import rerun
     from bpstudy.training.progress import Progress
 
-    new_run, difference = rerun(args.run_id, args.tracking_uri, [Progress("lines")])
-    print(f"rerun of {args.run_id}: new run {new_run}")
-    if difference is None:
+    result = rerun(args.run_id, args.tracking_uri, [Progress("lines")])
+    print(f"rerun of {args.run_id}: new run {result.run_id}")
+    if result.interrupted_at is not None:
+        print(f"the original was interrupted: compared up to step {result.interrupted_at}")
+    if result.difference is None:
         print("identical")
         return
-    print(f"metric histories differ: {difference}")
+    print(f"metric histories differ: {result.difference}")
     raise SystemExit(1)
 
 

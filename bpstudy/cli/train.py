@@ -134,15 +134,28 @@ def run(cfg: DictConfig) -> float | None:
     from bpstudy.training.progress import EpochLog, Progress
     from bpstudy.training.summary import render
 
+    runs: list[str] = []
     try:
         c = validate(cfg)
-        tracked = tracked_train(c, [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()])
+        listeners = [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()]
+        tracked = tracked_train(c, listeners, on_run=runs.append)
     except BpstudyError as exc:
         print(f"bpstudy: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if runs:  # where the statistics so far are, and how to run it again
+            line = (
+                f"mlflow run {runs[0]} ended KILLED ({command_name()} rerun {runs[0]} retrains it)"
+            )
+            logging.getLogger("bpstudy.train").info("%s", line)
+            print(line, file=sys.stderr, flush=True)
+        raise
     result = tracked.result
     summary = render(result, tracked.outcome)
-    logging.getLogger("bpstudy.train").info("%s", summary)
+    log = logging.getLogger("bpstudy.train")
+    log.info("%s", summary)
+    if tracked.run_id:
+        log.info("mlflow run %s in %s", tracked.run_id, tracked.tracking_uri)
     try:
         print(summary, flush=True)
         if tracked.run_id:

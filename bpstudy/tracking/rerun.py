@@ -47,17 +47,24 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def first_difference(client, original: str, rerun: str) -> str | None:
-    """'metric at step s: original x, rerun y' for the first mismatch, else None."""
+def first_difference(client, original: str, rerun: str, up_to: int | None = None) -> str | None:
+    """'metric at step s: original x, rerun y' for the first mismatch, else None. With
+    `up_to` (the original was interrupted there), the points up to that step of the
+    metrics the original logged; the rerun, stopped there, also logs test/*."""
     keys_a = set(client.get_run(original).data.metrics)
     keys_b = set(client.get_run(rerun).data.metrics)
-    for key in sorted(keys_a | keys_b):
+    last = math.inf if up_to is None else up_to
+
+    def history(run_id: str, key: str) -> list[tuple[int, float]]:
+        points = client.get_metric_history(run_id, key)
+        return sorted((m.step, m.value) for m in points if m.step <= last)
+
+    for key in sorted(keys_a if up_to is not None else keys_a | keys_b):
         if key not in keys_b:
             return f"{key}: logged by the original run only"
         if key not in keys_a:
             return f"{key}: logged by the rerun only"
-        a = sorted((m.step, m.value) for m in client.get_metric_history(original, key))
-        b = sorted((m.step, m.value) for m in client.get_metric_history(rerun, key))
+        a, b = history(original, key), history(rerun, key)
         for (step_a, va), (step_b, vb) in zip(a, b, strict=False):
             if step_a != step_b:
                 return f"{key}: original logs step {step_a}, rerun logs step {step_b}"
@@ -81,26 +88,57 @@ class StopWhereTheOriginalStopped(Listener):
             raise StopTraining(self.reason)
 
 
-def _stops(run) -> list[Listener]:
+class StopAfterStep(Listener):
+    """A run that was interrupted (Ctrl-C: status KILLED) is retrained up to the last
+    step it logged, so that what it logged can be compared."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_update(self, trainer, step: int) -> None:
+        if step >= self.step:
+            raise StopTraining(f"the original run was interrupted after step {self.step}")
+
+
+def last_logged_step(client, run) -> int | None:
+    """The last step an interrupted run logged statistics for (it sends that step's
+    points when it ends), or None if it logged none."""
+    if "lr" not in run.data.metrics:
+        return None
+    return max(m.step for m in client.get_metric_history(run.info.run_id, "lr"))
+
+
+def _stops(run, interrupted_at: int | None) -> list[Listener]:
+    if interrupted_at is not None:
+        return [StopAfterStep(interrupted_at)]
     tags, metrics = run.data.tags, run.data.metrics
     if tags.get("bpstudy.status") != "stopped" or "epoch" not in metrics:
         return []
     return [StopWhereTheOriginalStopped(int(metrics["epoch"]), tags.get("bpstudy.stop_reason", ""))]
 
 
-def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> tuple[str, str | None]:
-    """Retrain; return (new run id, first difference or None)."""
+@dataclasses.dataclass
+class RerunResult:
+    run_id: str  # the new run
+    difference: str | None  # the first metric and step that differ, or None
+    interrupted_at: int | None = None  # the original was Ctrl-C'd after this step
+
+
+def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunResult:
+    """Retrain and compare. An interrupted original is retrained as far as it got."""
     from bpstudy.tracking.run import tracked_train
 
     uri = resolve_uri(tracking_uri)
     client = client_for(uri)
     cfg = load_run_config(client, run_id, uri)
     original = client.get_run(run_id)
+    at = last_logged_step(client, original) if original.info.status == "KILLED" else None
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(
-            cfg, [*listeners, *_stops(original)], tags={"bpstudy.rerun_of": run_id}
+            cfg, [*listeners, *_stops(original, at)], tags={"bpstudy.rerun_of": run_id}
         )
-    return tracked.run_id, first_difference(client, run_id, tracked.run_id)
+    difference = first_difference(client, run_id, tracked.run_id, up_to=at)
+    return RerunResult(tracked.run_id, difference, at)
 
 
 def _same_blas_threads(recorded: str | None):

@@ -109,6 +109,13 @@ class _Sender(threading.Thread):
         self.join()
 
 
+def save_diagnostics(root: Path, layer_stats, step_stats) -> None:
+    """Every logged statistic, under root/diagnostics/ (the run's artifact path)."""
+    (root / "diagnostics").mkdir(exist_ok=True)
+    layer_stats.to_parquet(root / "diagnostics" / "layers.parquet", index=False)
+    step_stats.to_parquet(root / "diagnostics" / "steps.parquet", index=False)
+
+
 class MlflowTracker(Listener):
     def __init__(
         self,
@@ -130,6 +137,7 @@ class MlflowTracker(Listener):
         self.run_id: str | None = None
         self.outcome: str | None = None
         self._sender: _Sender | None = None
+        self._trainer = None  # for what an interrupted run can still log
         self._send_steps: set[int] = set()
         self._last_sent_step: int | None = None
 
@@ -175,6 +183,7 @@ class MlflowTracker(Listener):
             tags[THREADS_TAG] = str(threads)
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
+        self._trainer = trainer
         run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
         if self.on_run is not None:
@@ -205,10 +214,15 @@ class MlflowTracker(Listener):
         out.append(Metric("epoch", float(epoch), now, trainer.step))
         self._send(out)
 
-    def on_train_end(self, trainer, result) -> None:
+    def _send_last_step(self, trainer) -> None:
+        """The last logged step's statistics, if the even spacing did not send them."""
         diag = trainer.diagnostics
         if diag.steps and diag.steps[-1] != self._last_sent_step:
             self._send(self._metrics_at(trainer, diag.steps[-1]))
+            self._last_sent_step = diag.steps[-1]
+
+    def on_train_end(self, trainer, result) -> None:
+        self._send_last_step(trainer)
         self.outcome = classify(result, self.thresholds)
         self._finish_metrics(result)
         self._sender.close()
@@ -236,8 +250,7 @@ class MlflowTracker(Listener):
             root = Path(tmp)
             for sub in ("diagnostics", "plots", "model"):
                 (root / sub).mkdir()
-            result.layer_stats.to_parquet(root / "diagnostics" / "layers.parquet", index=False)
-            result.step_stats.to_parquet(root / "diagnostics" / "steps.parquet", index=False)
+            save_diagnostics(root, result.layer_stats, result.step_stats)
             title = f"{self.cfg.model.depth} x {self.cfg.model.width} {self.cfg.model.activation}, init {self.cfg.model.init.scheme} ({self.outcome})"
             grad_flow_png(
                 result.layer_stats,
@@ -266,6 +279,21 @@ class MlflowTracker(Listener):
         self.client.log_batch(self.run_id, tags=tags)
         self.client.set_terminated(self.run_id, "FINISHED")
 
+    def _keep_what_was_logged(self) -> None:
+        """An interrupted or failed run keeps its statistics so far: the last logged
+        step's points, and every point in diagnostics/*.parquet. Best effort: whatever
+        goes wrong here, the run must still end."""
+        trainer = self._trainer
+        try:
+            self._send_last_step(trainer)
+            diag = trainer.diagnostics
+            with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
+                root = Path(tmp)
+                save_diagnostics(root, diag.layer_frame(), diag.step_frame())
+                self.client.log_artifacts(self.run_id, str(root))
+        except Exception:  # noqa: BLE001 - the run's end matters more
+            pass
+
     def abort(self, status: str, error: BaseException | None = None) -> None:
         """End the run KILLED (Ctrl-C) or FAILED (an exception), with the error as a tag."""
         if self.run_id is None:
@@ -273,6 +301,7 @@ class MlflowTracker(Listener):
         from mlflow.entities import RunTag
 
         if self._sender is not None and self._sender.is_alive():
+            self._keep_what_was_logged()
             self._sender.close()
         tags = [RunTag("bpstudy.status", status.lower())]
         if status == "FAILED":
