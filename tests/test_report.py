@@ -577,3 +577,25 @@ def test_heatmap_cells_take_completed_trials_and_count_the_others():
     assert x_labels == ["2", "10"]
     assert grid[0, 0] == 0.5 and notes[0][0] == "0.5\nn=1\n1 diverged\n1 pruned"
     assert np.isnan(grid[0, 1]) and notes[0][1] == "2 pruned"
+
+
+def test_a_study_of_learning_rules_is_read_by_rule():
+    from bpstudy.report.reading import StudyFacts, main_group
+
+    dist = {
+        "learning_rule": CategoricalDistribution(("backprop", "feedback_alignment")),
+        "model.activation": CategoricalDistribution(("tanh", "relu")),
+    }
+    rows = [("backprop", "tanh"), ("feedback_alignment", "relu"), ("backprop", "relu")]
+    table = pd.DataFrame(
+        {
+            "params_learning_rule": [r for r, _ in rows],
+            "params_model.activation": [a for _, a in rows],
+        }
+    )
+    assert (
+        main_group(table, StudyFacts("val/loss", "minimize", "objective", dist)) == "learning_rule"
+    )
+    only_activation = {"model.activation": dist["model.activation"]}
+    facts = StudyFacts("val/loss", "minimize", "objective", only_activation)
+    assert main_group(table, facts) == "model.activation"

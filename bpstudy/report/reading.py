@@ -22,7 +22,8 @@ BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
 FLOW_LOG10 = 3.0  # orders of magnitude between first and last layer: the outcome tag's default
 ROUGH_BELOW = 10  # fewer completed trials than this: importances are a rough guide
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-PREFERRED_GROUP = "model.activation"
+# what a study that samples them is about, in this order: one line / median per value
+PREFERRED_GROUPS = ("learning_rule", "model.activation")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,8 @@ def ranked_params(table: pd.DataFrame, facts: StudyFacts) -> list[str]:
 def main_group(table: pd.DataFrame, facts: StudyFacts) -> str | None:
     """The categorical parameter to draw one gradient-flow line per value of."""
     candidates = [p for p in ranked_params(table, facts) if p in categorical_params(table, facts)]
-    if PREFERRED_GROUP in candidates:
-        return PREFERRED_GROUP
-    return candidates[0] if candidates else None
+    preferred = [p for p in PREFERRED_GROUPS if p in candidates]
+    return (preferred or candidates or [None])[0]
 
 
 def best_rows(table: pd.DataFrame, facts: StudyFacts, n: int = 5) -> pd.DataFrame:
