@@ -194,6 +194,31 @@ def test_rerun_identical_then_altered(cli, tmp_path, store):
     assert "differ" in last and "step" in last
 
 
+def test_rerun_finds_relative_data_and_notices_changed_data(cli, tmp_path, store):
+    """config.yaml keeps data.path as typed: a rerun from another folder reads the file
+    the original read; a rerun on an edited file says the data changed."""
+    uri, client = store
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir(), elsewhere.mkdir()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    rows = [f"{a:.6f},{b:.6f},{c:.6f},{int(a + b > 0)}" for a, b, c in X]
+    data = here / "my.csv"
+    data.write_text("a,b,c,label\n" + "\n".join(rows) + "\n")
+    out = cli("train", *TINY, "data=csv", "data.path=my.csv", f"tracking.uri={uri}", cwd=here)
+    assert out.returncode == 0, out.stderr
+    original = only_run(client)
+    assert original.data.tags["bpstudy.data_path"] == str(data.resolve())
+    assert len(original.data.tags["bpstudy.data_hash"]) == 32
+    out = cli("rerun", original.info.run_id, "--tracking-uri", uri, cwd=elsewhere)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "identical"
+    data.write_text(data.read_text().replace(rows[5], rows[5].replace("0.", "1.", 1)))
+    out = cli("rerun", original.info.run_id, "--tracking-uri", uri, cwd=here)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "note: the data differ from what the original trained on" in out.stdout
+
+
 @pytest.mark.slow
 def test_rerun_uses_the_original_blas_thread_count(cli, store):
     # a sweep worker trains with cores / workers BLAS threads; OpenBLAS rounds a product

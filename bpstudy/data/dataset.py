@@ -9,6 +9,7 @@ standardised with training-split statistics.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,3 +41,13 @@ class Dataset:
             assert self.n_classes is not None
             return self.n_classes
         return int(self.y_train.shape[1])
+
+    def fingerprint(self) -> str:
+        """A hash of every split's arrays, as the network sees them: two runs with the same
+        fingerprint trained and were measured on the same numbers (a rerun on an edited
+        file, or another split, says so)."""
+        h = hashlib.blake2b(digest_size=16)
+        for a in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()

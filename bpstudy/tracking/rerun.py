@@ -13,7 +13,7 @@ import yaml
 
 from bpstudy.config.validate import validate
 from bpstudy.tracking.store import TrackingError, client_for, quiet_downloads, resolve_uri
-from bpstudy.tracking.tracker import STUDY_TAG, THREADS_TAG
+from bpstudy.tracking.tracker import DATA_HASH_TAG, DATA_PATH_TAG, STUDY_TAG, THREADS_TAG
 from bpstudy.training.events import Listener, StopTraining
 
 
@@ -36,11 +36,20 @@ def load_run_config(client, run_id: str, uri: str):
         except Exception:  # noqa: BLE001 - any failure means the artifact is not usable
             raise TrackingError(f"run {run_id} has no config.yaml artifact in {uri}") from None
         tree = yaml.safe_load(Path(path).read_text())
-    cfg = validate(tree)
+    cfg = _where_the_data_was(validate(tree), run.data.tags.get(DATA_PATH_TAG))
     # train into the same store the original lives in, whatever the recorded uri said
     return dataclasses.replace(
         cfg, tracking=dataclasses.replace(cfg.tracking, uri=uri, enabled=True)
     )
+
+
+def _where_the_data_was(cfg, recorded: str | None):
+    """A relative data.path was relative to the original's working folder: from another
+    folder, read the file the original read (its absolute path is a tag)."""
+    path = getattr(cfg.data, "path", "")
+    if not path or not recorded or Path(path).expanduser().is_absolute() or Path(path).exists():
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=recorded))
 
 
 def _same(a: float, b: float) -> bool:
@@ -122,6 +131,7 @@ class RerunResult:
     run_id: str  # the new run
     difference: str | None  # the first metric and step that differ, or None
     interrupted_at: int | None = None  # the original was Ctrl-C'd after this step
+    data_changed: bool = False  # the data's fingerprint differs from the original's
 
 
 def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunResult:
@@ -138,7 +148,9 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
             cfg, [*listeners, *_stops(original, at)], tags={"bpstudy.rerun_of": run_id}
         )
     difference = first_difference(client, run_id, tracked.run_id, up_to=at)
-    return RerunResult(tracked.run_id, difference, at)
+    before = original.data.tags.get(DATA_HASH_TAG)
+    after = client.get_run(tracked.run_id).data.tags.get(DATA_HASH_TAG)
+    return RerunResult(tracked.run_id, difference, at, bool(before) and before != after)
 
 
 def _same_blas_threads(recorded: str | None):

@@ -31,6 +31,8 @@ FLUSH_SECONDS = 5.0  # the longest a point waits for its batch to fill
 
 THREADS_TAG = "bpstudy.blas_threads"
 STUDY_TAG = "bpstudy.study"  # on a sweep's parent run: the study's name
+DATA_HASH_TAG = "bpstudy.data_hash"  # Dataset.fingerprint() of the run's data
+DATA_PATH_TAG = "bpstudy.data_path"  # data.path, absolute
 
 
 def blas_threads() -> int | None:
@@ -178,6 +180,10 @@ class MlflowTracker(Listener):
         sha = git_sha()
         if sha:
             tags["bpstudy.git_sha"] = sha
+        tags[DATA_HASH_TAG] = trainer.data.fingerprint()
+        path = getattr(self.cfg.data, "path", "")
+        if path:  # where a relative data.path pointed, for a rerun from elsewhere
+            tags[DATA_PATH_TAG] = str(Path(path).expanduser().resolve())
         threads = blas_threads()
         if threads:  # BLAS sums in another order with another thread count
             tags[THREADS_TAG] = str(threads)
