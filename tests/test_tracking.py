@@ -470,3 +470,28 @@ def test_ui_bad_port_or_store_is_one_line(cli, args, says):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(f"bpstudy: error: {says}"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_git_state_says_when_the_checkout_had_uncommitted_changes(tmp_path, monkeypatch):
+    from bpstudy.tracking import gitinfo
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    monkeypatch.setattr(gitinfo, "ROOT", tmp_path)
+    clear = lambda: [fn.cache_clear() for fn in (gitinfo.git_sha, gitinfo.git_dirty)]  # noqa: E731
+    clear()
+    try:
+        assert len(gitinfo.git_sha()) == 40 and not gitinfo.git_dirty()
+        (tmp_path / "b.py").write_text("untracked\n")  # does not count
+        clear()
+        assert not gitinfo.git_dirty()
+        (tmp_path / "a.py").write_text("x = 2\n")
+        clear()
+        assert gitinfo.git_dirty()
+    finally:
+        clear()  # the package's own checkout again, for the tests after this one

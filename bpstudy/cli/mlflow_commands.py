@@ -35,7 +35,9 @@ def rerun_main(argv: list[str]) -> None:
     if result.interrupted_at is not None:
         print(f"the original was interrupted: compared up to step {result.interrupted_at}")
     if result.data_changed:
-        print("note: the data differ from what the original trained on (bpstudy.data_hash): the data file, or the source of the data set, changed")
+        print(
+            "note: the data differ from what the original trained on (bpstudy.data_hash): the data file, or the source of the data set, changed"
+        )
     if result.difference is None:
         print("identical")
         return

@@ -170,7 +170,7 @@ class MlflowTracker(Listener):
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         from bpstudy import __version__
-        from bpstudy.tracking.gitinfo import git_sha
+        from bpstudy.tracking.gitinfo import git_dirty, git_sha
 
         tags = {
             "bpstudy.version": __version__,
@@ -180,6 +180,8 @@ class MlflowTracker(Listener):
         sha = git_sha()
         if sha:
             tags["bpstudy.git_sha"] = sha
+            if git_dirty():  # the commit alone does not say what ran
+                tags["bpstudy.git_dirty"] = "true"
         tags[DATA_HASH_TAG] = trainer.data.fingerprint()
         path = getattr(self.cfg.data, "path", "")
         if path:  # where a relative data.path pointed, for a rerun from elsewhere
