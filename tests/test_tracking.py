@@ -269,6 +269,37 @@ def test_unreachable_server_and_unwritable_store(cli, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1 and bad in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("make_uri", "needle"),
+    [
+        (lambda d: f"sqlite:///{d}", "is a folder"),  # MLflow retried for minutes
+        (lambda d: "sqlite:///", "names no file (an in-memory database)"),  # 344 lines
+        (lambda d: "sqlite://relative.db", "three slashes"),
+        (lambda d: "foo://bar", "unsupported scheme 'foo:'"),  # MLflow's registry text
+        (lambda d: f"sqlite:///{d / 'data.csv'}", "is not an SQLite database"),
+    ],
+)
+def test_bad_store_is_one_line_and_writes_nothing(cli, tmp_path, make_uri, needle):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    uri = make_uri(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = cli("train", *TINY, f"tracking.uri={uri}", timeout=60)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and uri in lines[0], out.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no outputs/, no mlflow.db
+    assert (tmp_path / "data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_ui_refuses_a_file_that_is_not_a_store(cli, tmp_path):
+    """It turned an empty data file into a 954 KB MLflow database."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    out = cli("ui", "--tracking-uri", f"sqlite:///{empty}", timeout=60)
+    assert out.returncode == 2 and "no MLflow store" in out.stderr, out.stderr
+    assert empty.stat().st_size == 0
+
+
 def test_unreachable_database_store_is_one_line_at_once(cli, tmp_path):
     """MLflow itself retries an unreachable database for minutes, warning every few
     seconds, and Hydra's output folder was written meanwhile."""

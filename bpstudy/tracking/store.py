@@ -36,25 +36,60 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :])
 
 
+STORES = "sqlite:///PATH.db, http(s)://HOST:PORT (an MLflow server) or postgresql://..."
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def check_store(uri: str) -> None:
     """Fail early, in one line naming the URI, if the store is unusable."""
     scheme = urlparse(uri).scheme
     db = _sqlite_path(uri)
+    if uri in ("sqlite:///", "sqlite://", "sqlite:///:memory:"):
+        raise TrackingError(
+            f"tracking store {uri} names no file (an in-memory database); use sqlite:///PATH.db"
+        )
     if db is not None:
-        folder = db.parent if str(db.parent) else Path.cwd()
-        if not folder.is_dir():
-            raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
-        if (db.exists() and not os.access(db, os.W_OK)) or not os.access(folder, os.W_OK):
-            raise TrackingError(f"tracking store {uri}: not writable")
+        _check_sqlite_file(uri, db)
+    elif scheme == "sqlite":
+        raise TrackingError(
+            f"tracking store {uri}: an SQLite store is sqlite:///PATH.db (three slashes, then "
+            "a relative path, or four for an absolute one)"
+        )
     elif scheme in ("http", "https"):
         _check_server(uri)
     elif scheme.startswith(("postgresql", "mysql", "mssql")):
         _check_database(uri)
+    elif scheme == "databricks":
+        return  # MLflow's own hosted store: nothing to check from here
     elif scheme in ("", "file"):
         raise TrackingError(
-            f"tracking store {uri}: MLflow's file store is deprecated; "
-            "use sqlite:///PATH.db or http://HOST:PORT"
+            f"tracking store {uri}: MLflow's file store is deprecated (a path or file: URI); "
+            f"use {STORES}"
         )
+    else:
+        raise TrackingError(f"tracking store {uri}: unsupported scheme '{scheme}:'; use {STORES}")
+
+
+def _check_sqlite_file(uri: str, db: Path) -> None:
+    folder = db.parent if str(db.parent) else Path.cwd()
+    if not folder.is_dir():
+        raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
+    if db.is_dir():
+        raise TrackingError(
+            f"tracking store {uri}: {db} is a folder; name a database file in it, e.g. {db / EMBEDDED_DB}"
+        )
+    if (db.exists() and not os.access(db, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise TrackingError(f"tracking store {uri}: not writable")
+    if db.is_file() and db.stat().st_size and not _is_sqlite(db):
+        raise TrackingError(f"tracking store {uri}: {db} is not an SQLite database")
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def _check_database(uri: str) -> None:

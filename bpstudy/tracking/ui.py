@@ -53,7 +53,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         check_store(uri)  # a server that is not there: one line, exit 2
         print(f"the tracking store is an MLflow server: open {uri}")
         return 0
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if db is not None and str(db) and (not db.exists() or (db.is_file() and not db.stat().st_size)):
         raise TrackingError(
             f"no MLflow store at {uri}; train a run first (bpstudy train) or pass --tracking-uri"
         )
