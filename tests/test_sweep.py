@@ -913,3 +913,27 @@ def test_rerun_of_a_pruned_trial_stops_where_it_was_pruned(cli, tmp_path):
     out = cli("rerun", run.info.run_id)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.strip().splitlines()[-1] == "identical"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"direction": "maximize"},
+        {"metric": "train/loss"},
+        {"metric": None, "direction": None, "metrics": ["val/loss", "wall_time"],
+         "directions": ["minimize", "minimize"]},
+    ],
+)  # fmt: skip
+def test_resuming_with_another_objective_is_refused(cli, tmp_path, change):
+    """Optuna loads a stored study whatever directions are asked for: a file switched to
+    two objectives failed every trial at tell time, for ever; another metric or direction
+    labelled the stored values with the new name."""
+    path = write_sweep(tmp_path)
+    assert cli("sweep", str(path), "--progress", "lines").returncode == 0
+    trials = len(journal_study(tmp_path, "tiny").trials)
+    tree = yaml.safe_load(path.read_text())
+    tree.update(change)
+    path.write_text(yaml.safe_dump({k: v for k, v in tree.items() if v is not None}))
+    out = cli("sweep", str(path), "--n-trials", "4", "--progress", "lines")
+    assert_one_line_error(out, "study 'tiny' optimises val/loss (minimize); tiny.yaml asks for")
+    assert len(journal_study(tmp_path, "tiny").trials) == trials

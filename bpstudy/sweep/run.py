@@ -71,7 +71,7 @@ def create_study(spec: SweepSpec, storage):
     import optuna
 
     try:
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=spec.study_name,
             storage=storage,
             sampler=make_sampler(spec),
@@ -79,8 +79,35 @@ def create_study(spec: SweepSpec, storage):
             directions=list(spec.directions),
             load_if_exists=True,
         )
-    except ValueError as exc:  # e.g. the stored study has other directions
+    except ValueError as exc:
         raise BpstudyError(f"study '{spec.study_name}': {str(exc).splitlines()[0]}") from None
+    check_objective(study, spec)
+    return study
+
+
+OBJECTIVE_ATTR = "bpstudy.objective"  # the metrics and directions the study was created with
+
+
+def check_objective(study, spec: SweepSpec) -> None:
+    """A study resumes with the objective it was created with. Optuna loads a stored study
+    whatever directions are asked for: a file switched to two objectives failed every
+    trial at `tell`, for ever; one switched to another metric or direction labelled the
+    stored values with the new name."""
+    wanted = [[m, d] for m, d in zip(spec.metrics, spec.directions, strict=True)]
+    stored = study.user_attrs.get(OBJECTIVE_ATTR)
+    if stored is None:  # new (or made by an older bpstudy): its directions at least
+        stored_dirs = [d.name.lower() for d in study.directions]
+        if stored_dirs == list(spec.directions):
+            study.set_user_attr(OBJECTIVE_ATTR, wanted)
+            return
+        stored = [["its objective", d] for d in stored_dirs]
+    if stored != wanted:
+        said = ", ".join(f"{m} ({d})" for m, d in stored)
+        asks = ", ".join(f"{m} ({d})" for m, d in wanted)
+        raise BpstudyError(
+            f"study '{spec.study_name}' optimises {said}; {spec.path.name} asks for {asks}: "
+            "give the sweep another study_name (or --study-name), or use another --storage"
+        )
 
 
 @dataclass
