@@ -937,3 +937,31 @@ def test_resuming_with_another_objective_is_refused(cli, tmp_path, change):
     out = cli("sweep", str(path), "--n-trials", "4", "--progress", "lines")
     assert_one_line_error(out, "study 'tiny' optimises val/loss (minimize); tiny.yaml asks for")
     assert len(journal_study(tmp_path, "tiny").trials) == trials
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
+def test_every_shipped_sampler_runs_on_a_space(tmp_path, sampler):
+    """README lists them; cmaes needs the cmaes package (a dependency for that reason)."""
+    from bpstudy.sweep.spec import load_spec, try_sampler_and_pruner
+
+    path = write_sweep(tmp_path, sampler={"name": sampler, "seed": 0})
+    try_sampler_and_pruner(load_spec(str(path)))  # raises SweepError if it cannot
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner", "needle"),
+    [
+        ({"name": "tpe", "n_startup_trials": "abc"}, {"name": "none"}, "TypeError"),
+        ({"name": "random"}, {"name": "hyperband", "reduction_factor": 1}, "ZeroDivisionError"),
+        ({"name": "random"}, {"name": "hyperband", "min_resource": "abc"}, "TypeError"),
+    ],
+)
+def test_arguments_that_fail_only_in_a_trial_are_refused_up_front(
+    cli, tmp_path, sampler, pruner, needle
+):
+    """Before: a worker traceback, exit 0 and trials RUNNING for ever; or ten full
+    trainings failed in a row."""
+    path = write_sweep(tmp_path, sampler=sampler, pruner=pruner)
+    out = cli("sweep", str(path), "--progress", "lines")
+    assert_one_line_error(out, "tiny.yaml: sampler", "fail on this space", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]

@@ -32,7 +32,14 @@ from optuna.trial import TrialState
 from bpstudy.errors import BpstudyError
 from bpstudy.sweep.failures import fail_and_retry
 from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
-from bpstudy.sweep.spec import SweepSpec, check_space, load_spec, make_pruner, make_sampler
+from bpstudy.sweep.spec import (
+    SweepSpec,
+    check_space,
+    load_spec,
+    make_pruner,
+    make_sampler,
+    try_sampler_and_pruner,
+)
 from bpstudy.sweep.storage import (
     StorageError,
     check_url,
@@ -265,7 +272,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     `parent`). Returns (study, storage_url, tracking_uri); tracking_uri is None when
     tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
-    make_sampler(spec), make_pruner(spec)  # bad arguments fail before any storage exists
+    try_sampler_and_pruner(spec)  # bad arguments fail before any storage exists
     tracking_uri, client = None, None
     if base.tracking.enabled:
         from bpstudy.tracking.store import check_store, resolve_uri

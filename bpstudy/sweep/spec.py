@@ -36,7 +36,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from bpstudy.errors import BpstudyError, ConfigError
+from bpstudy.errors import BpstudyError, ConfigError, first_line
 from bpstudy.paths import SWEEPS_DIR
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -250,6 +250,10 @@ def make_sampler(spec: SweepSpec):
     args = {k: v for k, v in spec.sampler.items() if k != "name"}
     name = spec.sampler["name"]
     if name == "grid":
+        if "search_space" in args:
+            raise SweepError(
+                f"{spec.path}: sampler.search_space: a grid sampler's grid is the params"
+            )
         grid = {}
         for key, dist in spec.space.items():
             if isinstance(dist, CategoricalDistribution):
@@ -302,6 +306,45 @@ def _construct(cls, what: str, path: Path, **kwargs):
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise SweepError(f"{path}: {what}: {exc}") from None
+
+
+DRY_TRIALS = 3  # enough for CMA-ES to start (after its one startup trial)
+
+
+def try_sampler_and_pruner(spec: SweepSpec) -> None:
+    """Ask, report, prune and tell a few trials of the space on an in-memory study, with
+    the sweep's own sampler and pruner. Some arguments are only used there (a text
+    n_startup_trials, a negative sigma0, hyperband's reduction_factor 1, an infinite
+    interval): found in a worker, they failed it with a traceback and left its trial
+    RUNNING, or failed trial after trial, with the study already written."""
+    import warnings
+
+    import optuna
+
+    sampler, pruner = make_sampler(spec), make_pruner(spec)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
+    try:
+        study = optuna.create_study(
+            sampler=sampler, pruner=pruner, directions=list(spec.directions)
+        )
+        with warnings.catch_warnings():  # experimental samplers say so: not news here
+            warnings.simplefilter("ignore")
+            for number in range(DRY_TRIALS):
+                trial = study.ask(spec.space)
+                if not spec.multi_objective:
+                    for step in range(3):
+                        trial.report(1.0 + number + step, step)
+                        trial.should_prune()
+                values = [1.0 + number] * len(spec.metrics)
+                study.tell(trial, values if spec.multi_objective else values[0])
+    except Exception as exc:  # noqa: BLE001 - whatever Optuna says, it is the sweep file's
+        raise SweepError(
+            f"{spec.path}: sampler {spec.sampler['name']} / pruner {spec.pruner['name']} "
+            f"fail on this space: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy", WALL_TIME)
