@@ -496,3 +496,17 @@ def test_mnist_errors(tmp_path):
 def test_load_dataset_rejects_non_float_dtype():
     with pytest.raises(ValueError, match="float"):
         load(SpiralsData(n_per_class=10), "int32")
+
+
+def test_paths_that_are_not_plain_files_are_one_line(tmp_path):
+    """A FIFO blocked the read for ever; a name too long was an OSError traceback."""
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert (
+        csv_error(fifo)
+        == f"data.path={fifo}: not a regular file (expected a CSV file with a header row)"
+    )
+    long = tmp_path / ("x" * 300 + ".csv")
+    assert "cannot read (File name too long)" in csv_error(long)

@@ -965,3 +965,23 @@ def test_arguments_that_fail_only_in_a_trial_are_refused_up_front(
     out = cli("sweep", str(path), "--progress", "lines")
     assert_one_line_error(out, "tiny.yaml: sampler", "fail on this space", needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("param", "needle"),
+    [
+        (
+            "range(1, 1000000000)",
+            "has 999999999 values (at most 10000); use interval(1, 1000000000)",
+        ),
+        ("range(0.01, 0.5, step=0.0000000001)", "use interval(0.01, 0.5)"),
+        ("interval(0.01, inf)", "needs finite bounds"),
+    ],
+)
+def test_huge_or_infinite_ranges_are_refused(cli, tmp_path, param, needle):
+    """range(1, 1e9) was a MemoryError; a tiny float step built its list for minutes."""
+    path = write_sweep(
+        tmp_path, params={"optimizer.lr" if "0.01" in param else "model.depth": param}
+    )
+    out = cli("sweep", str(path), "--progress", "lines", timeout=60)
+    assert_one_line_error(out, needle)

@@ -37,12 +37,19 @@ def require_path(path: str, data_name: str, what: str, folder: bool = False) -> 
     if not path:
         raise DataError(f"data.path is required for data={data_name} ({what})")
     resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise DataError(f"data.path={path}: no such {'folder' if folder else 'file'}")
-    if folder and not resolved.is_dir():
-        raise DataError(f"data.path={path}: not a folder (expected {what})")
-    if not folder and resolved.is_dir():
-        raise DataError(f"data.path={path}: is a folder (expected {what})")
+    try:
+        if not resolved.exists():
+            raise DataError(f"data.path={path}: no such {'folder' if folder else 'file'}")
+        if folder and not resolved.is_dir():
+            raise DataError(f"data.path={path}: not a folder (expected {what})")
+        if not folder and resolved.is_dir():
+            raise DataError(f"data.path={path}: is a folder (expected {what})")
+        if not folder and not resolved.is_file():  # a FIFO or a device: reading would block
+            raise DataError(f"data.path={path}: not a regular file (expected {what})")
+    except OSError as exc:  # a folder on the way that cannot be searched, a name too long
+        raise DataError(
+            f"data.path={path}: cannot read ({exc.strerror or one_line(exc)})"
+        ) from None
     return resolved
 
 

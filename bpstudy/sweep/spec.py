@@ -21,6 +21,7 @@ Everything is checked here, before a study is created or a trial runs.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,8 +213,16 @@ def to_distribution(value: Any, integer_bounds: bool = False) -> BaseDistributio
         return CategoricalDistribution(choices)
     if isinstance(value, RangeSweep):
         start, stop, step = value.start, value.stop, value.step
+        if not all(math.isfinite(v) for v in (start, stop, step)):
+            raise ValueError(f"range({start}, {stop}, step={step}) needs finite numbers")
+        n = math.ceil((stop - start) / step) if step else 0
+        if n > MAX_RANGE_VALUES:
+            raise ValueError(
+                f"range({start}, {stop}, step={step}) has {n} values (at most "
+                f"{MAX_RANGE_VALUES}); use interval({start}, {stop}) for a continuous range"
+            )
         if all(isinstance(v, int) for v in (start, stop, step)):
-            values = list(range(start, stop, step))
+            values = range(start, stop, step)
             if not values:
                 raise ValueError(f"range({start}, {stop}, step={step}) is empty")
             return (
@@ -230,6 +239,8 @@ def to_distribution(value: Any, integer_bounds: bool = False) -> BaseDistributio
         return CategoricalDistribution(tuple(values))
     if isinstance(value, IntervalSweep):
         lo, hi = value.start, value.end
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"interval({lo}, {hi}) needs finite bounds")
         if lo >= hi:
             raise ValueError(f"interval({lo}, {hi}) needs low < high")
         if log and lo <= 0:
@@ -308,6 +319,7 @@ def _construct(cls, what: str, path: Path, **kwargs):
         raise SweepError(f"{path}: {what}: {exc}") from None
 
 
+MAX_RANGE_VALUES = 10_000  # a range(...) is a list of choices; more is an interval
 DRY_TRIALS = 3  # enough for CMA-ES to start (after its one startup trial)
 
 
