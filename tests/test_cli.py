@@ -47,6 +47,10 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("dropout-above-one", ["model.dropout=1.5"], ["model.dropout", "1.5", "< 1"]),
     ("negative-lr", ["optimizer.lr=-1"], ["optimizer.lr", "> 0"]),
     ("batch-size-zero", ["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
+    ("noise-infinite", ["data=spirals", "data.noise=inf"], ["data.noise=inf", "finite"]),
+    ("threshold-nan", ["outcome.vanishing_log10=nan"], ["outcome.vanishing_log10=nan", "finite"]),
+    ("experiment-blank", ["tracking.experiment=''"], ["tracking.experiment=''", "non-blank"]),
+    ("experiment-too-long", [f"tracking.experiment={'e' * 501}"], ["at most 500 characters"]),
     # values outside their choices
     ("bad-activation", ["model.activation=swish"], ["model.activation", "swish", "relu"]),
     ("bad-init-scheme", ["model.init.scheme=foo"], ["model.init.scheme", "he_normal"]),

@@ -8,6 +8,7 @@ their choices, numbers outside their range, and combinations that cannot work.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -148,6 +149,8 @@ def convert(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}={value!r} must be a number")
+        if not math.isfinite(value):  # noise=inf trained and read as 'diverged at step 0'
+            raise ConfigError(f"{key}={value} must be a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -172,6 +175,9 @@ def _check_range(value: Any, meta: typing.Mapping, key: str) -> Any:
     return value
 
 
+MAX_EXPERIMENT_NAME = 500
+
+
 def check_combinations(cfg: Config) -> None:
     """Combinations that each key alone allows but that cannot work together."""
     d, m = cfg.data, cfg.model
@@ -181,6 +187,12 @@ def check_combinations(cfg: Config) -> None:
         )
     if d.name in ("csv", "npz", "mnist") and not d.path:
         raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
+    name = cfg.tracking.experiment
+    if not name.strip() or len(name) > MAX_EXPERIMENT_NAME:
+        raise ConfigError(
+            f"tracking.experiment={name[:40]!r}{'...' if len(name) > 40 else ''} must be a "
+            f"non-blank name of at most {MAX_EXPERIMENT_NAME} characters (MLflow's limit)"
+        )
     if cfg.trainer.schedule.name == "warmup" and cfg.trainer.schedule.warmup_steps == 0:
         raise ConfigError("trainer.schedule.name=warmup needs trainer.schedule.warmup_steps > 0")
     if cfg.learning_rule.name == "direct_feedback_alignment" and m.residual.enabled:
