@@ -207,6 +207,30 @@ BAD_FILES = {
         ["model.activation=bogus"],
         ["command line", "bad.yaml"],
     ),
+    "blank_study_name": (
+        BASE.replace("study_name: bad", "study_name: ' '")
+        + "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["'study_name' must not be blank"],
+    ),
+    "metric_and_metrics": (  # one pair was silently ignored
+        BASE + "metrics: [val/loss, wall_time]\ndirections: [minimize, minimize]\n"
+        "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["either metric/direction or metrics/directions"],
+    ),
+    "same_metric_twice": (  # the report crashed on it
+        BASE.replace("metric: val/loss\n", "")
+        + "metrics: [val/loss, val/loss]\ndirections: [minimize, minimize]\n"
+        "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["names a metric twice"],
+    ),
+    "n_trials_text": (
+        BASE.replace("n_trials: 2", "n_trials: abc") + "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["'n_trials' must be an int"],
+    ),
     "workers_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--workers", "0"], []),
     "n_trials_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--n-trials", "0"], []),
 }
@@ -353,13 +377,19 @@ def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
     assert_nothing_started(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "journal_in_missing_folder", "no_scheme"])
+@pytest.mark.parametrize(
+    "kind", ["postgresql", "journal_in_missing_folder", "no_scheme", "folder", "not_a_journal"]
+)
 def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     path = write_sweep(tmp_path, "bad")
     if kind == "postgresql":
         url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
     elif kind == "no_scheme":
         url = "study.journal"  # a typo'd URL must not quietly become a journal file
+    elif kind == "folder":  # 'Is a directory', with mlflow.db left behind
+        url = f"journal:{tmp_path}"
+    elif kind == "not_a_journal":  # a JSONDecodeError traceback
+        url = f"journal:{path}"
     else:
         url = f"journal:{tmp_path / 'missing' / 'study.journal'}"
     out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
@@ -368,6 +398,10 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
         assert "does not exist" in line
     if kind == "no_scheme":
         assert "journal:PATH" in line and "postgresql://" in line
+    if kind == "folder":
+        assert "give a journal file" in line
+    if kind == "not_a_journal":
+        assert "is not an Optuna journal file" in line
     assert_nothing_started(tmp_path)
     assert not (tmp_path / "missing").exists()
     assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either
@@ -985,3 +1019,10 @@ def test_huge_or_infinite_ranges_are_refused(cli, tmp_path, param, needle):
     )
     out = cli("sweep", str(path), "--progress", "lines", timeout=60)
     assert_one_line_error(out, needle)
+
+
+def test_a_sweep_file_that_is_not_text_is_one_line(cli, tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    out = cli("sweep", str(path), "--progress", "lines")
+    assert_one_line_error(out, "not a UTF-8 text file")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bpstudy.errors import BpstudyError
-from bpstudy.sweep.storage import is_rdb, open_storage, redact
+from bpstudy.sweep.storage import check_url, is_rdb, open_storage, redact
 
 
 class UnknownStudyError(BpstudyError):
@@ -27,6 +27,7 @@ def load_study(name: str, storage_url: str):
     import optuna
 
     where = redact(storage_url)
+    check_url(storage_url)  # a bare path, a folder, a file that is no journal: say so
     if not is_rdb(storage_url):
         path = Path(storage_url.removeprefix("journal:")).expanduser()
         if not path.is_file():

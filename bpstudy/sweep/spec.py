@@ -92,7 +92,9 @@ def find_sweep(name_or_path: str) -> Path:
 def load_spec(name_or_path: str) -> SweepSpec:
     path = find_sweep(name_or_path)
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not a UTF-8 text file, so not a sweep file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -109,7 +111,8 @@ def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> An
     value = tree[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise SweepError(f"{path}: '{key}' must be a {names}, got {value!r}")
+        article = "an" if names[0] in "aeiou" else "a"
+        raise SweepError(f"{path}: '{key}' must be {article} {names}, got {value!r}")
     return value
 
 
@@ -118,6 +121,8 @@ def parse_spec(tree: dict, path: Path) -> SweepSpec:
         if key not in KEYS:
             raise SweepError(f"{path}: unknown key '{key}'; allowed: {', '.join(KEYS)}")
     name = str(_need(tree, "study_name", str, path))
+    if not name.strip():
+        raise SweepError(f"{path}: 'study_name' must not be blank")
     n_trials = _need(tree, "n_trials", int, path)
     if n_trials < 1:
         raise SweepError(f"{path}: 'n_trials' must be >= 1, got {n_trials}")
@@ -143,10 +148,17 @@ def parse_spec(tree: dict, path: Path) -> SweepSpec:
 
 def _objectives(tree: dict, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if "directions" in tree or "metrics" in tree:
+        for single in ("metric", "direction"):
+            if single in tree:  # one of the two pairs would be ignored
+                raise SweepError(
+                    f"{path}: give either metric/direction or metrics/directions, not both"
+                )
         metrics = _need(tree, "metrics", list, path)
         directions = _need(tree, "directions", list, path)
         if len(metrics) != len(directions) or not metrics:
             raise SweepError(f"{path}: 'metrics' and 'directions' must be lists of the same length")
+        if len(set(map(str, metrics))) != len(metrics):
+            raise SweepError(f"{path}: 'metrics' names a metric twice: {metrics}")
     else:
         metrics = [_need(tree, "metric", str, path)]
         directions = [tree.get("direction", "minimize")]

@@ -74,8 +74,23 @@ def check_url(url: str) -> None:
         )
     if not is_rdb(url):
         path = Path(url.removeprefix("journal:")).expanduser()
+        if not url.removeprefix("journal:") or path.is_dir():
+            raise StorageError(
+                f"--storage {url}: give a journal file, e.g. journal:{path / 'bpstudy.journal'}"
+            )
         if not path.parent.is_dir():
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
+        if path.is_file() and not _looks_like_a_journal(path):
+            raise StorageError(f"--storage {url}: {path} is not an Optuna journal file")
+
+
+def _looks_like_a_journal(path: Path) -> bool:
+    """Empty, or JSON lines (an Optuna journal's first byte is '{')."""
+    try:
+        with path.open("rb") as f:
+            return f.read(1) in (b"", b"{")
+    except OSError:
+        return False
 
 
 def open_storage(url: str, on_failed_trial=None):
