@@ -249,3 +249,16 @@ def test_a_listener_may_stop_the_run_from_any_hook(small_cfg, hook):
         assert moved and list(result.layer_stats["step"].unique()) == [0]
     else:
         assert result.status == "finished" and result.epochs == 2 and result.stop_reason is None
+
+
+def test_a_run_whose_final_loss_is_not_finite_is_not_healthy(small_cfg):
+    """Training finished, but the evaluation overflowed (a regression target in the 1e18s
+    read as healthy): the outcome says diverged."""
+    from bpstudy.training.outcome import classify
+
+    result = bpstudy.train(small_cfg("trainer.epochs=1"))
+    assert classify(result) == "healthy"
+    result.metrics["val/loss"] = float("nan")
+    assert classify(result) == "diverged"
+    result.metrics["val/loss"], result.metrics["test/loss"] = 1.0, float("inf")
+    assert classify(result) == "diverged"

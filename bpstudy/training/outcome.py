@@ -1,7 +1,8 @@
 """Name what happened to a run: healthy, vanishing, exploding or diverged.
 
 Rules, in order (thresholds from the `outcome` config node):
-1. diverged   the loss or a gradient became NaN or infinite;
+1. diverged   the loss or a gradient became NaN or infinite, in training or in the
+              final evaluation (a net whose val/loss is NaN has not learnt anything);
 2. exploding  the median over logged steps of log10(|dW_1| / |dW_L|) is above
               `exploding_log10`, or any layer's gradient norm exceeded `exploding_norm`;
 3. vanishing  that median is below `vanishing_log10` (the first hidden layer gets a
@@ -13,6 +14,7 @@ Rules, in order (thresholds from the `outcome` config node):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +34,8 @@ class Thresholds:
 
 def classify(result: TrainResult, t: Thresholds | None = None) -> str:
     t = t or Thresholds()
-    if result.diverged:
+    losses = [v for k, v in result.metrics.items() if k.endswith("/loss")]
+    if result.diverged or not all(math.isfinite(v) for v in losses):
         return "diverged"
     stats = result.layer_stats
     if stats.empty:
