@@ -49,6 +49,16 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("batch-size-zero", ["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
     ("noise-infinite", ["data=spirals", "data.noise=inf"], ["data.noise=inf", "finite"]),
     ("threshold-nan", ["outcome.vanishing_log10=nan"], ["outcome.vanishing_log10=nan", "finite"]),
+    (
+        "network-too-large",
+        ["model.width=100000"],
+        ["model.width=100000", "GiB", "this machine has"],
+    ),
+    (
+        "data-too-large",
+        ["data=spirals", "data.n_per_class=1000000000"],
+        ["data.n_per_class", "GiB"],
+    ),
     ("experiment-blank", ["tracking.experiment=''"], ["tracking.experiment=''", "non-blank"]),
     ("experiment-too-long", [f"tracking.experiment={'e' * 501}"], ["at most 500 characters"]),
     # values outside their choices

@@ -488,6 +488,8 @@ def test_mnist_errors(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((39, 28, 28), np.uint8), gz=True)
     message = mnist_error(tmp_path)
     assert "train-labels-idx1-ubyte.gz has 40 labels but" in message and "39 images" in message
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((40, 0, 0), np.uint8), gz=True)
+    assert mnist_error(tmp_path).endswith("train-images-idx3-ubyte.gz: its images are 0 x 0 pixels")
 
 
 # ---------------------------------------------------------------- dispatch

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from bpstudy.errors import BpstudyError
+from bpstudy.errors import BpstudyError, first_line
 
 USAGE = """usage: bpstudy COMMAND [ARGS]
 
@@ -97,3 +97,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("bpstudy: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except MemoryError as exc:  # numpy names the allocation: that says what was too big
+        fail(f"out of memory: {first_line(exc) or 'an allocation failed'}", 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from typing import Any, Literal, Union
@@ -176,6 +177,46 @@ def _check_range(value: Any, meta: typing.Mapping, key: str) -> Any:
 
 
 MAX_EXPERIMENT_NAME = 500
+GIB = 2**30
+
+
+def _check_size(cfg: Config) -> None:
+    """A network too large for this machine's memory: one line before anything starts
+    (model.width=100000 was a 149 GiB allocation error, after mlflow.db and outputs/)."""
+    m, d = cfg.model, cfg.data
+    have = _physical_memory()
+    if not have:
+        return
+    itemsize = 4 if cfg.trainer.dtype == "float32" else 8
+    # hidden weights; the parameters, their gradient and update, and up to two optimizer
+    # states are vectors of this length
+    need = (m.depth - 1) * m.width * m.width * itemsize * 5
+    if need > have:
+        raise ConfigError(
+            f"model.depth={m.depth} x model.width={m.width} needs about {need / GIB:.0f} GiB "
+            f"for its weights, gradients and optimizer state; this machine has {have / GIB:.0f} GiB"
+        )
+    # a synthetic data set is made in float64 before the split (the kernel killed the
+    # process that asked for data.n_per_class=1000000000)
+    if d.name == "spirals":
+        rows, cols, what = d.n_per_class * d.n_classes, 2, f"data.n_per_class={d.n_per_class}"
+    elif d.name == "teacher":
+        rows, cols, what = d.n_samples, d.in_dim + d.width, f"data.n_samples={d.n_samples}"
+    else:
+        return
+    need = rows * cols * 8 * 4
+    if need > have / 2:
+        raise ConfigError(
+            f"{what} makes a data set of about {need / GIB:.0f} GiB in memory; this machine "
+            f"has {have / GIB:.0f} GiB"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_combinations(cfg: Config) -> None:
@@ -187,6 +228,7 @@ def check_combinations(cfg: Config) -> None:
         )
     if d.name in ("csv", "npz", "mnist") and not d.path:
         raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
+    _check_size(cfg)
     name = cfg.tracking.experiment
     if not name.strip() or len(name) > MAX_EXPERIMENT_NAME:
         raise ConfigError(

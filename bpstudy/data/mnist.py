@@ -98,6 +98,8 @@ def _images_and_labels(
         )
     if len(images) == 0:
         raise DataError(f"{images_path}: holds no images")
+    if images.shape[1] * images.shape[2] == 0:
+        raise DataError(f"{images_path}: its images are {_dims(images.shape[1:])} pixels")
     images, labels = images[:limit], labels[:limit]
     X = images.reshape(len(images), -1).astype(dtype)  # (N, rows * cols)
     X /= 255
