@@ -345,23 +345,32 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
 
     import optuna
 
-    sampler, pruner = make_sampler(spec), make_pruner(spec)
+    def objective(trial):
+        number = trial.number
+        for name, dist in spec.space.items():  # as a worker's study.ask(space) does
+            _suggest(trial, name, dist)
+        if not spec.multi_objective:
+            for step in range(3):
+                trial.report(1.0 + number + step, step)
+                trial.should_prune()  # pruned or not, the pruner has run
+        values = [1.0 + number] * len(spec.metrics)
+        return values if spec.multi_objective else values[0]
+
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
+    optuna.logging.set_verbosity(optuna.logging.CRITICAL)  # its study and failed trials: ours
     try:
-        study = optuna.create_study(
-            sampler=sampler, pruner=pruner, directions=list(spec.directions)
-        )
         with warnings.catch_warnings():  # experimental samplers say so: not news here
             warnings.simplefilter("ignore")
-            for number in range(DRY_TRIALS):
-                trial = study.ask(spec.space)
-                if not spec.multi_objective:
-                    for step in range(3):
-                        trial.report(1.0 + number + step, step)
-                        trial.should_prune()
-                values = [1.0 + number] * len(spec.metrics)
-                study.tell(trial, values if spec.multi_objective else values[0])
+            study = optuna.create_study(
+                sampler=make_sampler(spec),
+                pruner=make_pruner(spec),
+                directions=list(spec.directions),
+            )
+            # inside optimize, as in a study: a grid sampler stops the study once its grid
+            # is done, which Optuna allows only there
+            study.optimize(objective, n_trials=DRY_TRIALS)
+    except SweepError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever Optuna says, it is the sweep file's
         raise SweepError(
             f"{spec.path}: sampler {spec.sampler['name']} / pruner {spec.pruner['name']} "
@@ -369,6 +378,14 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         ) from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _suggest(trial, name: str, dist: BaseDistribution):
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy", WALL_TIME)
