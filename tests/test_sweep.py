@@ -231,6 +231,27 @@ BAD_FILES = {
         [],
         ["'n_trials' must be an int"],
     ),
+    "log_tag_on_a_choice": (  # the tag was ignored
+        BASE + "params: {optimizer.lr: 'tag(log, choice(0.1, 0.01))'}\n",
+        [],
+        ["params.optimizer.lr", "tag(log, ...) applies to interval(...) only"],
+    ),
+    "unknown_tag": (
+        BASE + "params: {optimizer.lr: 'tag(foo, interval(0.01, 0.1))'}\n",
+        [],
+        ["params.optimizer.lr", "unknown tag ['foo']"],
+    ),
+    "file_override_sets_a_param": (  # the sampled value silently won
+        BASE.replace("model.width=16", "model.width=16, model.depth=4")
+        + "params: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["overrides: model.depth=4", "also in params"],
+    ),
+    "none_pruner_argument": (
+        BASE + "pruner: {name: none, foo: 1}\nparams: {model.depth: 'choice(1, 2)'}\n",
+        [],
+        ["pruner.foo is not an argument of NopPruner; it takes none"],
+    ),
     "workers_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--workers", "0"], []),
     "n_trials_zero": (BASE + "params: {model.depth: 'choice(1, 2)'}\n", ["--n-trials", "0"], []),
 }

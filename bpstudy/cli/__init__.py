@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
             ui_main(rest)
         else:
-            print(USAGE.splitlines()[0], file=sys.stderr)
-            fail(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")
+            fail(f"unknown command '{command}'; commands: {', '.join(COMMANDS)} (bpstudy --help)")
     except BpstudyError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

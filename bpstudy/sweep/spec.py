@@ -136,6 +136,7 @@ def parse_spec(tree: dict, path: Path) -> SweepSpec:
     if not isinstance(params, dict) or not params:
         raise SweepError(f"{path}: 'params' must map config keys to sweep expressions")
     space, fixed, intervals = parse_params(params, path)
+    _no_override_of_params(overrides, {**space, **fixed}, path)
     if sampler["name"] == "grid":
         for key in intervals:
             raise SweepError(
@@ -217,7 +218,12 @@ def to_distribution(value: Any, integer_bounds: bool = False) -> BaseDistributio
 
     Hydra reads interval bounds as floats; `integer_bounds` (written without a decimal
     point, as in interval(8, 64)) makes it an integer distribution."""
-    log = "log" in (getattr(value, "tags", None) or set())
+    tags = set(getattr(value, "tags", None) or ())
+    if tags - {"log"}:
+        raise ValueError(f"unknown tag {sorted(tags - {'log'})}; the one tag is log")
+    log = "log" in tags
+    if log and not isinstance(value, IntervalSweep):
+        raise ValueError("tag(log, ...) applies to interval(...) only")
     if isinstance(value, ChoiceSweep):
         choices = tuple(value.list)
         if not choices:
@@ -319,11 +325,14 @@ def make_pruner(spec: SweepSpec):
 
 
 def _construct(cls, what: str, path: Path, **kwargs):
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    params = inspect.signature(cls.__init__).parameters.values()
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    allowed = [p.name for p in params if p.name != "self" and p.kind not in variadic]
     for key in kwargs:
         if key not in allowed:
             raise SweepError(
-                f"{path}: {what}.{key} is not an argument of {cls.__name__}; allowed: {', '.join(allowed)}"
+                f"{path}: {what}.{key} is not an argument of {cls.__name__}; "
+                + (f"allowed: {', '.join(allowed)}" if allowed else "it takes none")
             )
     try:
         return cls(**kwargs)
@@ -444,6 +453,23 @@ def option_has_key(group: str, option: str, dotted: str) -> bool:
             return False
         node = node[part]
     return True
+
+
+def _no_override_of_params(overrides: list[str], owned, path: Path) -> None:
+    """The file's fixed overrides set no key its params sample: the sampled value would
+    silently replace it in every trial."""
+    from bpstudy.config.compose import parse_overrides
+
+    try:
+        parsed = parse_overrides(list(overrides))
+    except ConfigError:
+        return  # reported, with its place, when the overrides are composed
+    for override in parsed:
+        if override.key_or_group in owned:
+            raise SweepError(
+                f"{path}: overrides: {override.input_line}: {override.key_or_group} is also in "
+                "params, whose values would replace it in every trial; keep one of the two"
+            )
 
 
 def check_command_line(spec: SweepSpec, extra: tuple[str, ...] | list[str]) -> None:
