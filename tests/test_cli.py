@@ -233,6 +233,13 @@ def test_no_command_prints_usage_to_stderr(cli):
     assert proc.stdout == ""
 
 
+def test_naming_the_shipped_config_still_checks_before_the_job(cli, tmp_path):
+    """--config-name config is the default: its bad values left outputs/ behind."""
+    proc = cli("train", "--config-name", "config", "model.depth=0")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "model.depth" in proc.stderr and not (tmp_path / "outputs").exists()
+
+
 def test_unknown_command_is_one_error_line(cli):
     proc = cli("frobnicate")
     assert proc.returncode == 2

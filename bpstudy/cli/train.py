@@ -93,7 +93,8 @@ def prevalidate(argv: list[str]) -> None:
         )
     if args.help or args.hydra_help or args.shell_completion or args.info:
         return
-    if args.config_path or args.config_dir or args.config_name or args.experimental_rerun:
+    own_name = args.config_name not in (None, "config")  # the shipped one, named
+    if args.config_path or args.config_dir or own_name or args.experimental_rerun:
         return  # the user's own config tree: validated inside the job
     overrides = args.overrides or []
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
