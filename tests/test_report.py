@@ -335,6 +335,8 @@ def test_report_without_a_storage_creates_nothing(tmp_path):
             ["--group", "optimizer.lr"],
             ["--group optimizer.lr", "model.activation, model.init.sigma_w"],
         ),
+        # found before the trials are read: it was a second line after the progress line
+        (["--out", "flow.yaml"], ["--out", "flow.yaml: is a file, not a folder"]),
     ],
 )
 def test_bad_where_or_group_is_one_line(reported, args, needles):

@@ -57,6 +57,15 @@ def default_out_dir(study_name: str) -> Path:
     return Path.cwd() / "reports" / safe
 
 
+def _check_out(out: Path) -> None:
+    """Before the trials are read (seconds): --out must be, or can become, a folder."""
+    if out.exists() and not out.is_dir():
+        raise BpstudyError(f"--out {out}: is a file, not a folder")
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BpstudyError(f"--out {out}: cannot create the folder ({existing} is not writable)")
+
+
 def _prepare(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BpstudyError(f"--out {out}: is a file, not a folder")
@@ -168,6 +177,8 @@ def make_report(
     """Write the report of `study_name` to `out` and log it to the study's parent run;
     `selection` narrows it to some trials (see `selection.py`)."""
     selection = selection or Selection()
+    if out:
+        _check_out(Path(out).expanduser().resolve())
     uri = _tracking_uri(tracking_uri, storage)
     storage_url = storage or default_storage_url(uri)
     src = _read(study_name, storage_url, uri, say, selection)
