@@ -285,7 +285,9 @@ def assert_no_duplicates(study) -> None:
 @needs_pg
 def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     n = 6
-    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "shared", n)
+    # trials long enough that host a cannot finish all six while host b starts (3 epochs
+    # each did, once, on a loaded machine)
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "shared", n, epochs=12)
     a = hosts("host-a").start(sweep, url, mlflow_server.url)
     # the second host joins once the study exists (as a second machine would)
     parent = wait_until(lambda: parent_of(url, "shared"), 180, "the study and its parent run")
