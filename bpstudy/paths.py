@@ -18,3 +18,14 @@ def _shipped(name: str) -> Path:
 
 CONF_DIR = _shipped("conf")
 SWEEPS_DIR = _shipped("sweeps")
+
+
+def starts_with(path: Path, *heads: bytes) -> bool:
+    """The file begins with one of `heads` (b"" matches an empty file); False if it
+    cannot be read. How a store or journal given by path is told from any other file."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(max(map(len, heads)))
+    except OSError:
+        return False
+    return any(start.startswith(h) if h else not start for h in heads)

@@ -67,8 +67,7 @@ def _check_out(out: Path) -> None:
 
 
 def _prepare(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise BpstudyError(f"--out {out}: is a file, not a folder")
+    _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

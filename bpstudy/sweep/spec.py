@@ -455,40 +455,43 @@ def option_has_key(group: str, option: str, dotted: str) -> bool:
     return True
 
 
+def _setting_a_param(parsed, owned):
+    """The first parsed override that sets a key the sweep samples or fixes: that value
+    would silently be replaced in every trial. None if there is none."""
+    return next((o for o in parsed if o.key_or_group in owned), None)
+
+
 def _no_override_of_params(overrides: list[str], owned, path: Path) -> None:
-    """The file's fixed overrides set no key its params sample: the sampled value would
-    silently replace it in every trial."""
+    """The file's fixed overrides set no key its params sample."""
     from bpstudy.config.compose import parse_overrides
 
     try:
         parsed = parse_overrides(list(overrides))
     except ConfigError:
         return  # reported, with its place, when the overrides are composed
-    for override in parsed:
-        if override.key_or_group in owned:
-            raise SweepError(
-                f"{path}: overrides: {override.input_line}: {override.key_or_group} is also in "
-                "params, whose values would replace it in every trial; keep one of the two"
-            )
+    override = _setting_a_param(parsed, owned)
+    if override is not None:
+        raise SweepError(
+            f"{path}: overrides: {override.input_line}: {override.key_or_group} is also in "
+            "params, whose values would replace it in every trial; keep one of the two"
+        )
 
 
 def check_command_line(spec: SweepSpec, extra: tuple[str, ...] | list[str]) -> None:
-    """The command line's overrides parse, and set no key the sweep file gives values to:
-    each trial's value would silently replace it."""
+    """The command line's overrides parse, and set no key the sweep file gives values to."""
     from bpstudy.config.compose import parse_overrides
 
     try:
         parsed = parse_overrides(list(extra))
     except ConfigError as exc:
         raise SweepError(f"command line: {exc}") from None
-    owned = {**spec.fixed, **spec.space}
-    for override in parsed:
-        if override.key_or_group in owned:
-            raise SweepError(
-                f"command line: {override.input_line}: {override.key_or_group} is a param of "
-                f"{spec.path.name}, whose values would replace it in every trial; change it "
-                "there, or drop the override"
-            )
+    override = _setting_a_param(parsed, {**spec.fixed, **spec.space})
+    if override is not None:
+        raise SweepError(
+            f"command line: {override.input_line}: {override.key_or_group} is a param of "
+            f"{spec.path.name}, whose values would replace it in every trial; change it "
+            "there, or drop the override"
+        )
 
 
 def _composes(overrides: list[str]) -> bool:

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from bpstudy.errors import BpstudyError
+from bpstudy.paths import starts_with
 
 JOURNAL = "bpstudy.journal"
 LOCK_GRACE_SECONDS = 5
@@ -80,17 +81,8 @@ def check_url(url: str) -> None:
             )
         if not path.parent.is_dir():
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
-        if path.is_file() and not _looks_like_a_journal(path):
+        if path.is_file() and not starts_with(path, b"", b"{"):  # empty, or JSON lines
             raise StorageError(f"--storage {url}: {path} is not an Optuna journal file")
-
-
-def _looks_like_a_journal(path: Path) -> bool:
-    """Empty, or JSON lines (an Optuna journal's first byte is '{')."""
-    try:
-        with path.open("rb") as f:
-            return f.read(1) in (b"", b"{")
-    except OSError:
-        return False
 
 
 def open_storage(url: str, on_failed_trial=None):

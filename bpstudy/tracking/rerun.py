@@ -17,13 +17,18 @@ from bpstudy.tracking.tracker import DATA_HASH_TAG, DATA_PATH_TAG, STUDY_TAG, TH
 from bpstudy.training.events import Listener, StopTraining
 
 
-def load_run_config(client, run_id: str, uri: str):
+def get_run(client, run_id: str, uri: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        run = client.get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException:
         raise TrackingError(f"run {run_id} is not in the tracking store {uri}") from None
+
+
+def load_run_config(client, run, uri: str):
+    """The config a logged run trained with, to train it again into `uri`."""
+    run_id = run.info.run_id
     study = run.data.tags.get(STUDY_TAG)
     if study:
         raise TrackingError(
@@ -140,8 +145,8 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
 
     uri = resolve_uri(tracking_uri)
     client = client_for(uri)
-    cfg = load_run_config(client, run_id, uri)
-    original = client.get_run(run_id)
+    original = get_run(client, run_id, uri)
+    cfg = load_run_config(client, original, uri)
     at = last_logged_step(client, original) if original.info.status == "KILLED" else None
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bpstudy.errors import BpstudyError, first_line
+from bpstudy.paths import starts_with
 
 EMBEDDED_DB = "mlflow.db"
 
@@ -80,16 +81,8 @@ def _check_sqlite_file(uri: str, db: Path) -> None:
         )
     if (db.exists() and not os.access(db, os.W_OK)) or not os.access(folder, os.W_OK):
         raise TrackingError(f"tracking store {uri}: not writable")
-    if db.is_file() and db.stat().st_size and not _is_sqlite(db):
+    if db.is_file() and db.stat().st_size and not starts_with(db, SQLITE_MAGIC):
         raise TrackingError(f"tracking store {uri}: {db} is not an SQLite database")
-
-
-def _is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-    except OSError:
-        return False
 
 
 def _check_database(uri: str) -> None:
