@@ -935,6 +935,35 @@ def test_trials_that_keep_failing_stop_the_sweep(tmp_path):
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow
+def test_a_sampler_that_fails_past_its_startup_trials_stops_the_sweep(cli, tmp_path):
+    """TPE reads n_ei_candidates only once past its random startup trials, after the
+    up-front dry run. Before: a worker traceback, exit 0, and a trial RUNNING for ever,
+    so that the study could never finish. Now: that trial is FAIL with the sampler's
+    error, the command says so in one line (exit 1), and once the file is fixed the same
+    command finishes the study."""
+    sampler = {"name": "tpe", "seed": 0, "n_startup_trials": 3}
+    path = write_sweep(tmp_path, n_trials=5, sampler={**sampler, "n_ei_candidates": 0})
+    out = cli("sweep", str(path), "--progress", "lines")
+    assert out.returncode == 1, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert "sampler tpe failed: " in line and "tiny.yaml's sampler" in line, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    study = journal_study(tmp_path, "tiny")
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE] * 3 + [TrialState.FAIL], states
+    assert study.trials[3].user_attrs["error"].startswith("sampler tpe failed")
+    runs = [r for r in all_runs(mlflow_client(tmp_path)) if "optuna.trial" in r.data.tags]
+    assert sorted(r.data.tags["optuna.trial"] for r in runs) == ["0", "1", "2"]
+
+    write_sweep(tmp_path, n_trials=5, sampler=sampler)
+    out = cli("sweep", str(path), "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    study = journal_study(tmp_path, "tiny")
+    assert len(finished(study)) == 5
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
 def test_commands_on_other_hosts_seed_their_workers_elsewhere():
     """Two machines that join one PostgreSQL study at the same moment see the same trial
     count: their seeded samplers must still not propose the same values (a walk-through

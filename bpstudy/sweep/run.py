@@ -48,7 +48,13 @@ from bpstudy.sweep.storage import (
     open_storage,
     redact,
 )
-from bpstudy.sweep.worker import FAILING_EXIT, FAILS_IN_A_ROW, WorkerArgs, counts
+from bpstudy.sweep.worker import (
+    FAILING_EXIT,
+    FAILS_IN_A_ROW,
+    SAMPLER_FAILED_EXIT,
+    WorkerArgs,
+    counts,
+)
 from bpstudy.tracking.tracker import STUDY_TAG
 
 POLL_SECONDS = 0.5
@@ -416,6 +422,11 @@ class _Supervisor:
         del self.procs[index]
         if code == 0:
             return
+        if code == SAMPLER_FAILED_EXIT:
+            raise SweepAbortedError(
+                f"sweep '{name}': {_last_error(self.study)}; stopped (the trial is FAIL). "
+                f"The study is resumable once {self.spec.path.name}'s sampler is fixed"
+            )
         if code == FAILING_EXIT:
             raise SweepAbortedError(
                 f"sweep '{name}': {FAILS_IN_A_ROW} trials in a row failed ({_last_error(self.study)}); "

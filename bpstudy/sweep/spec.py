@@ -357,7 +357,7 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
     def objective(trial):
         number = trial.number
         for name, dist in spec.space.items():  # as a worker's study.ask(space) does
-            _suggest(trial, name, dist)
+            suggest(trial, name, dist)
         if not spec.multi_objective:
             for step in range(3):
                 trial.report(1.0 + number + step, step)
@@ -389,7 +389,8 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _suggest(trial, name: str, dist: BaseDistribution):
+def suggest(trial, name: str, dist: BaseDistribution):
+    """The public Trial.suggest_* call for `dist`."""
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     if isinstance(dist, IntDistribution):

@@ -120,11 +120,9 @@ def work(args: WorkerArgs) -> int:
                 # are failed and queued again (then this worker runs them)
                 trial = None
             else:
-                with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": below
-                    warnings.simplefilter("ignore")
-                    trial = study.ask(spec.space)
-                # at once, so a worker killed from here on is found by its pid
-                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                trial = ask(study, spec)
+                if trial is None:
+                    return SAMPLER_FAILED_EXIT
         if trial is None:
             time.sleep(WAIT_SECONDS)
             continue
@@ -136,6 +134,31 @@ def work(args: WorkerArgs) -> int:
 
 
 WAIT_SECONDS = 2.0
+SAMPLER_FAILED_EXIT = 4  # the sampler raised: the supervisor stops the sweep with its error
+
+
+def ask(study, spec):
+    """study.ask(space), in two steps: the trial is claimed (its `worker` attribute set)
+    before the sampler runs, so a sampler that raises (an argument it only reads once past
+    its startup trials) leaves a FAIL trial with the error, not a RUNNING one for ever.
+    Returns None then."""
+    from bpstudy.errors import first_line
+    from bpstudy.sweep.spec import suggest
+
+    with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see heartbeat()
+        warnings.simplefilter("ignore")
+        trial = study.ask()
+    # at once, so a worker killed from here on is found by its pid
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        for name, dist in spec.space.items():
+            suggest(trial, name, dist)
+    except Exception as exc:  # noqa: BLE001 - whatever the sampler raised: the trial's error
+        error = f"sampler {spec.sampler['name']} failed: {type(exc).__name__}: {first_line(exc)}"
+        trial.set_user_attr("error", error[:2000])
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    return trial
 
 
 @contextmanager
