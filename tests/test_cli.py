@@ -12,13 +12,18 @@ only a few representative cases run by default; the rest are marked `slow`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bpstudy.cli import main
-from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, jobs, prevalidate
+from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, in_hydra_order, jobs, prevalidate
 from bpstudy.errors import DataError
 
 # shrunken settings put before each case's own overrides (a case's own value wins), so a
@@ -101,6 +106,25 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("unknown-option", ["--frobnicate"], ["--frobnicate"]),
     ("bad-cfg-choice", ["--cfg", "everything"], ["--cfg", "job"]),
+    # Hydra's own options and folders (each was a traceback, exit 1)
+    ("run-dir-is-a-file", ["hydra.run.dir=afile"], ["hydra.run.dir=afile", "is a file"]),
+    ("run-dir-under-a-file", ["hydra.run.dir=afile/x"], ["hydra.run.dir=afile/x", "afile"]),
+    ("run-dir-in-proc", ["hydra.run.dir=/proc/x/${now:%H}"], ["hydra.run.dir", "/proc"]),
+    (
+        "sweep-dir-is-a-file",
+        ["-m", "hydra.sweep.dir=afile", "model.depth=1,2"],
+        ["hydra.sweep.dir=afile", "is a file"],
+    ),
+    ("unknown-config-name", ["--config-name", "nope"], ["--config-name nope", "config"]),
+    ("missing-config-dir", ["--config-dir", "missing"], ["--config-dir missing", "folder"]),
+    ("resolve-without-cfg", ["--resolve"], ["--resolve", "--cfg"]),
+    ("rerun-missing-file", ["--experimental-rerun", "x.pickle"], ["x.pickle", "no such file"]),
+    ("cfg-unknown-package", ["--cfg", "job", "--package", "nope"], ["--package nope", "model"]),
+    ("help-with-unknown-key", ["--help", "foo=1"], ["'foo'", "model"]),
+    ("info-with-unknown-key", ["--info", "config", "foo=1"], ["'foo'", "model"]),
+    ("help-with-a-sweep", ["--help", "-m", "model.depth=1,2"], ["--help", "single values"]),
+    ("completion-without-action", ["-sc"], ["--shell-completion", "install=SHELL"]),
+    ("completion-unknown-shell", ["-sc", "install=tcsh"], ["install=tcsh", "bash"]),
     # data
     ("csv-without-path", ["data=csv"], ["data.path", "data=csv"]),
     ("csv-missing-file", ["data=csv", "data.path=missing.csv"], ["missing.csv"]),
@@ -125,6 +149,7 @@ def write_data(folder: Path) -> None:
     (folder / "bad.csv").write_text("a,b,label\n1.0,2.0,0\nx,3.0,1\n4.0,5.0,0\n1.5,2.5,1\n")
     np.savez(folder / "d.npz", X=np.zeros((10, 2)), z=np.zeros(10))  # no array 'y'
     (folder / "emptydir").mkdir()
+    (folder / "afile").write_text("")
 
 
 def check_refused(code: int | None, stdout: str, stderr: str, folder: Path, needles) -> None:
@@ -200,13 +225,23 @@ def test_train_help_lists_the_config_groups(cli):
 
 
 def test_multirun_runs_each_job(cli, tmp_path):
+    """Options may come between the overrides (here -m after two of them), as with
+    `bpstudy sweep`: Hydra's parser alone refused the words after -m."""
     proc = cli(
-        "train", "-m", "model.activation=tanh,relu", "trainer.epochs=1", "model.depth=2",
+        "train", "trainer.epochs=1", "model.depth=2", "-m", "model.activation=tanh,relu",
         "trainer.progress=none", "tracking.enabled=false",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("status: finished") == 2, proc.stdout
     assert "Traceback" not in proc.stderr
+    assert len(list((tmp_path / "multirun").glob("*/*/*/.hydra"))) == 2
+
+
+def test_options_move_before_the_overrides_with_their_values():
+    argv = ["a=1", "--cfg", "job", "b=2", "-p", "model", "-m", "~c", "--info", "config", "+d=4"]
+    assert in_hydra_order(argv) == [
+        "--cfg", "job", "-p", "model", "-m", "--info", "config", "a=1", "b=2", "~c", "+d=4",
+    ]  # fmt: skip
 
 
 def test_the_jobs_log_file_keeps_the_epochs_and_the_summary(cli, tmp_path):
@@ -292,3 +327,40 @@ def test_a_wrong_key_path_says_where_it_goes_wrong(cli, override, says):
     proc = cli("train", *TINY, override)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
+
+
+def test_tab_completion_in_bash_completes_train_overrides(tmp_path):
+    """Hydra's completion script, installed as its docs say, asks `bpstudy -sc query=bash`
+    (the program, not `bpstudy train`): the subcommand is completed, then train's keys
+    and group options. Before, `-sc install=bash` registered the words `bpstudy` and
+    `train` and every TAB ran a query bpstudy did not understand."""
+    if shutil.which("bash") is None:
+        pytest.fail("bash is needed for this test")
+    script = textwrap.dedent(
+        """
+        eval "$(bpstudy train -sc install=bash)"
+        complete -p bpstudy
+        tab() {
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=($COMP_LINE)
+            COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+            [[ "$COMP_LINE" == *" " ]] && COMP_CWORD=${#COMP_WORDS[@]}
+            hydra_bash_completion; echo "${COMPREPLY[*]}"
+        }
+        tab "bpstudy sw"
+        tab "bpstudy train optimizer=ad"
+        tab "bpstudy train model.activ"
+        tab "bpstudy train -m data=sp"
+        """
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].endswith("-F hydra_bash_completion bpstudy"), lines[0]
+    assert lines[1] == "sweep"
+    assert lines[2].split() == ["optimizer=adagrad", "optimizer=adam", "optimizer=adamw"]
+    assert lines[3] == "model.activation="
+    assert lines[4] == "data=spirals"
+    assert not (tmp_path / "outputs").exists()

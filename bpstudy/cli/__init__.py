@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
-        if command == "train":
+        if command in ("-sc", "--shell-completion"):  # Hydra's completion script asks here
+            from bpstudy.cli.completion import main as completion_main
+
+            completion_main(rest, COMMANDS)
+        elif command == "train":
             from bpstudy.cli.train import main as train_main
 
             train_main(rest)

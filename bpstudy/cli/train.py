@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,6 +22,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig
 
+from bpstudy.cli import completion
 from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import GROUPS, group_options, parse_overrides
@@ -85,26 +87,107 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Hydra's options that take a value (--info's is optional, but argparse takes the next word)
+VALUE_OPTIONS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+                 "-cn", "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}  # fmt: skip
+
+
+def in_hydra_order(argv: list[str]) -> list[str]:
+    """Options first, then the overrides. Hydra's parser takes the overrides as one run of
+    words, so `train model.depth=3 -m model.activation=a,b` was "unrecognized arguments";
+    `bpstudy sweep` takes them interleaved, and so does train now."""
+    options, overrides, value_next = [], [], False
+    for word in argv:
+        if value_next or word.startswith("-"):
+            options.append(word)
+            value_next = not value_next and word in VALUE_OPTIONS
+        else:
+            overrides.append(word)
+    return options + overrides
+
+
 def prevalidate(argv: list[str]) -> None:
     args, unknown = _parser().parse_known_args(argv)
     if unknown:
         raise BpstudyError(
             f"unrecognized arguments: {' '.join(unknown)}; see 'bpstudy train --help'"
         )
-    if args.help or args.hydra_help or args.shell_completion or args.info:
-        return
+    check_hydra_options(args)
     own_name = args.config_name not in (None, "config")  # the shipped one, named
     if args.config_path or args.config_dir or own_name or args.experimental_rerun:
         return  # the user's own config tree: validated inside the job
     overrides = args.overrides or []
+    if args.help or args.hydra_help or args.info:
+        if any(ov.is_sweep_override() for ov in parse_overrides(overrides)):
+            raise BpstudyError("--help and --info show one job's config: give single values")
+        compose(overrides)  # the help shows the config they compose
+        return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
     configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
+    if args.cfg == "job" and args.package:
+        check_package(args.package, compose(overrides))
     if not args.cfg:  # --cfg only prints the config: no data to read
+        check_output_dir(overrides, multirun)
         check_chdir(overrides, configs)
         from bpstudy.training.run import check_data
 
         check_data(configs)  # before Hydra writes anything
         check_tracking(configs)
+
+
+def check_hydra_options(args: argparse.Namespace) -> None:
+    """Hydra's own options, whose misuse Hydra reports with a traceback and exit 1."""
+    if args.resolve and not (args.cfg or args.help):
+        raise BpstudyError("--resolve works only with --cfg or --help; see 'bpstudy train --help'")
+    rerun = args.experimental_rerun
+    if rerun and not Path(rerun).expanduser().is_file():
+        raise BpstudyError(
+            f"--experimental-rerun {rerun}: no such file (give a job's .hydra/config.pickle)"
+        )
+    if args.config_dir and not Path(args.config_dir).expanduser().is_dir():
+        raise BpstudyError(f"--config-dir {args.config_dir}: no such folder")
+    if args.config_name and not args.config_path:
+        name = args.config_name.removesuffix(".yaml")
+        places = [CONF_DIR] + ([Path(args.config_dir).expanduser()] if args.config_dir else [])
+        if not any((place / f"{name}.yaml").is_file() for place in places):
+            found = sorted({p.stem for place in places for p in place.glob("*.yaml")})
+            raise BpstudyError(
+                f"--config-name {args.config_name}: no {name}.yaml in "
+                f"{' or '.join(str(p) for p in places)} (primary configs: {', '.join(found)})"
+            )
+
+
+def check_package(package: str, cfg: DictConfig) -> None:
+    """`--cfg job --package KEY` names a part of the composed config."""
+    from omegaconf import OmegaConf
+
+    if package != "_global_" and OmegaConf.select(cfg, package) is None:
+        raise ConfigError(
+            f"--package {package}: no such key in the config (top-level keys: "
+            f"{', '.join(str(k) for k in cfg)})"
+        )
+
+
+def check_output_dir(overrides: list[str], multirun: bool) -> None:
+    """The job's output folder (hydra.run.dir, or hydra.sweep.dir with -m) can be made:
+    Hydra otherwise fails after its start with a traceback."""
+    key, default = ("hydra.sweep.dir", "multirun/") if multirun else ("hydra.run.dir", "outputs/")
+    given = [ov for ov in parse_overrides(overrides) if ov.key_or_group == key]
+    value = str(given[-1].value()) if given else default
+    literal = value.split("${")[0]  # up to the first interpolation, e.g. ${now:...}
+    if literal != value and not literal.endswith("/"):
+        literal = os.path.dirname(literal)
+    folder = Path(literal or ".").expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}={value}: {folder} is a file, not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:  # a real try: root passes os.access, and /proc or a read-only mount refuse anyway
+        os.rmdir(tempfile.mkdtemp(prefix=".bpstudy-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}={value}: cannot make the job's output folder in {existing} "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def check_tracking(configs: list[Config]) -> None:
@@ -177,6 +260,10 @@ def run_line(tracked) -> str:
 
 
 def main(argv: list[str]) -> None:
+    if any(a in completion.OPTIONS for a in argv):
+        completion.main(argv, ())
+        return
+    argv = in_hydra_order(argv)
     prevalidate(argv)
     sys.argv = ["bpstudy train", *argv]
     run()

@@ -1,0 +1,63 @@
+"""Shell completion (bash, zsh, fish) for `bpstudy train`'s overrides, by Hydra's own plugins.
+
+    eval "$(bpstudy train -sc install=bash)"
+
+Hydra's script registers the program's name and, on TAB, runs `PROGRAM -sc query=SHELL`
+with the command line in COMP_LINE. For a console script with subcommands the program is
+`bpstudy`, so every query arrives at `bpstudy -sc`: the subcommand word is completed
+here, and a `train` line is handed to Hydra without its `train` word, as if `bpstudy
+train` were a Hydra app of its own. The other commands get the shell's file names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from bpstudy.errors import BpstudyError
+
+OPTIONS = ("-sc", "--shell-completion")
+SHELLS = ("bash", "zsh", "fish")
+ACTIONS = ("install", "uninstall", "query")
+
+
+def parse(argv: list[str]) -> tuple[str, str]:
+    """(action, shell) from what follows -sc: one `install=SHELL`, `uninstall=SHELL` or
+    `query=SHELL`."""
+    words = [a for a in argv if a not in OPTIONS]
+    action, _, shell = (words[0] if len(words) == 1 else "").partition("=")
+    if action not in ACTIONS or shell not in SHELLS:
+        raise BpstudyError(
+            f"--shell-completion takes one of {', '.join(a + '=SHELL' for a in ACTIONS)} "
+            f"(SHELL: {', '.join(SHELLS)}), got {' '.join(words) or 'nothing'}; "
+            'e.g. eval "$(bpstudy train -sc install=bash)"'
+        )
+    return action, shell
+
+
+def main(argv: list[str], commands: tuple[str, ...]) -> None:
+    """`bpstudy [train] -sc ACTION=SHELL`."""
+    action, shell = parse(argv)
+    if action != "query":
+        _hydra(f"{action}={shell}")
+        return
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split()
+    if len(words) < 2 or (len(words) == 2 and not line[-1:].isspace()):  # the command word
+        prefix = words[1] if len(words) == 2 else ""
+        print(("\n" if shell == "fish" else " ").join(c for c in commands if c.startswith(prefix)))
+        return
+    if words[1] != "train":
+        print("")  # nothing of ours: the script falls back to file names
+        return
+    os.environ["COMP_LINE"] = re.sub(r"^(\s*\S+)\s+train(\s|$)", r"\1\2", line, count=1)
+    _hydra(f"query={shell}")
+
+
+def _hydra(action: str) -> None:
+    """Hydra's completion for the train app; the program it installs for is `bpstudy`."""
+    from bpstudy.cli.train import run
+
+    sys.argv = ["bpstudy", "--shell-completion", action]
+    run()
