@@ -23,13 +23,14 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -187,6 +188,11 @@ def parse_params(
     fixed: dict[str, Any] = {}
     intervals: list[str] = []
     for key, expr in params.items():
+        if str(key).split(".")[0] == "hydra":
+            raise SweepError(
+                f"{path}: params.{key}: a trial is not a Hydra job; params are config keys "
+                "(bpstudy train --cfg job lists them)"
+            )
         if isinstance(expr, list):  # a YAML list is a choice
             text = f"choice({', '.join(format_value(v) for v in expr)})"
         else:
@@ -197,6 +203,8 @@ def parse_params(
             reason = str(exc).strip().splitlines()[0]
             raise SweepError(f"{path}: params.{key}: cannot parse '{text}' ({reason})") from None
         value = override.value()
+        if isinstance(value, Glob):  # as on Hydra's command line: the group's options
+            value = _glob_choice(value, key, path)
         try:
             dist = to_distribution(value, integer_bounds=bool(_INT_INTERVAL.search(text)))
         except ValueError as exc:
@@ -208,6 +216,23 @@ def parse_params(
         if isinstance(value, IntervalSweep):
             intervals.append(key)
     return space, fixed, intervals
+
+
+def _glob_choice(value: Glob, key: str, path: Path) -> ChoiceSweep:
+    """glob(...) of a config group: a choice of the options it matches."""
+    from bpstudy.config.compose import GROUPS, group_options
+
+    if key not in GROUPS:
+        raise SweepError(
+            f"{path}: params.{key}: glob(...) picks options of a config group "
+            f"({', '.join(GROUPS)}); for a key, use choice(...)"
+        )
+    names = value.filter(group_options(key))
+    if not names:
+        raise SweepError(
+            f"{path}: params.{key}: glob matches none of {', '.join(group_options(key))}"
+        )
+    return ChoiceSweep(list=names)
 
 
 _INT_INTERVAL = re.compile(r"interval\(\s*[-+]?\d+\s*,\s*[-+]?\d+\s*\)")
@@ -325,6 +350,8 @@ def make_pruner(spec: SweepSpec):
 
 
 def _construct(cls, what: str, path: Path, **kwargs):
+    import optuna
+
     params = inspect.signature(cls.__init__).parameters.values()
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     allowed = [p.name for p in params if p.name != "self" and p.kind not in variadic]
@@ -334,10 +361,52 @@ def _construct(cls, what: str, path: Path, **kwargs):
                 f"{path}: {what}.{key} is not an argument of {cls.__name__}; "
                 + (f"allowed: {', '.join(allowed)}" if allowed else "it takes none")
             )
+    annotations = {p.name: p.annotation for p in params}
+    for key, value in kwargs.items():
+        _check_argument(f"{path}: {what}.{key}", value, annotations[key])
     try:
-        return cls(**kwargs)
+        with warnings.catch_warnings():  # "QMCSampler is experimental": the file chose it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise SweepError(f"{path}: {what}: {exc}") from None
+
+
+# the argument types a sweep file can give (YAML scalars), as Optuna annotates them
+SCALAR_TYPES = {"int": "an integer", "float": "a number", "bool": "a boolean (true/false)",
+                "str": "a text", "None": "null"}  # fmt: skip
+OBJECT_TYPES = ("Callable", "Sampler", "FrozenTrial")  # Python objects: not from YAML
+SEED_RANGE = (0, 2**32 - 1)  # numpy's
+
+
+def _check_argument(where: str, value, annotation) -> None:
+    """A sampler's or pruner's argument has the type its signature names; Optuna itself
+    finds a wrong one only when it uses it (a text seed: "Cannot cast scalar from
+    dtype('<U3')", a text n_warmup_steps: "'<' not supported"), without the key."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if any(word in text for word in OBJECT_TYPES):
+        raise SweepError(f"{where}: takes a Python object ({text}); a sweep file cannot give one")
+    kinds = [part.strip() for part in text.split("|")]
+    if not kinds or not all(k in SCALAR_TYPES for k in kinds):
+        return  # a richer type (x0's dict): the dry run tries it
+    fits = {
+        "None": value is None,
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+    }
+    if not any(fits[k] for k in kinds):
+        words = [SCALAR_TYPES[k] for k in kinds]
+        wanted = " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+        raise SweepError(f"{where}={_shown(value)} must be {wanted}")
+    if where.endswith(".seed") and fits["int"] and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise SweepError(f"{where}={value} must be between 0 and 2**32 - 1")
+
+
+def _shown(value) -> str:
+    """A YAML value as the file wrote it (null, true), not as Python prints it."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
 MAX_RANGE_VALUES = 10_000  # a range(...) is a list of choices; more is an interval
@@ -350,7 +419,6 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
     n_startup_trials, a negative sigma0, hyperband's reduction_factor 1, an infinite
     interval): found in a worker, they failed it with a traceback and left its trial
     RUNNING, or failed trial after trial, with the study already written."""
-    import warnings
 
     import optuna
 
