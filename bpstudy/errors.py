@@ -13,6 +13,20 @@ def first_line(exc: BaseException) -> str:
     return lines[0].strip() if lines else type(exc).__name__
 
 
+def shown(value) -> str:
+    """A config or sweep-file value as YAML writes it (null, true, 0.5), not as Python
+    prints it (None, True, np.float64(0.5)): what the user wrote, in a message."""
+    import yaml
+
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a numpy scalar
+        value = value.item()
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000)
+    except yaml.YAMLError:
+        return str(value)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
 class BpstudyError(Exception):
     """Base class: bad input from the user, reported in one line with exit code 2."""
 

@@ -441,7 +441,8 @@ def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kind", ["postgresql", "journal_in_missing_folder", "no_scheme", "folder", "not_a_journal"]
+    "kind",
+    ["postgresql", "journal_in_missing_folder", "no_scheme", "folder", "not_a_journal", "redis"],
 )
 def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     path = write_sweep(tmp_path, "bad")
@@ -453,6 +454,8 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
         url = f"journal:{tmp_path}"
     elif kind == "not_a_journal":  # a JSONDecodeError traceback
         url = f"journal:{path}"
+    elif kind == "redis":  # "Can't load plugin: sqlalchemy.dialects:redis"
+        url = "redis://127.0.0.1/0"
     else:
         url = f"journal:{tmp_path / 'missing' / 'study.journal'}"
     out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
@@ -465,6 +468,8 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
         assert "give a journal file" in line
     if kind == "not_a_journal":
         assert "is not an Optuna journal file" in line
+    if kind == "redis":
+        assert "redis:// is not a database SQLAlchemy knows" in line and "journal:PATH" in line
     assert_nothing_started(tmp_path)
     assert not (tmp_path / "missing").exists()
     assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either

@@ -23,7 +23,7 @@ from bpstudy.errors import ConfigError, first_line
 from bpstudy.paths import CONF_DIR
 
 GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
-OVERRIDE_SYNTAX = "write key=value and quote a value holding , [ ] ( ) { } = or spaces"
+OVERRIDE_SYNTAX = "write key=value and quote a value holding , [ ] ( ) { } = ~ or spaces"
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -135,6 +135,8 @@ def unknown_key_message(key: str, conf_dir: Path = CONF_DIR, overrides: list[str
     owners = key_owners(parent, leaf)
     if owners:
         hint += f" ({leaf} is a key of {' and '.join(f'{parent}={o}' for o in owners)})"
+    if key.startswith("hydra.") and not key.startswith("+"):  # Hydra's own, open-ended
+        hint += f"; to add a key to Hydra's config, write +{key}=VALUE"
     return f"unknown config key '{key}'{hint}"
 
 

@@ -19,7 +19,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bpstudy.config import schema
 from bpstudy.config.schema import Config
-from bpstudy.errors import ConfigError
+from bpstudy.errors import ConfigError, shown
 
 # groups whose dataclass is chosen by the node's `name`
 _BY_NAME = {
@@ -74,7 +74,8 @@ def validate(cfg: DictConfig | dict | Config) -> Config:
     known = [*_BY_NAME, *_PLAIN]
     for key in tree:
         if key not in known:
-            raise ConfigError(f"unknown config key '{key}'; top-level keys: {', '.join(known)}")
+            listed = ", ".join(k for k in tree if k in known)  # as compose lists them
+            raise ConfigError(f"unknown config key '{key}'; the config has: {listed}")
     parts: dict[str, Any] = {}
     for group, options in _BY_NAME.items():
         node = tree.get(group)
@@ -141,21 +142,21 @@ def convert(tp: Any, value: Any, key: str) -> Any:
         return convert(inner[0], value, key) if len(inner) == 1 else value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} must be true or false")
+            raise ConfigError(f"{key}={shown(value)} must be true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}={value!r} must be an integer")
+            raise ConfigError(f"{key}={shown(value)} must be an integer")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}={value!r} must be a number")
+            raise ConfigError(f"{key}={shown(value)} must be a number")
         if not math.isfinite(value):  # noise=inf trained and read as 'diverged at step 0'
             raise ConfigError(f"{key}={value} must be a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} must be a string")
+            raise ConfigError(f"{key}={shown(value)} must be a string")
         return str(value)
     return value
 

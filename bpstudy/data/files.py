@@ -23,7 +23,7 @@ import pandas as pd
 from bpstudy.config.schema import CsvData, NpzData, Task
 from bpstudy.data.dataset import Dataset, TaskKind
 from bpstudy.data.split import split_and_standardise
-from bpstudy.errors import DataError
+from bpstudy.errors import DataError, shown
 
 MAX_AUTO_CLASSES = 50
 _MAX_LISTED = 20  # columns or arrays named in an error message
@@ -325,7 +325,7 @@ def encode_labels(y: np.ndarray, where: str) -> tuple[np.ndarray, int]:
     classes, labels = np.unique(flat, return_inverse=True)
     if len(classes) < 2:
         raise DataError(
-            f"{where} has a single class ({classes[0]!r}); classification needs at least 2"
+            f"{where} has a single class ({shown(classes[0])}); classification needs at least 2"
         )
     return labels.reshape(-1).astype(np.int64), len(classes)
 
@@ -333,7 +333,7 @@ def encode_labels(y: np.ndarray, where: str) -> tuple[np.ndarray, int]:
 def _regression_target(y: np.ndarray, where: str) -> np.ndarray:
     if y.dtype.kind not in "biuf":
         raise DataError(
-            f"data.task=regression but {where} is not numeric (e.g. {y.reshape(-1)[0]!r})"
+            f"data.task=regression but {where} is not numeric (e.g. {shown(y.reshape(-1)[0])})"
         )
     values = y.astype(np.float64).reshape(len(y), -1)  # (N, k)
     _require_finite(values, where)

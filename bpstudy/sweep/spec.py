@@ -38,7 +38,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from bpstudy.errors import BpstudyError, ConfigError, first_line
+from bpstudy.errors import BpstudyError, ConfigError, first_line, shown
 from bpstudy.paths import SWEEPS_DIR
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -399,14 +399,9 @@ def _check_argument(where: str, value, annotation) -> None:
     if not any(fits[k] for k in kinds):
         words = [SCALAR_TYPES[k] for k in kinds]
         wanted = " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
-        raise SweepError(f"{where}={_shown(value)} must be {wanted}")
+        raise SweepError(f"{where}={shown(value)} must be {wanted}")
     if where.endswith(".seed") and fits["int"] and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
         raise SweepError(f"{where}={value} must be between 0 and 2**32 - 1")
-
-
-def _shown(value) -> str:
-    """A YAML value as the file wrote it (null, true), not as Python prints it."""
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
 MAX_RANGE_VALUES = 10_000  # a range(...) is a list of choices; more is an interval

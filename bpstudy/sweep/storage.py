@@ -73,7 +73,9 @@ def check_url(url: str) -> None:
             f"--storage {url}: give journal:PATH (did you mean journal:{url}?) or a database "
             "URL such as postgresql://USER:PASSWORD@HOST/DB"
         )
-    if not is_rdb(url):
+    if is_rdb(url):
+        _check_dialect(url)
+    else:
         path = Path(url.removeprefix("journal:")).expanduser()
         if not url.removeprefix("journal:") or path.is_dir():
             raise StorageError(
@@ -83,6 +85,26 @@ def check_url(url: str) -> None:
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
         if path.is_file() and not starts_with(path, b"", b"{"):  # empty, or JSON lines
             raise StorageError(f"--storage {url}: {path} is not an Optuna journal file")
+
+
+def _check_dialect(url: str) -> None:
+    """A database URL whose scheme SQLAlchemy can use (redis:// said "Can't load plugin")."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    scheme = url.split("://", 1)[0]
+    try:
+        make_url(url).get_dialect().import_dbapi()  # the driver too (mysql:// without one)
+    except (ArgumentError, NoSuchModuleError):
+        raise StorageError(
+            f"--storage {redact(url)}: {scheme}:// is not a database SQLAlchemy knows; give "
+            "journal:PATH or a database URL such as postgresql://USER:PASSWORD@HOST/DB"
+        ) from None
+    except ImportError as exc:
+        raise StorageError(
+            f"--storage {redact(url)}: the {scheme} driver is not installed "
+            f"(no module {exc.name}); pip install it, or use postgresql://"
+        ) from None
 
 
 def open_storage(url: str, on_failed_trial=None):
