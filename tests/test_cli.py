@@ -96,6 +96,11 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
         ["data.val_fraction=0.6", "data.test_fraction=0.5"],
         ["data.val_fraction", "data.test_fraction"],
     ),
+    (  # rounding left one training example of digits' 1797, and it trained
+        "fractions-summing-to-one",
+        ["data.val_fraction=0.5", "data.test_fraction=0.5"],
+        ["data.val_fraction=0.5", "sum must be below 1"],
+    ),
     # override syntax and sweeps
     ("sweep-without-m", ["model.depth=2,3"], ["model.depth=2,3", "-m"]),
     ("unparsable-override", ["model.depth=[1,"], ["model.depth"]),

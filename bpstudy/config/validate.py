@@ -229,6 +229,12 @@ def check_combinations(cfg: Config) -> None:
         )
     if d.name in ("csv", "npz", "mnist") and not d.path:
         raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
+    test_fraction = getattr(d, "test_fraction", 0.0)  # mnist has its own test set
+    if d.val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction={d.val_fraction} and data.test_fraction={test_fraction} "
+            "leave no training split: their sum must be below 1"
+        )
     _check_size(cfg)
     name = cfg.tracking.experiment
     if not name.strip() or len(name) > MAX_EXPERIMENT_NAME:

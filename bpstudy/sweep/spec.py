@@ -111,10 +111,13 @@ def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> An
         raise SweepError(f"{path}: missing key '{key}'")
     value = tree[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        article = "an" if names[0] in "aeiou" else "a"
-        raise SweepError(f"{path}: '{key}' must be {article} {names}, got {value!r}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        names = " or ".join(TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise SweepError(f"{path}: '{key}' must be {names}, got {shown(value)}")
     return value
+
+
+TYPE_NAMES = {int: "an integer", str: "a text", list: "a list", dict: "a mapping"}
 
 
 def parse_spec(tree: dict, path: Path) -> SweepSpec:
@@ -129,7 +132,14 @@ def parse_spec(tree: dict, path: Path) -> SweepSpec:
         raise SweepError(f"{path}: 'n_trials' must be >= 1, got {n_trials}")
     metrics, directions = _objectives(tree, path)
     sampler = _named(tree.get("sampler", {"name": "tpe"}), "sampler", SAMPLERS, path)
-    pruner = _named(tree.get("pruner", {"name": "median"}), "pruner", PRUNERS, path)
+    several = len(metrics) > 1  # Optuna prunes single-objective studies only
+    pruner = _named(tree.get("pruner", {"name": "none" if several else "median"}), "pruner",
+                    PRUNERS, path)  # fmt: skip
+    if several and pruner["name"] != "none":
+        raise SweepError(
+            f"{path}: pruner {pruner['name']}: Optuna cannot prune a study with several "
+            f"objectives ({', '.join(metrics)}); leave pruner out or set it to none"
+        )
     overrides = tree.get("overrides", []) or []
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise SweepError(f"{path}: 'overrides' must be a list of Hydra overrides like data=digits")
@@ -137,6 +147,11 @@ def parse_spec(tree: dict, path: Path) -> SweepSpec:
     if not isinstance(params, dict) or not params:
         raise SweepError(f"{path}: 'params' must map config keys to sweep expressions")
     space, fixed, intervals = parse_params(params, path)
+    if not space:  # every trial would train the same config, seed and all
+        raise SweepError(
+            f"{path}: params: every value is fixed ({', '.join(fixed)}), so every trial would "
+            "be the same run; give choice(...), range(...) or interval(...), or use bpstudy train"
+        )
     _no_override_of_params(overrides, {**space, **fixed}, path)
     if sampler["name"] == "grid":
         for key in intervals:
@@ -344,8 +359,6 @@ def make_pruner(spec: SweepSpec):
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
         "none": optuna.pruners.NopPruner,
     }
-    if spec.multi_objective and spec.pruner["name"] != "none":
-        return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective trials
     return _construct(classes[spec.pruner["name"]], "pruner", spec.path, **args)
 
 
