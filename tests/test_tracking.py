@@ -219,6 +219,74 @@ def test_rerun_finds_relative_data_and_notices_changed_data(cli, tmp_path, store
     assert "note: the data differ from what the original trained on" in out.stdout
 
 
+def test_rerun_compares_the_full_statistics_and_the_weights(cli, tmp_path, store):
+    """MLflow holds a bounded number of points per metric; diagnostics/layers.parquet
+    holds every logged step, and model/weights.npz the trained network: a difference
+    there alone is still a difference."""
+    uri, client = store
+    out = cli("train", *TINY, "trainer.log_every=1", f"tracking.uri={uri}")
+    assert out.returncode == 0, out.stderr
+    original = only_run(client).info.run_id
+    (tmp_path / "a").mkdir()
+    layers = Path(
+        client.download_artifacts(original, "diagnostics/layers.parquet", str(tmp_path / "a"))
+    )
+    weights = Path(client.download_artifacts(original, "model/weights.npz", str(tmp_path / "a")))
+    kept = {p: p.read_bytes() for p in (layers, weights)}
+
+    frame = pd.read_parquet(layers)
+    row = frame.index[(frame["step"] == 7) & (frame["layer"] == 2)][0]
+    frame.loc[row, "grad_norm"] *= 1 + 1e-6  # step 7 of 40 is not among MLflow's points
+    frame.to_parquet(layers, index=False)
+    client.log_artifact(original, str(layers), "diagnostics")
+    out = cli("rerun", original, "--tracking-uri", uri)
+    assert out.returncode == 1, out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("differs: diagnostics/layers.parquet: grad_norm of layer 2 at step 7")
+
+    layers.write_bytes(kept[layers])
+    client.log_artifact(original, str(layers), "diagnostics")
+    arrays = dict(np.load(weights))
+    arrays["output.b"] = arrays["output.b"] + np.float32(1e-3)
+    np.savez(weights, **arrays)
+    client.log_artifact(original, str(weights), "model")
+    out = cli("rerun", original, "--tracking-uri", uri)
+    assert out.returncode == 1, out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("differs: model/weights.npz: output.b differs (largest difference 0.001")
+
+    weights.write_bytes(kept[weights])
+    client.log_artifact(original, str(weights), "model")
+    out = cli("rerun", original, "--tracking-uri", uri)
+    assert out.stdout.strip().splitlines()[-1] == "identical", out.stdout + out.stderr
+
+
+def test_rerun_of_a_failed_run_compares_what_it_logged(cli, store):
+    """A run that raised (here a listener, at step 8) ends FAILED with its statistics so
+    far; its rerun trains as far and compares that. It said "epoch: logged by the rerun
+    only" before."""
+    uri, client = store
+
+    class Boom(bpstudy.Listener):
+        def on_update(self, trainer, step: int) -> None:
+            if step == 8:  # a logged step (log_every=2)
+                raise RuntimeError("boom at step 8")
+
+    from bpstudy.tracking import tracked_train
+
+    cfg = bpstudy.validate(bpstudy.compose([*TINY, "trainer.log_every=2", f"tracking.uri={uri}"]))
+    with pytest.raises(RuntimeError):
+        tracked_train(cfg, [Boom()])
+    run = only_run(client)
+    assert run.info.status == "FAILED"
+    out = cli("rerun", run.info.run_id, "--tracking-uri", uri)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert "the original run FAILED (RuntimeError: boom at step 8)" in lines
+    assert "the original failed: compared up to step 8" in lines
+    assert lines[-1] == "identical"
+
+
 @pytest.mark.slow
 def test_rerun_uses_the_original_blas_thread_count(cli, store):
     # a sweep worker trains with cores / workers BLAS threads; OpenBLAS rounds a product

@@ -22,8 +22,9 @@ def rerun_main(argv: list[str]) -> None:
     parser = _parser(
         "bpstudy rerun",
         "Retrain a logged run from its own config.yaml into a new run (tagged "
-        "bpstudy.rerun_of) and compare every metric history: prints 'identical' (exit 0) "
-        "or the first metric and step that differ (exit 1).",
+        "bpstudy.rerun_of) and compare every metric history, the full-resolution "
+        "statistics and the final weights: prints 'identical' (exit 0) or the first "
+        "difference (exit 1).",
     )
     parser.add_argument("run_id", help="the MLflow run id to retrain")
     args = parser.parse_args(argv)
@@ -32,8 +33,12 @@ def rerun_main(argv: list[str]) -> None:
 
     result = rerun(args.run_id, args.tracking_uri, [Progress("lines")])
     print(f"rerun of {args.run_id}: new run {result.run_id}")
+    if result.original_status == "FAILED":
+        error = f" ({result.original_error.splitlines()[0]})" if result.original_error else ""
+        print(f"the original run FAILED{error}")
     if result.interrupted_at is not None:
-        print(f"the original was interrupted: compared up to step {result.interrupted_at}")
+        how = "was interrupted" if result.original_status == "KILLED" else "failed"
+        print(f"the original {how}: compared up to step {result.interrupted_at}")
     if result.data_changed:
         print(
             "note: the data differ from what the original trained on (bpstudy.data_hash): the data file, or the source of the data set, changed"
@@ -41,7 +46,7 @@ def rerun_main(argv: list[str]) -> None:
     if result.difference is None:
         print("identical")
         return
-    print(f"metric histories differ: {result.difference}")
+    print(f"differs: {result.difference}")
     raise SystemExit(1)
 
 

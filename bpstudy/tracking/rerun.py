@@ -1,5 +1,6 @@
 """`bpstudy rerun RUN_ID`: retrain a logged run from its own config.yaml and compare
-every metric history with the original, bit for bit."""
+every metric history with the original, bit for bit, then the full-resolution
+statistics (diagnostics/*.parquet) and the final weights (model/weights.npz)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,69 @@ def first_difference(client, original: str, rerun: str, up_to: int | None = None
     return None
 
 
+ARTIFACTS = ("diagnostics/layers.parquet", "diagnostics/steps.parquet", "model/weights.npz")
+
+
+def artifact_difference(client, original: str, rerun: str, up_to: int | None = None) -> str | None:
+    """The first difference in the full-resolution statistics (MLflow holds a bounded
+    number of points per metric; the parquet files hold every logged step) and in the
+    final weights, of the files the original has; None if they match bit for bit."""
+    with quiet_downloads(), tempfile.TemporaryDirectory() as tmp:
+        for name in ARTIFACTS:
+            try:
+                a = client.download_artifacts(original, name, f"{tmp}/a")
+            except Exception:  # noqa: BLE001 - the original has no such file (interrupted)
+                continue
+            try:
+                b = client.download_artifacts(rerun, name, f"{tmp}/b")
+            except Exception:  # noqa: BLE001
+                return f"{name}: logged by the original run only"
+            compare = _weights_difference if name.endswith(".npz") else _frame_difference
+            found = compare(Path(a), Path(b), up_to)
+            if found:
+                return f"{name}: {found}"
+    return None
+
+
+def _frame_difference(a: Path, b: Path, up_to: int | None) -> str | None:
+    import numpy as np
+    import pandas as pd
+
+    fa, fb = pd.read_parquet(a), pd.read_parquet(b)
+    if up_to is not None:
+        fa, fb = (f[f["step"] <= up_to].reset_index(drop=True) for f in (fa, fb))
+    if list(fa.columns) != list(fb.columns):
+        return f"columns differ: original {list(fa.columns)}, rerun {list(fb.columns)}"
+    if len(fa) != len(fb):
+        return f"original has {len(fa)} rows, rerun {len(fb)}"
+    for column in fa.columns:
+        va, vb = fa[column].to_numpy(), fb[column].to_numpy()
+        same = va == vb
+        if va.dtype.kind == "f":
+            same |= np.isnan(va) & np.isnan(vb)
+        if not same.all():
+            row = int(np.argmin(same))
+            where = f"step {fa['step'].iat[row]}"
+            if "layer" in fa:
+                where = f"layer {fa['layer'].iat[row]} at {where}"
+            return f"{column} of {where}: original {va[row]!r}, rerun {vb[row]!r}"
+    return None
+
+
+def _weights_difference(a: Path, b: Path, up_to: int | None) -> str | None:
+    import numpy as np
+
+    with np.load(a, allow_pickle=False) as wa, np.load(b, allow_pickle=False) as wb:
+        if sorted(wa.files) != sorted(wb.files):
+            return f"parameters differ: original {sorted(wa.files)}, rerun {sorted(wb.files)}"
+        for key in wa.files:
+            x, y = wa[key], wb[key]
+            if x.shape != y.shape or not np.array_equal(x, y, equal_nan=True):
+                gap = float(np.nanmax(np.abs(x - y))) if x.shape == y.shape else math.nan
+                return f"{key} differs (largest difference {gap:.3g})"
+    return None
+
+
 class StopWhereTheOriginalStopped(Listener):
     """A run that was stopped early (an Optuna pruner: status `stopped`) is retrained up
     to the same epoch, and stopped there for the same reason, so that its histories can
@@ -134,9 +198,11 @@ def _stops(run, interrupted_at: int | None) -> list[Listener]:
 @dataclasses.dataclass
 class RerunResult:
     run_id: str  # the new run
-    difference: str | None  # the first metric and step that differ, or None
-    interrupted_at: int | None = None  # the original was Ctrl-C'd after this step
+    difference: str | None  # the first metric and step (or artifact) that differ, or None
+    interrupted_at: int | None = None  # the original ended KILLED or FAILED after this step
     data_changed: bool = False  # the data's fingerprint differs from the original's
+    original_status: str = "FINISHED"  # FINISHED, KILLED (Ctrl-C) or FAILED (an error)
+    original_error: str | None = None  # a FAILED original's error
 
 
 def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunResult:
@@ -147,15 +213,24 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
     client = client_for(uri)
     original = get_run(client, run_id, uri)
     cfg = load_run_config(client, original, uri)
-    at = last_logged_step(client, original) if original.info.status == "KILLED" else None
+    status = original.info.status
+    ended_early = status in ("KILLED", "FAILED")  # retrained as far as it got
+    at = last_logged_step(client, original) if ended_early else None
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(
             cfg, [*listeners, *_stops(original, at)], tags={"bpstudy.rerun_of": run_id}
         )
-    difference = first_difference(client, run_id, tracked.run_id, up_to=at)
+    if ended_early and at is None:
+        difference = f"the original ended {status} before it logged a step: nothing to compare"
+    else:
+        difference = first_difference(client, run_id, tracked.run_id, up_to=at)
+        difference = difference or artifact_difference(client, run_id, tracked.run_id, at)
     before = original.data.tags.get(DATA_HASH_TAG)
     after = client.get_run(tracked.run_id).data.tags.get(DATA_HASH_TAG)
-    return RerunResult(tracked.run_id, difference, at, bool(before) and before != after)
+    return RerunResult(
+        tracked.run_id, difference, at, bool(before) and before != after, status,
+        original.data.tags.get("bpstudy.error"),
+    )  # fmt: skip
 
 
 def _same_blas_threads(recorded: str | None):
