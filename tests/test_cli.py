@@ -127,6 +127,7 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("unknown-config-name", ["--config-name", "nope"], ["--config-name nope", "config"]),
     ("missing-config-dir", ["--config-dir", "missing"], ["--config-dir missing", "folder"]),
     ("resolve-without-cfg", ["--resolve"], ["--resolve", "--cfg"]),
+    ("multirun-and-cfg", ["-m", "--cfg", "job", "model.depth=1,2"], ["one of --run", "--cfg"]),
     ("rerun-missing-file", ["--experimental-rerun", "x.pickle"], ["x.pickle", "no such file"]),
     ("cfg-unknown-package", ["--cfg", "job", "--package", "nope"], ["--package nope", "model"]),
     ("help-with-unknown-key", ["--help", "foo=1"], ["'foo'", "model"]),

@@ -124,7 +124,7 @@ def prevalidate(argv: list[str]) -> None:
         return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
     configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
-    if args.cfg == "job" and args.package:
+    if args.cfg == "job" and args.package and not multirun:
         check_package(args.package, compose(overrides))
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_output_dir(overrides, multirun)
@@ -137,6 +137,12 @@ def prevalidate(argv: list[str]) -> None:
 
 def check_hydra_options(args: argparse.Namespace) -> None:
     """Hydra's own options, whose misuse Hydra reports with a traceback and exit 1."""
+    modes = [args.run, args.multirun, args.cfg, args.info, args.shell_completion]
+    if sum(bool(m) for m in modes) > 1:
+        raise BpstudyError(
+            "give one of --run, --multirun (-m), --cfg, --info and --shell-completion; "
+            "see 'bpstudy train --help'"
+        )
     if args.resolve and not (args.cfg or args.help):
         raise BpstudyError("--resolve works only with --cfg or --help; see 'bpstudy train --help'")
     rerun = args.experimental_rerun
@@ -163,7 +169,7 @@ def check_package(package: str, cfg: DictConfig) -> None:
 
     if package != "_global_" and OmegaConf.select(cfg, package) is None:
         raise ConfigError(
-            f"--package {package}: no such key in the config (top-level keys: "
+            f"--package {package}: no such key in the config (the config has: "
             f"{', '.join(str(k) for k in cfg)})"
         )
 

@@ -144,6 +144,7 @@ def ask(study, spec):
     Returns None then."""
     from bpstudy.errors import first_line
     from bpstudy.sweep.spec import suggest
+    from bpstudy.sweep.trial import tell
 
     with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see heartbeat()
         warnings.simplefilter("ignore")
@@ -156,7 +157,7 @@ def ask(study, spec):
     except Exception as exc:  # noqa: BLE001 - whatever the sampler raised: the trial's error
         error = f"sampler {spec.sampler['name']} failed: {type(exc).__name__}: {first_line(exc)}"
         trial.set_user_attr("error", error[:2000])
-        study.tell(trial, state=TrialState.FAIL)
+        tell(trial, state=TrialState.FAIL)
         return None
     return trial
 
