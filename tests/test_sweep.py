@@ -1082,6 +1082,32 @@ def test_resuming_with_another_objective_is_refused(cli, tmp_path, change):
     assert len(journal_study(tmp_path, "tiny").trials) == trials
 
 
+@pytest.mark.parametrize(
+    ("args", "change", "says"),
+    [
+        (["trainer.epochs=3"], {}, "trainer.epochs=2, this command trainer.epochs=3"),
+        (["model.dropout=0.1"], {}, "no model.dropout=0.1, which this command gives"),
+        ([], {"params": {"model.depth": "range(1, 5)", "optimizer.lr": "tag(log, interval(0.01, 0.5))"}},
+         "params.model.depth IntDistribution(high=3"),
+        ([], {"params": {"model.depth": "range(1, 4)"}}, "params.optimizer.lr FloatDistribution"),
+    ],
+)  # fmt: skip
+def test_resuming_with_other_settings_is_refused(cli, tmp_path, args, change, says):
+    """A resume with trainer.epochs=3 where the first trials had 2 (a walk-through's
+    case) mixed incomparable trials in one study, its best and its report, silently. The
+    same command with more trials still resumes."""
+    path = write_sweep(tmp_path)
+    assert cli("sweep", str(path), "--progress", "lines").returncode == 0
+    assert cli("sweep", str(path), "--n-trials", "3", "--progress", "lines").returncode == 0
+    trials = len(journal_study(tmp_path, "tiny").trials)
+    tree = yaml.safe_load(path.read_text())
+    tree.update(change)
+    path.write_text(yaml.safe_dump(tree))
+    out = cli("sweep", str(path), "--n-trials", "4", *args, "--progress", "lines")
+    assert_one_line_error(out, "study 'tiny' was run with", says, "not be comparable")
+    assert len(journal_study(tmp_path, "tiny").trials) == trials
+
+
 def test_glob_in_params_is_a_choice_of_the_groups_options(tmp_path):
     """As on Hydra's command line (`optimizer=glob(ada*)`)."""
     path = write_sweep(tmp_path, params={"optimizer": "glob(ada*)", "model.depth": "range(1, 3)"})

@@ -35,6 +35,7 @@ from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
 from bpstudy.sweep.spec import (
     SweepSpec,
     check_space,
+    format_value,
     load_spec,
     make_pruner,
     make_sampler,
@@ -121,6 +122,70 @@ def check_objective(study, spec: SweepSpec) -> None:
             f"study '{spec.study_name}' optimises {said}; {spec.path.name} asks for {asks}: "
             "give the sweep another study_name (or --study-name), or use another --storage"
         )
+
+
+SETTINGS_ATTR = "bpstudy.settings"  # the fixed overrides and the space it was created with
+
+
+def study_settings(spec: SweepSpec, extra) -> dict:
+    """What every trial of the study shares: the file's overrides, the command line's and
+    the fixed params, in that order; and the searched space (Optuna's JSON per key)."""
+    from optuna.distributions import distribution_to_json
+
+    fixed = [f"{k}={format_value(v)}" for k, v in spec.fixed.items()]
+    space = {k: distribution_to_json(d) for k, d in spec.space.items()}
+    return {"overrides": [*spec.overrides, *extra, *fixed], "space": space}
+
+
+def check_settings(study, spec: SweepSpec, extra) -> None:
+    """A study resumes with the settings it was created with. A resume with, say,
+    trainer.epochs=3 where the first trials had 2 mixed incomparable trials in one study,
+    its best trial and its report, without a word."""
+    wanted = study_settings(spec, extra)
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:  # new (or made by an older bpstudy): record what it runs with
+        study.set_user_attr(SETTINGS_ATTR, wanted)
+        return
+    change = _overrides_change(stored["overrides"], wanted["overrides"])
+    change = change or _space_change(stored["space"], wanted["space"])
+    if change:
+        raise BpstudyError(
+            f"study '{spec.study_name}' was run with {change}: its trials would not be "
+            "comparable; give another study_name (or --study-name), or use another --storage"
+        )
+
+
+def _overrides_change(was: list[str], now: list[str]) -> str | None:
+    """The first key whose value differs, by what each list sets (the last override of a
+    key wins, as in Hydra), so an override moved from the command line into the file is
+    no change."""
+    a, b = _effective(was), _effective(now)
+    for key in [*a, *(k for k in b if k not in a)]:
+        if a.get(key) != b.get(key):
+            if key not in a:
+                return f"no {b[key]}, which this command gives"
+            return f"{a[key]}, this command {b.get(key) or 'without it'}"
+    return None
+
+
+def _effective(overrides: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in overrides:
+        key = line.split("=", 1)[0].lstrip("+~")
+        out.pop(key, None)  # re-inserted last: the order of the keys as finally set
+        out[key] = line
+    return out
+
+
+def _space_change(was: dict, now: dict) -> str | None:
+    from optuna.distributions import json_to_distribution
+
+    for key in [*was, *(k for k in now if k not in was)]:
+        if was.get(key) != now.get(key):
+            old = json_to_distribution(was[key]) if key in was else "not searched"
+            new = json_to_distribution(now[key]) if key in now else "not searched"
+            return f"params.{key} {old}, this command {new}"
+    return None
 
 
 @dataclass
@@ -297,6 +362,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
 
         client = client_for(tracking_uri, checked=True)  # checked above
     study = create_study(spec, opened or open_storage(storage_url))
+    check_settings(study, spec, list(extra))
     if client is not None:
         exp = experiment_id(client, base.tracking.experiment)
         parent.experiment_id = exp
