@@ -285,6 +285,21 @@ def test_naming_the_shipped_config_still_checks_before_the_job(cli, tmp_path):
     assert "model.depth" in proc.stderr and not (tmp_path / "outputs").exists()
 
 
+def test_a_users_config_folder_on_hydras_searchpath_adds_presets(cli, tmp_path):
+    """Hydra's way to add config options, as with --config-dir: the pre-check knew only
+    the shipped options and refused experiment=mine ("not a config option")."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\nmodel:\n  depth: 3\n  width: 7\n"
+    )
+    proc = cli(
+        "train", f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "experiment=mine",
+        "trainer.epochs=1", "trainer.progress=none", "tracking.enabled=false", "--cfg", "job",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "width: 7" in proc.stdout
+
+
 def test_unknown_command_is_one_error_line(cli):
     proc = cli("frobnicate")
     assert proc.returncode == 2

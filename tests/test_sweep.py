@@ -1181,3 +1181,31 @@ def test_a_sweep_file_that_is_not_text_is_one_line(cli, tmp_path):
     path.write_bytes(b"\xff\xfe\x00bad")
     out = cli("sweep", str(path), "--progress", "lines")
     assert_one_line_error(out, "not a UTF-8 text file")
+
+
+def test_the_best_line_shows_only_the_values_the_trial_used():
+    """An adamw trial was shown with optimizer.momentum=0.70 (sampled, inert), and
+    booleans as Python's True rather than the override's true."""
+    from types import SimpleNamespace
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from bpstudy.sweep.run import describe_best
+
+    study = optuna.create_study()
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"optimizer": "adamw", "optimizer.momentum": 0.7, "model.batch_norm": True},
+            distributions={
+                "optimizer": CategoricalDistribution(["adamw", "momentum"]),
+                "optimizer.momentum": FloatDistribution(0.5, 0.99),
+                "model.batch_norm": CategoricalDistribution([True, False]),
+            },
+            user_attrs={"inactive_params": ["optimizer.momentum"]},
+            value=0.25,
+        )
+    )
+    spec = SimpleNamespace(metrics=("val/loss",), multi_objective=False)
+    assert describe_best(study, spec) == (
+        "best val/loss 0.25 (trial #0: optimizer=adamw, model.batch_norm=true)"
+    )

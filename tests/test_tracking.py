@@ -169,6 +169,18 @@ def test_multirun_gives_one_run_per_job(cli, store):
     assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "sigmoid", "tanh"]
 
 
+def test_multirun_with_chdir_keeps_one_default_store(cli, tmp_path):
+    """hydra.job.chdir=true runs each job in its output folder: the default store was
+    made there too, one per job, where neither `ui` nor `rerun` looks."""
+    out = cli("train", "-m", "hydra.job.chdir=true", "model.activation=tanh,relu", *TINY,
+              "trainer.epochs=1")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("mlflow.db")] == [Path("mlflow.db")]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
+    assert len(runs) == 2
+
+
 def test_rerun_identical_then_altered(cli, tmp_path, store):
     uri, client = store
     out = cli("train", *TINY, "model.dropout=0.1", "trainer.log_every=3", f"tracking.uri={uri}")

@@ -114,9 +114,10 @@ def prevalidate(argv: list[str]) -> None:
         )
     check_hydra_options(args)
     own_name = args.config_name not in (None, "config")  # the shipped one, named
-    if args.config_path or args.config_dir or own_name or args.experimental_rerun:
-        return  # the user's own config tree: validated inside the job
     overrides = args.overrides or []
+    searchpath = any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides)
+    if args.config_path or args.config_dir or own_name or args.experimental_rerun or searchpath:
+        return  # the user's own config tree: validated inside the job
     if args.help or args.hydra_help or args.info:
         if any(ov.is_sweep_override() for ov in parse_overrides(overrides)):
             raise BpstudyError("--help and --info show one job's config: give single values")

@@ -283,7 +283,8 @@ def describe_best(study, spec: SweepSpec) -> str | None:
         t = study.best_trial
     except ValueError:
         return None
-    values = ", ".join(f"{k}={v}" for k, v in t.params.items())
+    inactive = set(t.user_attrs.get("inactive_params", ()))  # sampled, but not used
+    values = ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items() if k not in inactive)
     return f"best {spec.metrics[0]} {t.value:.5g} (trial #{t.number}: {values})"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,7 +29,19 @@ def resolve_uri(uri: str | None = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{Path.cwd() / EMBEDDED_DB}"
+    return f"sqlite:///{launch_dir() / EMBEDDED_DB}"
+
+
+def launch_dir() -> Path:
+    """The folder the command was started in. A Hydra job with hydra.job.chdir=true runs
+    in its output folder, where the default store would split a -m sweep into one store
+    per job, none of them where `bpstudy ui` and `rerun` look."""
+    if "hydra" in sys.modules:  # only a Hydra app can have moved us
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return Path(HydraConfig.get().runtime.cwd)
+    return Path.cwd()
 
 
 def _sqlite_path(uri: str) -> Path | None:
