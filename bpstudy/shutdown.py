@@ -57,4 +57,7 @@ def run_and_exit(main) -> None:
         main()
     except SystemExit as exc:
         quick_exit(exc.code)
+    except BrokenPipeError:  # `bpstudy train --help | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        quick_exit(0)
     quick_exit(0)

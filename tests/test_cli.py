@@ -389,3 +389,16 @@ def test_tab_completion_in_bash_completes_train_overrides(tmp_path):
     assert lines[3] == "model.activation="
     assert lines[4] == "data=spirals"
     assert not (tmp_path / "outputs").exists()
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path):
+    """`bpstudy train --hydra-help | head -1`: a BrokenPipeError traceback before."""
+    exe = Path(sys.executable).with_name("bpstudy")
+    proc = subprocess.Popen(
+        [str(exe), "train", "--hydra-help"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the help is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

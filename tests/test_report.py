@@ -506,6 +506,30 @@ def test_flow_sentence_reads_each_run_between_its_own_first_and_last_layer():
     ]
 
 
+def test_group_sentences_order_numbers_by_value():
+    """Depths 10, 20, 100 read "10, 100, 20" in the sentences (as text), while the
+    tables below sort them by value."""
+    from bpstudy.report.reading import StudyFacts, in_order, reading
+
+    assert in_order(["10", "100", "20"]) == ["10", "20", "100"]
+    assert in_order(["tanh", "relu"]) == ["relu", "tanh"]
+    dist = {"model.depth": CategoricalDistribution((10, 20, 100))}
+    trials, runs = [], {}
+    for number, depth in enumerate((100, 10, 20)):
+        t = create_trial(params={"model.depth": depth}, distributions=dist, value=1.0 + number)
+        t.number, t.user_attrs["mlflow_run_id"] = number, f"run{number}"
+        t.user_attrs["outcome"] = "healthy"
+        trials.append(t)
+        runs[f"run{number}"] = RunRecord(
+            f"run{number}", "FINISHED", {"grad_norm/L01": 1.0, "grad_norm/L02": 1.0}
+        )
+    table = trials_table(trials, runs)
+    facts = StudyFacts("val/loss", "minimize", "objective", dist)
+    text = " ".join(reading(table, facts, "model.depth"))
+    assert "by model.depth: 10 2 (n=1), 20 3 (n=1), 100 1 (n=1)." in text, text
+    assert text.index("10: log10") < text.index("20: log10") < text.index("100: log10"), text
+
+
 def test_importance_sentence_says_it_is_over_the_whole_study_under_where():
     """Optuna's importances are the study's: a --where report must not quote them as if
     they were of its few selected trials (nor count those)."""

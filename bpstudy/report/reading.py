@@ -183,11 +183,19 @@ def _by_group_sentence(table: pd.DataFrame, facts: StudyFacts, group: str | None
     if done.empty:
         return None
     medians = done.groupby(done[PARAM_PREFIX + group].map(format_value))[facts.objective_column]
-    parts = [
-        f"{value} {m:.4g} (n={n})"
-        for (value, m), n in zip(medians.median().items(), medians.size(), strict=True)
-    ]
+    middle, size = medians.median(), medians.size()
+    parts = [f"{value} {middle[value]:.4g} (n={size[value]})" for value in in_order(middle.index)]
     return f"Median {facts.metric} of completed trials by {group}: " + ", ".join(parts) + "."
+
+
+def in_order(labels) -> list[str]:
+    """Group labels as the tables order them: numbers by value (10, 20, 100; as text they
+    read 10, 100, 20), others alphabetically."""
+    labels = list(labels)
+    try:
+        return sorted(labels, key=float)
+    except (TypeError, ValueError):
+        return sorted(labels, key=str)
 
 
 def run_flow_ratios(values: np.ndarray) -> np.ndarray:
@@ -231,9 +239,10 @@ def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
         labels = rows.loc[ratios.index, PARAM_PREFIX + group].map(format_value)
     else:  # one label for every row (a bare string would name a column)
         labels = pd.Series("all trials", index=ratios.index)
+    groups = dict(list(ratios.groupby(labels)))
     parts = [
-        f"{label}: {_flow_kind(float(np.median(sub)))} (n={len(sub)})"
-        for label, sub in ratios.groupby(labels)
+        f"{label}: {_flow_kind(float(np.median(groups[label])))} (n={len(groups[label])})"
+        for label in in_order(groups)
     ]
     return (
         "Final gradient norm of each run's first over its last hidden layer (median over the "

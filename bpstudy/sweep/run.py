@@ -521,9 +521,15 @@ def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,
     c = counts(study)
     finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
     if not interrupted and finished < spec.n_trials:
-        print(f"warning: study {spec.study_name} holds {finished} of {spec.n_trials} finished trials "
-              f"({c[TrialState.RUNNING]} still running elsewhere); run the command again to resume",
-              file=sys.stderr)  # fmt: skip
+        running = c[TrialState.RUNNING]
+        held = f"study {spec.study_name} holds {finished} of {spec.n_trials} finished trials"
+        if running:  # another command's (this one's workers have all ended)
+            one = running == 1
+            print(f"{held}; {running} {'is' if one else 'are'} running in another command, which "
+                  f"finishes {'it' if one else 'them'} (if that command was stopped, run this "
+                  "one again to resume)", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"{held}; run the command again to resume", file=sys.stderr)
     return SweepOutcome(
         study_name=spec.study_name,
         storage=storage_url,
