@@ -2,9 +2,11 @@
 
 Runs what a user would run, through the `bpstudy` command: one `bpstudy train` for the
 per-run gradient-flow heatmap, the shipped studies (`bpstudy sweep NAME --workers 2`) and
-their reports (`bpstudy report NAME --where ...`), then copies the PNGs to docs/figures/.
-The work folder keeps the MLflow store and the studies, so a second call only redraws
-(a finished study is not run again). About 5 minutes on 2 cores from nothing.
+their reports (`bpstudy report NAME --where ...`), then copies the PNGs to docs/figures/
+and writes the tables of docs/studies.md to WORK/tables.md (docs/study_tables.py).
+The work folder starts empty, so the studies are run on the code as it is now (a kept
+folder held finished studies, which are not run again: the figures stayed those of older
+code); `--keep` reuses it, to redraw only. About 5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ REPORTS = [
         {"val_loss_heatmap.png": "exploding_heatmap_clipnorm.png"},
     ),
 ]
-STUDIES = list(dict.fromkeys(study for study, *_ in REPORTS))
+# the studies docs/studies.md reads (learning_rules has tables, no pictures)
+STUDIES = [*dict.fromkeys(study for study, *_ in REPORTS), "learning_rules"]
 # one run's own heatmap (plots/grad_flow.png in its MLflow artifacts)
 RUN = ["experiment=deep_sigmoid", "trainer.progress=none", "tracking.experiment=figures"]
 
@@ -98,9 +101,14 @@ def run_heatmap(work: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default=".figures-work", help="work folder (kept)")
+    parser.add_argument("--work", default=".figures-work", help="work folder")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse the work folder's studies: redraw only"
+    )
     args = parser.parse_args()
     work = Path(args.work).resolve()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     FIGURES.mkdir(exist_ok=True)
 
@@ -113,7 +121,10 @@ def main() -> None:
         bpstudy("report", study, "--out", str(out), *extra, cwd=work)
         for src, dst in pictures.items():
             shutil.copyfile(out / src, FIGURES / dst)
-    print(f"figures in {FIGURES}")
+    from study_tables import tables  # docs/ is this script's folder: on sys.path
+
+    (work / "tables.md").write_text(tables(work) + "\n")
+    print(f"figures in {FIGURES}; the tables of docs/studies.md in {work / 'tables.md'}")
 
 
 if __name__ == "__main__":
