@@ -57,7 +57,15 @@ def run_and_exit(main) -> None:
         main()
     except SystemExit as exc:
         quick_exit(exc.code)
-    except BrokenPipeError:  # `bpstudy train --help | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        quick_exit(0)
+    except BrokenPipeError:  # `bpstudy train --help | head`: the reader went away
+        stdout_to_devnull()
+        quick_exit(SIGPIPE_EXIT)
     quick_exit(0)
+
+
+SIGPIPE_EXIT = 128 + 13  # what a shell reports for a command its pipe's reader outlived
+
+
+def stdout_to_devnull() -> None:
+    """After a BrokenPipeError: later writes (and the final flush) go nowhere, quietly."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

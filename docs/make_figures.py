@@ -20,6 +20,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 FIGURES = DOCS / "figures"
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
+MARKER = ".bpstudy-figures-work"  # what makes a folder this script's to empty
 
 # (study, --where filters, --group, report picture -> figure name)
 REPORTS = [
@@ -107,9 +108,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(args.work).resolve()
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    marker = work / MARKER
+    if not args.keep and work.exists():
+        if not marker.exists():  # never a folder this script did not make (`--work .`)
+            sys.exit(
+                f"{work} exists and is not a figures work folder (no {MARKER}); give another --work"
+            )
+        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     FIGURES.mkdir(exist_ok=True)
 
     shutil.copyfile(run_heatmap(work), FIGURES / "grad_flow_deep_sigmoid.png")

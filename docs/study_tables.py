@@ -20,6 +20,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 RULES = ("backprop", "feedback_alignment", "direct_feedback_alignment")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 class Studies:
@@ -34,7 +35,7 @@ class Studies:
         """params (sorted by name) -> (trial, run metrics, run tags), finished trials."""
         out = {}
         for t in optuna.load_study(study_name=study, storage=self.storage).trials:
-            if t.state.is_finished() and "mlflow_run_id" in t.user_attrs:
+            if t.state in FINISHED and "mlflow_run_id" in t.user_attrs:
                 run = self.client.get_run(t.user_attrs["mlflow_run_id"])
                 out[tuple(sorted(t.params.items()))] = (t, run.data.metrics, run.data.tags)
         return out
@@ -55,7 +56,7 @@ def _accuracy(metrics: dict, tags: dict, ratio: float | None = None, tag_outcome
         return f"diverged, step {tags['bpstudy.diverged_step']}"
     text = f"{metrics['val/accuracy']:.2f}"
     if ratio is not None:
-        text += f" ({'n/a' if not np.isfinite(ratio) else f'{ratio:+.1f}'})"
+        text += f" ({'n/a' if np.isnan(ratio) else f'{ratio:+.1f}'})"
     outcome = tags.get("bpstudy.outcome")
     if tag_outcome and outcome not in ("healthy", None):
         text += f" {outcome}"
@@ -63,14 +64,14 @@ def _accuracy(metrics: dict, tags: dict, ratio: float | None = None, tag_outcome
 
 
 def _flow_ratio(metrics: dict) -> float:
-    """log10 of the first over the last hidden layer's final gradient norm."""
+    """log10 of the first over the last hidden layer's final gradient norm, as the
+    report's sentences read it (bpstudy.report.reading.run_flow_ratios)."""
+    from bpstudy.report.reading import run_flow_ratios
+
     norms = sorted((int(k[len("grad_norm/L") :]), v) for k, v in metrics.items()
                    if k.startswith("grad_norm/L"))  # fmt: skip
-    if not norms:
-        return float("nan")
-    first, last = norms[0][1], norms[-1][1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.log10(first / last)) if first > 0 and last > 0 else float("nan")
+    values = np.array([[v for _, v in norms]], dtype=float)
+    return float(run_flow_ratios(values)[0]) if norms else float("nan")
 
 
 def vanishing(s: Studies) -> list[str]:

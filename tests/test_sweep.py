@@ -454,7 +454,15 @@ def test_unknown_sweep_name_lists_shipped_sweeps(cli, tmp_path):
 
 @pytest.mark.parametrize(
     "kind",
-    ["postgresql", "journal_in_missing_folder", "no_scheme", "folder", "not_a_journal", "redis"],
+    [
+        "postgresql",
+        "journal_in_missing_folder",
+        "no_scheme",
+        "folder",
+        "not_a_journal",
+        "redis",
+        "bad_port",
+    ],
 )
 def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     path = write_sweep(tmp_path, "bad")
@@ -468,6 +476,8 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
         url = f"journal:{path}"
     elif kind == "redis":  # "Can't load plugin: sqlalchemy.dialects:redis"
         url = "redis://127.0.0.1/0"
+    elif kind == "bad_port":  # a ValueError traceback from SQLAlchemy's URL parser
+        url = "postgresql://u:p@127.0.0.1:abc/db"
     else:
         url = f"journal:{tmp_path / 'missing' / 'study.journal'}"
     out = cli("sweep", str(path), "--storage", url, "--progress", "lines")
@@ -482,6 +492,8 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
         assert "is not an Optuna journal file" in line
     if kind == "redis":
         assert "redis:// is not a database SQLAlchemy knows" in line and "journal:PATH" in line
+    if kind == "bad_port":
+        assert "not a valid URL" in line and "u:***@" in line
     assert_nothing_started(tmp_path)
     assert not (tmp_path / "missing").exists()
     assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either
@@ -1106,6 +1118,33 @@ def test_resuming_with_other_settings_is_refused(cli, tmp_path, args, change, sa
     out = cli("sweep", str(path), "--n-trials", "4", *args, "--progress", "lines")
     assert_one_line_error(out, "study 'tiny' was run with", says, "not be comparable")
     assert len(journal_study(tmp_path, "tiny").trials) == trials
+
+
+def test_settings_compare_by_value_and_leave_out_how_runs_are_shown():
+    """1e-2 is 0.01, a quote is a quote, + and ++ set alike, the last override of a key
+    wins; trainer.progress and tracking.* (a URI may hold a password) are not settings."""
+    from bpstudy.sweep.run import _not_a_setting, _overrides_change
+
+    same = (["optimizer.lr=0.01", "data.path='a b.csv'", "+x=1", "model.depth=2", "model.depth=3"],
+            ["optimizer.lr=1e-2", 'data.path="a b.csv"', "++x=1", "model.depth=3"])  # fmt: skip
+    assert _overrides_change(*same) is None
+    assert _overrides_change(["a.b=1"], []) == "a.b=1, this command without it"
+    assert _not_a_setting("trainer.progress=lines") and _not_a_setting("tracking.uri=x://u:p@h")
+    assert not _not_a_setting("trainer.epochs=3") and not _not_a_setting("trackingx=1")
+
+
+@pytest.mark.slow
+def test_an_override_moved_into_the_file_still_resumes(cli, tmp_path):
+    path = write_sweep(tmp_path)
+    out = cli("sweep", str(path), "model.width=8", "trainer.progress=none", "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    tree = yaml.safe_load(path.read_text())
+    tree["overrides"] = [o for o in tree["overrides"] if not o.startswith("model.width")]
+    tree["overrides"].append("model.width=8")
+    path.write_text(yaml.safe_dump(tree))
+    out = cli("sweep", str(path), "--n-trials", "3", "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert len(finished(journal_study(tmp_path, "tiny"))) == 3
 
 
 def test_glob_in_params_is_a_choice_of_the_groups_options(tmp_path):

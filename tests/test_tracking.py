@@ -246,14 +246,19 @@ def test_rerun_compares_the_full_statistics_and_the_weights(cli, tmp_path, store
     weights = Path(client.download_artifacts(original, "model/weights.npz", str(tmp_path / "a")))
     kept = {p: p.read_bytes() for p in (layers, weights)}
 
+    def rerun_after_logging(path: Path, folder: str) -> str:
+        """Log `path` over the original's artifact; the rerun's last line."""
+        client.log_artifact(original, str(path), folder)
+        out = cli("rerun", original, "--tracking-uri", uri)
+        last = out.stdout.strip().splitlines()[-1]
+        assert out.returncode == (0 if last == "identical" else 1), out.stdout + out.stderr
+        return last
+
     frame = pd.read_parquet(layers)
     row = frame.index[(frame["step"] == 7) & (frame["layer"] == 2)][0]
     frame.loc[row, "grad_norm"] *= 1 + 1e-6  # step 7 of 40 is not among MLflow's points
     frame.to_parquet(layers, index=False)
-    client.log_artifact(original, str(layers), "diagnostics")
-    out = cli("rerun", original, "--tracking-uri", uri)
-    assert out.returncode == 1, out.stdout + out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+    last = rerun_after_logging(layers, "diagnostics")
     assert last.startswith("differs: diagnostics/layers.parquet: grad_norm of layer 2 at step 7")
 
     layers.write_bytes(kept[layers])
@@ -261,16 +266,11 @@ def test_rerun_compares_the_full_statistics_and_the_weights(cli, tmp_path, store
     arrays = dict(np.load(weights))
     arrays["output.b"] = arrays["output.b"] + np.float32(1e-3)
     np.savez(weights, **arrays)
-    client.log_artifact(original, str(weights), "model")
-    out = cli("rerun", original, "--tracking-uri", uri)
-    assert out.returncode == 1, out.stdout + out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+    last = rerun_after_logging(weights, "model")
     assert last.startswith("differs: model/weights.npz: output.b differs (largest difference 0.001")
 
     weights.write_bytes(kept[weights])
-    client.log_artifact(original, str(weights), "model")
-    out = cli("rerun", original, "--tracking-uri", uri)
-    assert out.stdout.strip().splitlines()[-1] == "identical", out.stdout + out.stderr
+    assert rerun_after_logging(weights, "model") == "identical"
 
 
 def test_rerun_of_a_failed_run_compares_what_it_logged(cli, store):

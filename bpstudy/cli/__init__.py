@@ -8,10 +8,12 @@ bpstudy train [hydra overrides]     one run (a Hydra app: --cfg job, --help, -m)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 
+from bpstudy.cli import completion
 from bpstudy.errors import BpstudyError, first_line
 
 USAGE = """usage: bpstudy COMMAND [ARGS]
@@ -52,6 +54,9 @@ def entry() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)
+    # a handler whose stream broke (`bpstudy train --info | head`) drops its records, as
+    # the logging docs advise for production, instead of a traceback per record
+    logging.raiseExceptions = False
     # MLflow prints two "View run/experiment" lines per run ended on a server, so a sweep's
     # workers printed two per trial; the commands print one link of their own instead
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -69,10 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
-        if command in ("-sc", "--shell-completion"):  # Hydra's completion script asks here
-            from bpstudy.cli.completion import main as completion_main
-
-            completion_main(rest, COMMANDS)
+        if command in completion.OPTIONS:  # Hydra's completion script asks here
+            completion.main(rest, COMMANDS)
         elif command == "train":
             from bpstudy.cli.train import main as train_main
 

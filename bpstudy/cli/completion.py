@@ -6,7 +6,8 @@ Hydra's script registers the program's name and, on TAB, runs `PROGRAM -sc query
 with the command line in COMP_LINE. For a console script with subcommands the program is
 `bpstudy`, so every query arrives at `bpstudy -sc`: the subcommand word is completed
 here, and a `train` line is handed to Hydra without its `train` word, as if `bpstudy
-train` were a Hydra app of its own. The other commands get the shell's file names.
+train` were a Hydra app of its own. The other commands get nothing from here (bash and
+zsh then offer file names; Hydra's fish script does not).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main(argv: list[str], commands: tuple[str, ...]) -> None:
         print(("\n" if shell == "fish" else " ").join(c for c in commands if c.startswith(prefix)))
         return
     if words[1] != "train":
-        print("")  # nothing of ours: the script falls back to file names
+        print("")  # nothing of ours
         return
     os.environ["COMP_LINE"] = re.sub(r"^(\s*\S+)\s+train(\s|$)", r"\1\2", line, count=1)
     _hydra(f"query={shell}")

@@ -25,9 +25,10 @@ from omegaconf import DictConfig
 from bpstudy.cli import completion
 from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
-from bpstudy.config.compose import GROUPS, group_options, parse_overrides
+from bpstudy.config.compose import glob_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError
 from bpstudy.paths import CONF_DIR
+from bpstudy.shutdown import stdout_to_devnull
 
 MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
 
@@ -48,12 +49,10 @@ def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
         if not ov.is_sweep_override():
             choices[key] = [ov.input_line]
         elif ov.value_type == ValueType.GLOB_CHOICE_SWEEP:
-            if ov.key_or_group not in GROUPS:
-                raise ConfigError(
-                    f"{ov.input_line}: glob() picks config options and {ov.key_or_group} "
-                    f"is not a config group (groups: {', '.join(GROUPS)})"
-                )
-            names = ov.value().filter(group_options(ov.key_or_group))
+            try:
+                names = glob_options(ov.key_or_group, ov.value())
+            except ConfigError as exc:
+                raise ConfigError(f"{ov.input_line}: {exc}") from None
             choices[key] = [f"{key}={v}" for v in names]
         elif ov.is_discrete_sweep():
             choices[key] = [f"{key}={v}" for v in ov.sweep_string_iterator()]
@@ -87,23 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Hydra's options that take a value (--info's is optional, but argparse takes the next word)
-VALUE_OPTIONS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
-                 "-cn", "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}  # fmt: skip
-
-
 def in_hydra_order(argv: list[str]) -> list[str]:
-    """Options first, then the overrides. Hydra's parser takes the overrides as one run of
-    words, so `train model.depth=3 -m model.activation=a,b` was "unrecognized arguments";
-    `bpstudy sweep` takes them interleaved, and so does train now."""
-    options, overrides, value_next = [], [], False
-    for word in argv:
-        if value_next or word.startswith("-"):
-            options.append(word)
-            value_next = not value_next and word in VALUE_OPTIONS
-        else:
-            overrides.append(word)
-    return options + overrides
+    """The overrides first, then the options. Hydra's parser takes the overrides as one
+    run of words, so `train model.depth=3 -m model.activation=a,b` was "unrecognized
+    arguments"; `bpstudy sweep` takes them interleaved, and so does train now. argparse's
+    intermixed parse tells the overrides from option values (--info's is optional, so
+    the options go last); the words keep their spelling (an abbreviated --pack stays)."""
+    args, _ = _parser().parse_known_intermixed_args(argv)
+    overrides = list(args.overrides or [])
+    options = list(argv)
+    for override in overrides:
+        options.remove(override)  # an equal option value elsewhere: the same words result
+    return overrides + options
 
 
 def prevalidate(argv: list[str]) -> None:
@@ -146,17 +140,19 @@ def check_hydra_options(args: argparse.Namespace) -> None:
         )
     if args.resolve and not (args.cfg or args.help):
         raise BpstudyError("--resolve works only with --cfg or --help; see 'bpstudy train --help'")
+    # the paths as Hydra reads them (no ~ expansion: the shell's job); os.path, whose
+    # checks say False where pathlib's raise (a folder the user may not search)
     rerun = args.experimental_rerun
-    if rerun and not Path(rerun).expanduser().is_file():
+    if rerun and not os.path.isfile(rerun):
         raise BpstudyError(
             f"--experimental-rerun {rerun}: no such file (give a job's .hydra/config.pickle)"
         )
-    if args.config_dir and not Path(args.config_dir).expanduser().is_dir():
+    if args.config_dir and not os.path.isdir(args.config_dir):
         raise BpstudyError(f"--config-dir {args.config_dir}: no such folder")
     if args.config_name and not args.config_path:
         name = args.config_name.removesuffix(".yaml")
-        places = [CONF_DIR] + ([Path(args.config_dir).expanduser()] if args.config_dir else [])
-        if not any((place / f"{name}.yaml").is_file() for place in places):
+        places = [CONF_DIR] + ([Path(args.config_dir)] if args.config_dir else [])
+        if not any(os.path.isfile(place / f"{name}.yaml") for place in places):
             found = sorted({p.stem for place in places for p in place.glob("*.yaml")})
             raise BpstudyError(
                 f"--config-name {args.config_name}: no {name}.yaml in "
@@ -168,11 +164,16 @@ def check_package(package: str, cfg: DictConfig) -> None:
     """`--cfg job --package KEY` names a part of the composed config."""
     from omegaconf import OmegaConf
 
-    if package != "_global_" and OmegaConf.select(cfg, package) is None:
-        raise ConfigError(
-            f"--package {package}: no such key in the config (the config has: "
-            f"{', '.join(str(k) for k in cfg)})"
-        )
+    if package == "_global_" or OmegaConf.select(cfg, package) is not None:
+        return
+    parent, _, leaf = package.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if isinstance(node, DictConfig) and leaf in node:  # Hydra cannot show a null
+        raise ConfigError(f"--package {package}: its value is null; --package shows a group")
+    raise ConfigError(
+        f"--package {package}: no such key in the config (the config has: "
+        f"{', '.join(str(k) for k in cfg)})"
+    )
 
 
 def check_output_dir(overrides: list[str], multirun: bool) -> None:
@@ -184,10 +185,10 @@ def check_output_dir(overrides: list[str], multirun: bool) -> None:
     literal = value.split("${")[0]  # up to the first interpolation, e.g. ${now:...}
     if literal != value and not literal.endswith("/"):
         literal = os.path.dirname(literal)
-    folder = Path(literal or ".").expanduser()
-    if folder.exists() and not folder.is_dir():
+    folder = Path(literal or ".")  # as Hydra makes it: a quoted ~ is a folder named ~
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"{key}={value}: {folder} is a file, not a folder")
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    existing = next(p for p in (folder, *folder.parents) if os.path.exists(p))
     try:  # a real try: root passes os.access, and /proc or a read-only mount refuse anyway
         os.rmdir(tempfile.mkdtemp(prefix=".bpstudy-", dir=existing))
     except OSError as exc:
@@ -252,7 +253,7 @@ def run(cfg: DictConfig) -> float | None:
         if tracked.run_id:
             print(run_line(tracked), flush=True)
     except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
     return result.metrics.get("val/loss")
 
 

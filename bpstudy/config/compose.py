@@ -30,6 +30,20 @@ def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
+def glob_options(group: str, glob) -> list[str]:
+    """The options of config group `group` that Hydra's glob(...) matches, as its basic
+    sweeper picks them. ConfigError (without the override) if there are none."""
+    if group not in GROUPS:
+        raise ConfigError(
+            f"glob(...) picks options of a config group ({', '.join(GROUPS)}) and {group} "
+            "is not one; for a key, use choice(...)"
+        )
+    names = glob.filter(group_options(group))
+    if not names:
+        raise ConfigError(f"glob matches none of {', '.join(group_options(group))}")
+    return names
+
+
 def compose(overrides: list[str] | tuple[str, ...] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
     """The packaged config composed with Hydra overrides (e.g. "model.depth=10")."""
     overrides = list(overrides)

@@ -125,6 +125,9 @@ def check_objective(study, spec: SweepSpec) -> None:
 
 
 SETTINGS_ATTR = "bpstudy.settings"  # the fixed overrides and the space it was created with
+# how a run is shown and where it is logged, not what it computes (and a tracking URI may
+# hold a password): left out of the settings a study keeps
+NOT_SETTINGS = ("trainer.progress", "tracking")
 
 
 def study_settings(spec: SweepSpec, extra) -> dict:
@@ -133,58 +136,74 @@ def study_settings(spec: SweepSpec, extra) -> dict:
     from optuna.distributions import distribution_to_json
 
     fixed = [f"{k}={format_value(v)}" for k, v in spec.fixed.items()]
+    overrides = [o for o in [*spec.overrides, *extra, *fixed] if not _not_a_setting(o)]
     space = {k: distribution_to_json(d) for k, d in spec.space.items()}
-    return {"overrides": [*spec.overrides, *extra, *fixed], "space": space}
+    return {"overrides": overrides, "space": space}
+
+
+def _not_a_setting(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
 
 
 def check_settings(study, spec: SweepSpec, extra) -> None:
     """A study resumes with the settings it was created with. A resume with, say,
     trainer.epochs=3 where the first trials had 2 mixed incomparable trials in one study,
-    its best trial and its report, without a word."""
+    its best trial and its report, without a word. Until it holds a trial, a study takes
+    the settings of the command at hand (a first command stopped in its set-up, say)."""
     wanted = study_settings(spec, extra)
     stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None:  # new (or made by an older bpstudy): record what it runs with
+    if stored is None or not study.get_trials(deepcopy=False):
         study.set_user_attr(SETTINGS_ATTR, wanted)
-        return
+        stored = study.user_attrs.get(SETTINGS_ATTR)  # another host's, written meanwhile?
+        if stored == wanted:
+            return
     change = _overrides_change(stored["overrides"], wanted["overrides"])
     change = change or _space_change(stored["space"], wanted["space"])
     if change:
         raise BpstudyError(
-            f"study '{spec.study_name}' was run with {change}: its trials would not be "
-            "comparable; give another study_name (or --study-name), or use another --storage"
+            f"study '{spec.study_name}' was run with {redact(change)}: its trials would not "
+            "be comparable; give another study_name (or --study-name), or use another --storage"
         )
 
 
 def _overrides_change(was: list[str], now: list[str]) -> str | None:
-    """The first key whose value differs, by what each list sets (the last override of a
-    key wins, as in Hydra), so an override moved from the command line into the file is
-    no change."""
+    """The first key whose value differs, by the value each list sets (the last override
+    of a key wins, as in Hydra; 1e-2 is 0.01): an override moved from the command line
+    into the file is no change."""
     a, b = _effective(was), _effective(now)
     for key in [*a, *(k for k in b if k not in a)]:
-        if a.get(key) != b.get(key):
+        if a.get(key, (None,))[0] != b.get(key, (None,))[0]:
             if key not in a:
-                return f"no {b[key]}, which this command gives"
-            return f"{a[key]}, this command {b.get(key) or 'without it'}"
+                return f"no {b[key][1]}, which this command gives"
+            return f"{a[key][1]}, this command {b[key][1] if key in b else 'without it'}"
     return None
 
 
-def _effective(overrides: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in overrides:
-        key = line.split("=", 1)[0].lstrip("+~")
-        out.pop(key, None)  # re-inserted last: the order of the keys as finally set
-        out[key] = line
+def _effective(overrides: list[str]) -> dict[str, tuple[str, str]]:
+    """key -> (its value, canonical; the override as written), in the order last set."""
+    from bpstudy.config.compose import parse_overrides
+
+    out: dict[str, tuple[str, str]] = {}
+    for ov in parse_overrides(overrides):
+        key = ov.key_or_group if ov.package is None else f"{ov.key_or_group}@{ov.package}"
+        out.pop(key, None)
+        out[key] = ("~" if ov.is_delete() else repr(ov.value()), ov.input_line)
     return out
 
 
 def _space_change(was: dict, now: dict) -> str | None:
+    """The first param searched differently (compared as distributions, not as text)."""
     from optuna.distributions import json_to_distribution
 
-    for key in [*was, *(k for k in now if k not in was)]:
-        if was.get(key) != now.get(key):
-            old = json_to_distribution(was[key]) if key in was else "not searched"
-            new = json_to_distribution(now[key]) if key in now else "not searched"
-            return f"params.{key} {old}, this command {new}"
+    old = {k: json_to_distribution(v) for k, v in was.items()}
+    new = {k: json_to_distribution(v) for k, v in now.items()}
+    for key in [*old, *(k for k in new if k not in old)]:
+        if old.get(key) != new.get(key):
+            return (
+                f"params.{key} {old.get(key, 'not searched')}, "
+                f"this command {new.get(key, 'not searched')}"
+            )
     return None
 
 
@@ -491,7 +510,7 @@ class _Supervisor:
             return
         if code == SAMPLER_FAILED_EXIT:
             raise SweepAbortedError(
-                f"sweep '{name}': {_last_error(self.study)}; stopped (the trial is FAIL). "
+                f"sweep '{name}': {_last_error(self.study, 'sampler ')}; stopped (the trial is FAIL). "
                 f"The study is resumable once {self.spec.path.name}'s sampler is fixed"
             )
         if code == FAILING_EXIT:
@@ -511,9 +530,12 @@ class _Supervisor:
             self._start_one()
 
 
-def _last_error(study) -> str:
+def _last_error(study, starting: str = "") -> str:
+    """The error of the last FAIL trial (of those whose error starts with `starting`)."""
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    return str(failed[-1].user_attrs.get("error", "no error recorded")) if failed else "?"
+    errors = [str(t.user_attrs.get("error", "no error recorded")) for t in failed]
+    errors = [e for e in errors if e.startswith(starting)]
+    return errors[-1] if errors else "?"
 
 
 def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,
@@ -529,7 +551,7 @@ def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,
                   f"finishes {'it' if one else 'them'} (if that command was stopped, run this "
                   "one again to resume)", file=sys.stderr)  # fmt: skip
         else:
-            print(f"{held}; run the command again to resume", file=sys.stderr)
+            print(f"warning: {held}; run the command again to resume", file=sys.stderr)
     return SweepOutcome(
         study_name=spec.study_name,
         storage=storage_url,

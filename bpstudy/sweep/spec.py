@@ -203,7 +203,7 @@ def parse_params(
     fixed: dict[str, Any] = {}
     intervals: list[str] = []
     for key, expr in params.items():
-        if str(key).split(".")[0] == "hydra":
+        if str(key).lstrip("+~").split(".")[0] == "hydra":
             raise SweepError(
                 f"{path}: params.{key}: a trial is not a Hydra job; params are config keys "
                 "(bpstudy train --cfg job lists them)"
@@ -235,19 +235,12 @@ def parse_params(
 
 def _glob_choice(value: Glob, key: str, path: Path) -> ChoiceSweep:
     """glob(...) of a config group: a choice of the options it matches."""
-    from bpstudy.config.compose import GROUPS, group_options
+    from bpstudy.config.compose import glob_options
 
-    if key not in GROUPS:
-        raise SweepError(
-            f"{path}: params.{key}: glob(...) picks options of a config group "
-            f"({', '.join(GROUPS)}); for a key, use choice(...)"
-        )
-    names = value.filter(group_options(key))
-    if not names:
-        raise SweepError(
-            f"{path}: params.{key}: glob matches none of {', '.join(group_options(key))}"
-        )
-    return ChoiceSweep(list=names)
+    try:
+        return ChoiceSweep(list=glob_options(key, value))
+    except ConfigError as exc:
+        raise SweepError(f"{path}: params.{key}: {exc}") from None
 
 
 _INT_INTERVAL = re.compile(r"interval\(\s*[-+]?\d+\s*,\s*[-+]?\d+\s*\)")
@@ -397,6 +390,8 @@ def _check_argument(where: str, value, annotation) -> None:
     finds a wrong one only when it uses it (a text seed: "Cannot cast scalar from
     dtype('<U3')", a text n_warmup_steps: "'<' not supported"), without the key."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if value is None and "None" in text:  # the default of an optional argument
+        return
     if any(word in text for word in OBJECT_TYPES):
         raise SweepError(f"{where}: takes a Python object ({text}); a sweep file cannot give one")
     kinds = [part.strip() for part in text.split("|")]

@@ -95,6 +95,10 @@ def _check_dialect(url: str) -> None:
     scheme = url.split("://", 1)[0]
     try:
         make_url(url).get_dialect().import_dbapi()  # the driver too (mysql:// without one)
+    except ValueError as exc:  # e.g. a port that is not a number
+        raise StorageError(
+            f"--storage {redact(url)}: not a valid URL ({redact(str(exc))})"
+        ) from None
     except (ArgumentError, NoSuchModuleError):
         raise StorageError(
             f"--storage {redact(url)}: {scheme}:// is not a database SQLAlchemy knows; give "

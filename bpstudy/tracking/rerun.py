@@ -216,15 +216,17 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
     status = original.info.status
     ended_early = status in ("KILLED", "FAILED")  # retrained as far as it got
     at = last_logged_step(client, original) if ended_early else None
+    if ended_early and at is None:
+        raise TrackingError(
+            f"run {run_id} ended {status} before it logged a step: there is nothing to compare "
+            f"(bpstudy train with its config.yaml trains it again)"
+        )
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(
             cfg, [*listeners, *_stops(original, at)], tags={"bpstudy.rerun_of": run_id}
         )
-    if ended_early and at is None:
-        difference = f"the original ended {status} before it logged a step: nothing to compare"
-    else:
-        difference = first_difference(client, run_id, tracked.run_id, up_to=at)
-        difference = difference or artifact_difference(client, run_id, tracked.run_id, at)
+    difference = first_difference(client, run_id, tracked.run_id, up_to=at)
+    difference = difference or artifact_difference(client, run_id, tracked.run_id, at)
     before = original.data.tags.get(DATA_HASH_TAG)
     after = client.get_run(tracked.run_id).data.tags.get(DATA_HASH_TAG)
     return RerunResult(
