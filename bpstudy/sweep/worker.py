@@ -144,6 +144,7 @@ def ask(study, spec):
     Returns None then."""
     from bpstudy.errors import first_line
     from bpstudy.sweep.spec import suggest
+    from bpstudy.sweep.storage import is_connection_error
     from bpstudy.sweep.trial import tell
 
     with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see heartbeat()
@@ -155,6 +156,8 @@ def ask(study, spec):
         for name, dist in spec.space.items():
             suggest(trial, name, dist)
     except Exception as exc:  # noqa: BLE001 - whatever the sampler raised: the trial's error
+        if is_connection_error(exc):  # the database, not the sampler: as any storage outage
+            raise
         error = f"sampler {spec.sampler['name']} failed: {type(exc).__name__}: {first_line(exc)}"
         trial.set_user_attr("error", error[:2000])
         tell(trial, state=TrialState.FAIL)
