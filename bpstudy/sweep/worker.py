@@ -155,7 +155,7 @@ def ask(study, spec):
     try:
         for name, dist in spec.space.items():
             suggest(trial, name, dist)
-    except Exception as exc:  # noqa: BLE001 - whatever the sampler raised: the trial's error
+    except Exception as exc:
         if is_connection_error(exc):  # the database, not the sampler: as any storage outage
             raise
         error = f"sampler {spec.sampler['name']} failed: {type(exc).__name__}: {first_line(exc)}"
