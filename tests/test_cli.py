@@ -122,12 +122,32 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "run-dir-under-a-file",
         ["hydra.run.dir=afile/x"],
-        ["hydra.run.dir=afile/x", "cannot make the job's output folder in afile (Not a directory)"],
+        ["hydra.run.dir=afile/x", "cannot make the job's output folder afile/x (Not a directory)"],
     ),
     (
         "run-dir-in-proc",
         ["hydra.run.dir=/proc/x/${now:%H}"],
-        ["cannot make the job's output folder in /proc ("],
+        ["cannot make the job's output folder /proc/x ("],
+    ),
+    (  # Hydra's OSError traceback, with a/ left behind
+        "run-dir-name-too-long",
+        [f"hydra.run.dir=a/{'x' * 300}/b"],
+        ["cannot make the job's output folder", "(File name too long)"],
+    ),
+    (
+        "sweep-subdir-in-proc",
+        ["-m", "model.depth=1,2", "hydra.sweep.dir=sw", "hydra.sweep.subdir=/proc/x"],
+        ["hydra.sweep.dir/subdir=/proc/x", "cannot make the job's output folder /proc/x"],
+    ),
+    (
+        "rerun-file-not-a-pickle",
+        ["--experimental-rerun", "bad.csv"],
+        ["--experimental-rerun bad.csv: not a pickle"],
+    ),
+    (
+        "missing-config-path",
+        ["--config-path", "missing"],
+        ["--config-path", "missing: no such folder"],
     ),
     (
         "sweep-dir-is-a-file",
@@ -183,6 +203,8 @@ def check_refused(code: int | None, stdout: str, stderr: str, folder: Path, need
     assert "status:" not in stdout, "a job ran"
     for name in ("outputs", "multirun"):
         assert not (folder / name).exists(), f"{name}/ was written for a refused command"
+    written = {p.name for p in folder.iterdir()} - {"bad.csv", "d.npz", "emptydir", "afile"}
+    assert not written, f"left behind by a refused command: {written}"
 
 
 @pytest.mark.parametrize("args, needles", [pytest.param(a, n, id=i) for i, a, n in ERROR_CASES])

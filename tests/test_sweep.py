@@ -1098,7 +1098,7 @@ def test_resuming_with_another_objective_is_refused(cli, tmp_path, change):
     ("args", "change", "says"),
     [
         (["trainer.epochs=3"], {}, "trainer.epochs=2, this command trainer.epochs=3"),
-        (["model.dropout=0.1"], {}, "no model.dropout=0.1, which this command gives"),
+        (["model.dropout=0.1"], {}, "model.dropout=0.0, this command model.dropout=0.1"),
         ([], {"params": {"model.depth": "range(1, 5)", "optimizer.lr": "tag(log, interval(0.01, 0.5))"}},
          "params.model.depth IntDistribution(high=3"),
         ([], {"params": {"model.depth": "range(1, 4)"}}, "params.optimizer.lr FloatDistribution"),
@@ -1120,17 +1120,26 @@ def test_resuming_with_other_settings_is_refused(cli, tmp_path, args, change, sa
     assert len(journal_study(tmp_path, "tiny").trials) == trials
 
 
-def test_settings_compare_by_value_and_leave_out_how_runs_are_shown():
-    """1e-2 is 0.01, a quote is a quote, + and ++ set alike, the last override of a key
-    wins; trainer.progress and tracking.* (a URI may hold a password) are not settings."""
-    from bpstudy.sweep.run import _not_a_setting, _overrides_change
+def test_settings_compare_by_value_and_leave_out_how_runs_are_shown(tmp_path):
+    """The composed config of the fixed part, by value: restating a value or a default
+    (regularization.l2=0.0, optimizer=sgd) is no change; trainer.progress and tracking.*
+    (a URI may hold a password) are not settings; the searched keys are the space's."""
+    from bpstudy.sweep.run import _config_change, study_settings
 
-    same = (["optimizer.lr=0.01", "data.path='a b.csv'", "+x=1", "model.depth=2", "model.depth=3"],
-            ["optimizer.lr=1e-2", 'data.path="a b.csv"', "++x=1", "model.depth=3"])  # fmt: skip
-    assert _overrides_change(*same) is None
-    assert _overrides_change(["a.b=1"], []) == "a.b=1, this command without it"
-    assert _not_a_setting("trainer.progress=lines") and _not_a_setting("tracking.uri=x://u:p@h")
-    assert not _not_a_setting("trainer.epochs=3") and not _not_a_setting("trackingx=1")
+    spec = load_spec(str(write_sweep(tmp_path)))
+
+    def settings(*extra):
+        return study_settings(spec, check_space(spec, list(extra)))
+
+    plain = settings()
+    assert plain == settings("model.width=16", "regularization.l2=0.0", "optimizer=sgd",
+                             "trainer.progress=lines", "tracking.uri=sqlite:////x/y.db")  # fmt: skip
+    assert not any(k.startswith("tracking") for k in plain["config"])
+    assert "model.depth" not in plain["config"] and "model.depth" in plain["space"]
+    other = settings("trainer.epochs=3")
+    assert _config_change(plain["config"], other["config"]) == (
+        "trainer.epochs=2, this command trainer.epochs=3"
+    )
 
 
 @pytest.mark.slow

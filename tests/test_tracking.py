@@ -606,3 +606,44 @@ def test_git_state_says_when_the_checkout_had_uncommitted_changes(tmp_path, monk
         assert gitinfo.git_dirty()
     finally:
         clear()  # the package's own checkout again, for the tests after this one
+
+
+def test_a_store_killed_while_being_made_leaves_nothing_half_made(cli, tmp_path):
+    """MLflow makes a new SQLite store's tables over a few seconds; a Ctrl-C in them left
+    a half-made mlflow.db that every later command refused ("table logged_models already
+    exists"). The store is now made under a temporary name and linked into place whole:
+    a process killed while the temporary file exists leaves no mlflow.db."""
+    from tests.conftest import wait_until
+
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("bpstudy")), "train", *TINY],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: list(tmp_path.glob(".mlflow.db.*.tmp")) or proc.poll() is not None,
+                   120, "the store being made")  # fmt: skip
+        assert proc.poll() is None, "the run ended before its store was being made"
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "mlflow.db").exists()
+    for leftover in tmp_path.glob(".mlflow.db.*.tmp"):
+        leftover.unlink()  # a SIGKILL runs no clean-up; Ctrl-C's finally removes it
+    out = cli("train", *TINY)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "mlflow.db").is_file()
+
+
+def test_rerun_of_a_run_still_running_says_so(cli, store):
+    """A run whose process died before ending it stays RUNNING with no metrics; its rerun
+    compared nothing with nothing and printed 'identical'."""
+    uri, client = store
+    assert cli("train", *TINY, f"tracking.uri={uri}").returncode == 0
+    run_id = only_run(client).info.run_id
+    client.update_run(run_id, status="RUNNING")
+    out = cli("rerun", run_id, "--tracking-uri", uri)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"run {run_id} is RUNNING" in out.stderr and "identical" not in out.stdout

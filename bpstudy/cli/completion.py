@@ -13,7 +13,6 @@ zsh then offer file names; Hydra's fish script does not).
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from bpstudy.errors import BpstudyError
@@ -52,8 +51,20 @@ def main(argv: list[str], commands: tuple[str, ...]) -> None:
     if words[1] != "train":
         print("")  # nothing of ours
         return
-    os.environ["COMP_LINE"] = re.sub(r"^(\s*\S+)\s+train(\s|$)", r"\1\2", line, count=1)
+    os.environ["COMP_LINE"] = _train_line(words[0], line)
     _hydra(f"query={shell}")
+
+
+def _train_line(program: str, line: str) -> str:
+    """The line Hydra's completion reads: without `train`, and with the options before
+    the overrides (its parser takes the overrides as one run of words, while `bpstudy
+    train` takes them interleaved); the word being completed stays last."""
+    from bpstudy.cli.train import split_overrides
+
+    words = line.split()[2:]
+    partial = [] if line[-1:].isspace() or not words else [words.pop()]
+    options, overrides = split_overrides(words)
+    return " ".join([program, *options, *overrides, *partial]) + (" " if not partial else "")
 
 
 def _hydra(action: str) -> None:

@@ -27,7 +27,7 @@ from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import glob_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError
-from bpstudy.paths import CONF_DIR
+from bpstudy.paths import CONF_DIR, starts_with
 from bpstudy.shutdown import stdout_to_devnull
 
 MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
@@ -92,12 +92,32 @@ def in_hydra_order(argv: list[str]) -> list[str]:
     arguments"; `bpstudy sweep` takes them interleaved, and so does train now. argparse's
     intermixed parse tells the overrides from option values (--info's is optional, so
     the options go last); the words keep their spelling (an abbreviated --pack stays)."""
+    options, overrides = split_overrides(argv)
+    return overrides + options
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the options with their values, the overrides), each in the order given."""
     args, _ = _parser().parse_known_intermixed_args(argv)
     overrides = list(args.overrides or [])
     options = list(argv)
     for override in overrides:
         options.remove(override)  # an equal option value elsewhere: the same words result
-    return overrides + options
+    return options, overrides
+
+
+def absolute_config_path(argv: list[str]) -> list[str]:
+    """A relative --config-path/-cp made absolute from the working folder: Hydra would read
+    it against the folder of the module holding @hydra.main, which is inside bpstudy."""
+    out = list(argv)
+    for i, word in enumerate(out[:-1]):
+        if word in ("--config-path", "-cp") and not os.path.isabs(out[i + 1]):
+            out[i + 1] = os.path.abspath(out[i + 1])
+    for i, word in enumerate(out):
+        for flag in ("--config-path=", "-cp="):
+            if word.startswith(flag) and not os.path.isabs(word[len(flag) :]):
+                out[i] = flag + os.path.abspath(word[len(flag) :])
+    return out
 
 
 def prevalidate(argv: list[str]) -> None:
@@ -147,15 +167,23 @@ def check_hydra_options(args: argparse.Namespace) -> None:
         raise BpstudyError(
             f"--experimental-rerun {rerun}: no such file (give a job's .hydra/config.pickle)"
         )
+    if rerun and not starts_with(Path(rerun), b"\x80"):  # pickle protocol 2 and later
+        raise BpstudyError(
+            f"--experimental-rerun {rerun}: not a pickle (give a job's .hydra/config.pickle)"
+        )
+    if args.config_path and not os.path.isdir(args.config_path):
+        raise BpstudyError(f"--config-path {args.config_path}: no such folder")
     if args.config_dir and not os.path.isdir(args.config_dir):
         raise BpstudyError(f"--config-dir {args.config_dir}: no such folder")
-    if args.config_name and not args.config_path:
-        name = args.config_name.removesuffix(".yaml")
-        places = [CONF_DIR] + ([Path(args.config_dir)] if args.config_dir else [])
+    if args.config_name or args.config_path:
+        name = (args.config_name or "config").removesuffix(".yaml")
+        places = [Path(args.config_path)] if args.config_path else [CONF_DIR]
+        places += [Path(args.config_dir)] if args.config_dir else []
         if not any(os.path.isfile(place / f"{name}.yaml") for place in places):
             found = sorted({p.stem for place in places for p in place.glob("*.yaml")})
+            what = f"--config-name {args.config_name}" if args.config_name else "--config-path"
             raise BpstudyError(
-                f"--config-name {args.config_name}: no {name}.yaml in "
+                f"{what}: no {name}.yaml in "
                 f"{' or '.join(str(p) for p in places)} (primary configs: {', '.join(found)})"
             )
 
@@ -177,25 +205,58 @@ def check_package(package: str, cfg: DictConfig) -> None:
 
 
 def check_output_dir(overrides: list[str], multirun: bool) -> None:
-    """The job's output folder (hydra.run.dir, or hydra.sweep.dir with -m) can be made:
-    Hydra otherwise fails after its start with a traceback."""
-    key, default = ("hydra.sweep.dir", "multirun/") if multirun else ("hydra.run.dir", "outputs/")
-    given = [ov for ov in parse_overrides(overrides) if ov.key_or_group == key]
-    value = str(given[-1].value()) if given else default
-    literal = value.split("${")[0]  # up to the first interpolation, e.g. ${now:...}
+    """The job's output folder (hydra.run.dir; with -m, hydra.sweep.dir and its subdir)
+    can be made: Hydra otherwise fails after its start with a traceback. The folders are
+    made and removed again, up to the first interpolation (${now:...} and the like)."""
+    parsed = parse_overrides(overrides)
+
+    def value_of(key: str, default: str) -> str:
+        given = [ov for ov in parsed if ov.key_or_group == key]
+        return str(given[-1].value()) if given else default
+
+    if multirun:
+        key = "hydra.sweep.dir"
+        value = value_of(key, "multirun/")
+        subdir = value_of("hydra.sweep.subdir", "${hydra.job.num}")
+        if "${" not in value:  # the subdir is made inside it (an absolute one replaces it)
+            if any(ov.key_or_group == "hydra.sweep.subdir" for ov in parsed):
+                key = "hydra.sweep.dir/subdir"
+            value = os.path.join(value, subdir)
+    else:
+        key = "hydra.run.dir"
+        value = value_of(key, "outputs/")
+    literal = value.split("${")[0]
     if literal != value and not literal.endswith("/"):
         literal = os.path.dirname(literal)
-    folder = Path(literal or ".")  # as Hydra makes it: a quoted ~ is a folder named ~
+    _try_to_make(Path(literal or "."), f"{key}={value}")  # a quoted ~ is a folder named ~
+
+
+def _try_to_make(folder: Path, what: str) -> None:
+    """Make the missing folders down to `folder`, then remove them: a real try, for
+    root passes os.access, and /proc, a read-only mount or a name too long refuse."""
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ConfigError(f"{key}={value}: {folder} is a file, not a folder")
-    existing = next(p for p in (folder, *folder.parents) if os.path.exists(p))
-    try:  # a real try: root passes os.access, and /proc or a read-only mount refuse anyway
-        os.rmdir(tempfile.mkdtemp(prefix=".bpstudy-", dir=existing))
+        raise ConfigError(f"{what}: {folder} is a file, not a folder")
+    missing = []
+    for p in (folder, *folder.parents):
+        if os.path.exists(p):
+            break
+        missing.append(p)
+    made = []
+    try:
+        for p in reversed(missing):
+            os.mkdir(p)
+            made.append(p)
+        if not missing:
+            os.rmdir(tempfile.mkdtemp(prefix=".bpstudy-", dir=folder))
     except OSError as exc:
+        where = missing[len(made)] if len(made) < len(missing) else folder
         raise ConfigError(
-            f"{key}={value}: cannot make the job's output folder in {existing} "
+            f"{what}: cannot make the job's output folder {where} "
             f"({exc.strerror or type(exc).__name__})"
         ) from None
+    finally:
+        for p in reversed(made):
+            os.rmdir(p)
 
 
 def check_tracking(configs: list[Config]) -> None:
@@ -271,7 +332,7 @@ def main(argv: list[str]) -> None:
     if any(a in completion.OPTIONS for a in argv):
         completion.main(argv, ())
         return
-    argv = in_hydra_order(argv)
+    argv = absolute_config_path(in_hydra_order(argv))
     prevalidate(argv)
     sys.argv = ["bpstudy train", *argv]
     run()

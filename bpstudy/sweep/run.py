@@ -29,7 +29,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from bpstudy.errors import BpstudyError
+from bpstudy.errors import BpstudyError, shown
 from bpstudy.sweep.failures import fail_and_retry
 from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
 from bpstudy.sweep.spec import (
@@ -124,41 +124,51 @@ def check_objective(study, spec: SweepSpec) -> None:
         )
 
 
-SETTINGS_ATTR = "bpstudy.settings"  # the fixed overrides and the space it was created with
+SETTINGS_ATTR = "bpstudy.settings"  # the fixed config and the space it was created with
 # how a run is shown and where it is logged, not what it computes (and a tracking URI may
 # hold a password): left out of the settings a study keeps
 NOT_SETTINGS = ("trainer.progress", "tracking")
 
 
-def study_settings(spec: SweepSpec, extra) -> dict:
-    """What every trial of the study shares: the file's overrides, the command line's and
-    the fixed params, in that order; and the searched space (Optuna's JSON per key)."""
+def study_settings(spec: SweepSpec, base) -> dict:
+    """What every trial of the study shares: the composed config of its fixed part (the
+    file's overrides, the command line's, the single-valued params; flattened to dotted
+    keys, the searched keys and the groups they choose left out), and the searched space
+    (Optuna's JSON per key). Compared by value, so 1e-2 is 0.01 and restating a default
+    or moving an override into the file changes nothing."""
     from optuna.distributions import distribution_to_json
 
-    fixed = [f"{k}={format_value(v)}" for k, v in spec.fixed.items()]
-    overrides = [o for o in [*spec.overrides, *extra, *fixed] if not _not_a_setting(o)]
+    from bpstudy.config.compose import GROUPS
+    from bpstudy.config.serialize import flatten, to_dict
+
+    chosen = tuple(f"{k}." for k in spec.space if k in GROUPS)
+    config = {
+        k: v
+        for k, v in flatten(to_dict(base)).items()
+        if k not in spec.space and not k.startswith(chosen) and not _not_a_setting(k)
+    }
     space = {k: distribution_to_json(d) for k, d in spec.space.items()}
-    return {"overrides": overrides, "space": space}
+    return {"config": config, "space": space}
 
 
-def _not_a_setting(override: str) -> bool:
-    key = override.split("=", 1)[0].lstrip("+~")
+def _not_a_setting(key: str) -> bool:
+    key = key.split("=", 1)[0].lstrip("+~")
     return any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
 
 
-def check_settings(study, spec: SweepSpec, extra) -> None:
+def check_settings(study, spec: SweepSpec, base) -> None:
     """A study resumes with the settings it was created with. A resume with, say,
     trainer.epochs=3 where the first trials had 2 mixed incomparable trials in one study,
     its best trial and its report, without a word. Until it holds a trial, a study takes
     the settings of the command at hand (a first command stopped in its set-up, say)."""
-    wanted = study_settings(spec, extra)
+    wanted = study_settings(spec, base)
     stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None or not study.get_trials(deepcopy=False):
+    if stored is None or "config" not in stored or not study.get_trials(deepcopy=False):
         study.set_user_attr(SETTINGS_ATTR, wanted)
         stored = study.user_attrs.get(SETTINGS_ATTR)  # another host's, written meanwhile?
         if stored == wanted:
             return
-    change = _overrides_change(stored["overrides"], wanted["overrides"])
+    change = _config_change(stored["config"], wanted["config"])
     change = change or _space_change(stored["space"], wanted["space"])
     if change:
         raise BpstudyError(
@@ -167,29 +177,13 @@ def check_settings(study, spec: SweepSpec, extra) -> None:
         )
 
 
-def _overrides_change(was: list[str], now: list[str]) -> str | None:
-    """The first key whose value differs, by the value each list sets (the last override
-    of a key wins, as in Hydra; 1e-2 is 0.01): an override moved from the command line
-    into the file is no change."""
-    a, b = _effective(was), _effective(now)
-    for key in [*a, *(k for k in b if k not in a)]:
-        if a.get(key, (None,))[0] != b.get(key, (None,))[0]:
-            if key not in a:
-                return f"no {b[key][1]}, which this command gives"
-            return f"{a[key][1]}, this command {b[key][1] if key in b else 'without it'}"
+def _config_change(was: dict, now: dict) -> str | None:
+    """The first key both configs have with another value (a key only one has came with
+    another bpstudy version: its default is what the other ran with)."""
+    for key, value in was.items():
+        if key in now and now[key] != value:
+            return f"{key}={shown(value)}, this command {key}={shown(now[key])}"
     return None
-
-
-def _effective(overrides: list[str]) -> dict[str, tuple[str, str]]:
-    """key -> (its value, canonical; the override as written), in the order last set."""
-    from bpstudy.config.compose import parse_overrides
-
-    out: dict[str, tuple[str, str]] = {}
-    for ov in parse_overrides(overrides):
-        key = ov.key_or_group if ov.package is None else f"{ov.key_or_group}@{ov.package}"
-        out.pop(key, None)
-        out[key] = ("~" if ov.is_delete() else repr(ov.value()), ov.input_line)
-    return out
 
 
 def _space_change(was: dict, now: dict) -> str | None:
@@ -382,7 +376,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
 
         client = client_for(tracking_uri, checked=True)  # checked above
     study = create_study(spec, opened or open_storage(storage_url))
-    check_settings(study, spec, list(extra))
+    check_settings(study, spec, base)
     if client is not None:
         exp = experiment_id(client, base.tracking.experiment)
         parent.experiment_id = exp

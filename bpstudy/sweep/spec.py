@@ -189,7 +189,9 @@ def _named(node: Any, what: str, allowed: tuple[str, ...], path: Path) -> dict[s
     if isinstance(node, str):
         node = {"name": node}
     if not isinstance(node, dict) or node.get("name") not in allowed:
-        got = node.get("name") if isinstance(node, dict) else node
+        if isinstance(node, dict) and node.get("name") is None:
+            raise SweepError(f"{path}: {what}.name is missing; allowed: {', '.join(allowed)}")
+        got = shown(node.get("name") if isinstance(node, dict) else node)
         raise SweepError(f"{path}: {what} '{got}' is not allowed; allowed: {', '.join(allowed)}")
     return dict(node)
 

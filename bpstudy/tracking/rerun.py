@@ -135,7 +135,7 @@ def _frame_difference(a: Path, b: Path, up_to: int | None) -> str | None:
             where = f"step {fa['step'].iat[row]}"
             if "layer" in fa:
                 where = f"layer {fa['layer'].iat[row]} at {where}"
-            return f"{column} of {where}: original {va[row]!r}, rerun {vb[row]!r}"
+            return f"{column} of {where}: original {va[row].item()!r}, rerun {vb[row].item()!r}"
     return None
 
 
@@ -214,6 +214,11 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
     original = get_run(client, run_id, uri)
     cfg = load_run_config(client, original, uri)
     status = original.info.status
+    if status in ("RUNNING", "SCHEDULED"):  # nothing final to compare with (or its process died)
+        raise TrackingError(
+            f"run {run_id} is {status}: it is still training, or its process died before "
+            "ending it; rerun a run that has ended"
+        )
     ended_early = status in ("KILLED", "FAILED")  # retrained as far as it got
     at = last_logged_step(client, original) if ended_early else None
     if ended_early and at is None:

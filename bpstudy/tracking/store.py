@@ -170,11 +170,30 @@ def client_for(uri: str, checked: bool = False):
     from mlflow import MlflowClient
 
     try:
+        _create_whole(uri)
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
         raise TrackingError(f"tracking store {uri}: {first_line(exc)}") from None
     return client
+
+
+def _create_whole(uri: str) -> None:
+    """A new SQLite store is made under a temporary name and linked into place once
+    MLflow's table migrations are done: a Ctrl-C in those seconds left a half-made
+    mlflow.db that every later command refused ("table ... already exists")."""
+    from mlflow import MlflowClient
+
+    db = _sqlite_path(uri)
+    if db is None or db.exists():
+        return
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+        with contextlib.suppress(FileExistsError):  # another command made it meanwhile
+            os.link(tmp, db)  # never replaces a store another process already uses
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run_link(uri: str, experiment_id: str, run_id: str) -> str | None:
