@@ -161,9 +161,10 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("rerun-missing-file", ["--experimental-rerun", "x.pickle"], ["x.pickle", "no such file"]),
     ("cfg-unknown-package", ["--cfg", "job", "--package", "nope"], ["--package nope", "model"]),
     ("help-with-unknown-key", ["--help", "foo=1"], ["'foo'", "model"]),
+    ("hydra-help-with-a-bad-value", ["--hydra-help", "model.depth=abc"], ["model.depth=abc"]),
     ("info-with-unknown-key", ["--info", "config", "foo=1"], ["'foo'", "model"]),
     ("help-with-a-sweep", ["--help", "-m", "model.depth=1,2"], ["--help", "single values"]),
-    ("completion-without-action", ["-sc"], ["--shell-completion", "install=SHELL"]),
+    ("completion-without-action", ["-sc"], ["--shell-completion takes one ACTION=SHELL"]),
     # data
     ("csv-without-path", ["data=csv"], ["data.path", "data=csv"]),
     ("csv-missing-file", ["data=csv", "data.path=missing.csv"], ["missing.csv"]),
@@ -460,6 +461,6 @@ def test_completion_takes_one_action_for_a_known_shell():
     assert parse(["install=bash"]) == ("install", "bash")
     assert parse(["-sc", "query=fish"]) == ("query", "fish")
     for bad, says in ((["install=tcsh"], "got install=tcsh"), ([], "got nothing"),
-                      (["install=bash", "x=1"], "got install=bash x=1")):  # fmt: skip
+                      (["install=bash", "-cp", "x"], "nothing else; got also -cp x")):  # fmt: skip
         with pytest.raises(BpstudyError, match=says):
             parse(bad)

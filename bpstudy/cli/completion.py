@@ -26,7 +26,12 @@ def parse(argv: list[str]) -> tuple[str, str]:
     """(action, shell) from what follows -sc: one `install=SHELL`, `uninstall=SHELL` or
     `query=SHELL`."""
     words = [a for a in argv if a not in OPTIONS]
-    action, _, shell = (words[0] if len(words) == 1 else "").partition("=")
+    if len(words) > 1:
+        raise BpstudyError(
+            f"--shell-completion takes one ACTION=SHELL and nothing else; got also "
+            f"{' '.join(words[1:])}"
+        )
+    action, _, shell = (words[0] if words else "").partition("=")
     if action not in ACTIONS or shell not in SHELLS:
         raise BpstudyError(
             f"--shell-completion takes one of {', '.join(a + '=SHELL' for a in ACTIONS)} "

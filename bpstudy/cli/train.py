@@ -135,7 +135,7 @@ def prevalidate(argv: list[str]) -> None:
     if args.help or args.hydra_help or args.info:
         if any(ov.is_sweep_override() for ov in parse_overrides(overrides)):
             raise BpstudyError("--help and --info show one job's config: give single values")
-        compose(overrides)  # the help shows the config they compose
+        validate(compose(overrides))  # the help shows the config they compose
         return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
     configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
