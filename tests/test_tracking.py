@@ -647,3 +647,16 @@ def test_rerun_of_a_run_still_running_says_so(cli, store):
     out = cli("rerun", run_id, "--tracking-uri", uri)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"run {run_id} is RUNNING" in out.stderr and "identical" not in out.stdout
+
+
+def test_rerun_of_a_run_killed_after_its_last_epoch_compares_all_of_it(cli, store):
+    """A Ctrl-C after the last epoch (in the end-of-run logging) leaves a KILLED run that
+    logged every epoch: its rerun stopped at the last statistics step (30 of 40 here)
+    and said 'identical' for the part it compared."""
+    uri, client = store
+    assert cli("train", *TINY, f"tracking.uri={uri}").returncode == 0  # 2 epochs, 40 steps
+    run_id = only_run(client).info.run_id
+    client.update_run(run_id, status="KILLED")
+    out = cli("rerun", run_id, "--tracking-uri", uri)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "compared up to step 40" in out.stdout and out.stdout.strip().endswith("identical")

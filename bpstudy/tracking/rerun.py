@@ -179,11 +179,16 @@ class StopAfterStep(Listener):
 
 
 def last_logged_step(client, run) -> int | None:
-    """The last step an interrupted run logged statistics for (it sends that step's
-    points when it ends), or None if it logged none."""
-    if "lr" not in run.data.metrics:
-        return None
-    return max(m.step for m in client.get_metric_history(run.info.run_id, "lr"))
+    """The last step an interrupted run logged for: its statistics' (it sends that step's
+    points when it ends) or its last epoch's, whichever is later (a run stopped after its
+    last epoch has logged it whole); None if it logged neither."""
+    steps = [
+        m.step
+        for key in ("lr", "epoch")
+        if key in run.data.metrics
+        for m in client.get_metric_history(run.info.run_id, key)
+    ]
+    return max(steps) if steps else None
 
 
 def _stops(run, interrupted_at: int | None) -> list[Listener]:

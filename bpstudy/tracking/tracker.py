@@ -140,6 +140,7 @@ class MlflowTracker(Listener):
         self.outcome: str | None = None
         self._sender: _Sender | None = None
         self._trainer = None  # for what an interrupted run can still log
+        self._artifacts_logged = False  # diagnostics/ and the rest, by on_train_end
         self._send_steps: set[int] = set()
         self._last_sent_step: int | None = None
 
@@ -274,6 +275,7 @@ class MlflowTracker(Listener):
                 )
             np.savez(root / "model" / "weights.npz", **trainer.net.state())
             self.client.log_artifacts(self.run_id, str(root))
+        self._artifacts_logged = True
 
     def _end(self, result) -> None:
         from mlflow.entities import RunTag
@@ -293,7 +295,10 @@ class MlflowTracker(Listener):
         goes wrong here, the run must still end."""
         trainer = self._trainer
         try:
-            self._send_last_step(trainer)
+            if self._sender.is_alive():  # on_train_end closes it before the artifacts
+                self._send_last_step(trainer)
+            if self._artifacts_logged:
+                return
             diag = trainer.diagnostics
             with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
                 root = Path(tmp)
@@ -308,9 +313,10 @@ class MlflowTracker(Listener):
             return
         from mlflow.entities import RunTag
 
-        if self._sender is not None and self._sender.is_alive():
+        if self._sender is not None:  # interrupted in on_train_end too: after the sender
             self._keep_what_was_logged()
-            self._sender.close()
+            if self._sender.is_alive():
+                self._sender.close()
         tags = [RunTag("bpstudy.status", status.lower())]
         if status == "FAILED":
             tags.append(RunTag("bpstudy.outcome", "failed"))
