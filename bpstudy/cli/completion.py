@@ -12,6 +12,8 @@ zsh then offer file names; Hydra's fish script does not).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 
@@ -57,7 +59,11 @@ def main(argv: list[str], commands: tuple[str, ...]) -> None:
         print("")  # nothing of ours
         return
     os.environ["COMP_LINE"] = _train_line(words[0], line)
-    _hydra(f"query={shell}")
+    try:  # a TAB never writes to the terminal: a line Hydra cannot parse completes nothing
+        with contextlib.redirect_stderr(io.StringIO()):
+            _hydra(f"query={shell}")
+    except SystemExit:
+        print("")
 
 
 def _train_line(program: str, line: str) -> str:
@@ -68,7 +74,10 @@ def _train_line(program: str, line: str) -> str:
 
     words = line.split()[2:]
     partial = [] if line[-1:].isspace() or not words else [words.pop()]
-    options, overrides = split_overrides(words)
+    try:
+        options, overrides = split_overrides(words)
+    except BpstudyError:  # a line being typed (`--cfg ` without its value yet): as it is
+        options, overrides = words, []
     return " ".join([program, *options, *overrides, *partial]) + (" " if not partial else "")
 
 
