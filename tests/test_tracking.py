@@ -660,3 +660,32 @@ def test_rerun_of_a_run_killed_after_its_last_epoch_compares_all_of_it(cli, stor
     out = cli("rerun", run_id, "--tracking-uri", uri)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "compared up to step 40" in out.stdout and out.stdout.strip().endswith("identical")
+
+
+def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended():
+    """abort() runs under signals_held: a Ctrl-C that cut the sender's join short let the
+    final writes meet its SQLite write lock ("database is locked"), and the run stayed
+    RUNNING for ever. Held signals reach the previous handler once the block is done."""
+    from bpstudy.tracking.tracker import signals_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("the block ran to its end")
+    assert done == ["the block ran to its end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_held_too_long_goes_through(monkeypatch):
+    """A store that hangs must not make the run impossible to leave."""
+    from bpstudy.tracking import tracker
+
+    monkeypatch.setattr(tracker, "HOLD_SECONDS", 0.0)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with tracker.signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("not reached")
+    assert done == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

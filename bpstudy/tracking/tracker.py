@@ -10,7 +10,9 @@ hold up training.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import tempfile
 import threading
 import time
@@ -109,6 +111,37 @@ class _Sender(threading.Thread):
     def close(self) -> None:
         self.queue.put(None)
         self.join()
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HOLD_SECONDS = 5.0  # past this, a further Ctrl-C goes through (a store that hangs)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold Ctrl-C and SIGTERM for the block; one that arrived is then handed to the
+    handler that was in place (in the main thread; elsewhere signals cannot arrive).
+    After HOLD_SECONDS, one goes through at once, so a hung store can still be left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    start = time.monotonic()
+
+    def hold(signum, frame) -> None:
+        arrived.append(signum)
+        late = time.monotonic() - start > HOLD_SECONDS
+        if late and callable(previous[signum]):
+            previous[signum](signum, frame)
+
+    previous = {s: signal.signal(s, hold) for s in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if arrived and callable(previous[arrived[0]]):
+            previous[arrived[0]](arrived[0], None)
 
 
 def save_diagnostics(root: Path, layer_stats, step_stats) -> None:
@@ -308,9 +341,16 @@ class MlflowTracker(Listener):
             pass
 
     def abort(self, status: str, error: BaseException | None = None) -> None:
-        """End the run KILLED (Ctrl-C) or FAILED (an exception), with the error as a tag."""
+        """End the run KILLED (Ctrl-C) or FAILED (an exception), with the error as a tag.
+        A Ctrl-C (or SIGTERM) arriving meanwhile waits until the run has ended: one that
+        cut the sender's join short let the final writes meet its SQLite write lock
+        ("database is locked"), and the run stayed RUNNING for ever."""
         if self.run_id is None:
             return
+        with signals_held():
+            self._abort(status, error)
+
+    def _abort(self, status: str, error: BaseException | None) -> None:
         from mlflow.entities import RunTag
 
         if self._sender is not None:  # interrupted in on_train_end too: after the sender
