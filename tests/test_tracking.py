@@ -683,9 +683,8 @@ def test_a_ctrl_c_held_too_long_goes_through(monkeypatch):
 
     monkeypatch.setattr(tracker, "HOLD_SECONDS", 0.0)
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with tracker.signals_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("not reached")
+    with pytest.raises(KeyboardInterrupt), tracker.signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("not reached")
     assert done == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
