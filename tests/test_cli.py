@@ -424,6 +424,7 @@ def test_tab_completion_in_bash_completes_train_overrides(tmp_path):
         tab "bpstudy train -m data=sp"
         tab "bpstudy train model.depth=3 -m optimizer=ad"
         tab "bpstudy train --cfg "
+        tab "bpstudy sweep qu"
         """
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -439,6 +440,7 @@ def test_tab_completion_in_bash_completes_train_overrides(tmp_path):
     assert lines[4] == "data=spirals"
     assert lines[5].split() == ["optimizer=adagrad", "optimizer=adam", "optimizer=adamw"]
     assert lines[6] == ""  # a line Hydra cannot parse yet: nothing, and nothing on stderr
+    assert lines[7] == "quickstart"  # a shipped sweep's name
     assert out.stderr == "", out.stderr
     assert not (tmp_path / "outputs").exists()
 

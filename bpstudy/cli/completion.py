@@ -6,8 +6,9 @@ Hydra's script registers the program's name and, on TAB, runs `PROGRAM -sc query
 with the command line in COMP_LINE. For a console script with subcommands the program is
 `bpstudy`, so every query arrives at `bpstudy -sc`: the subcommand word is completed
 here, and a `train` line is handed to Hydra without its `train` word, as if `bpstudy
-train` were a Hydra app of its own. The other commands get nothing from here (bash and
-zsh then offer file names; Hydra's fish script does not).
+train` were a Hydra app of its own; `bpstudy sweep` gets the shipped sweeps' names. The
+other commands get nothing from here (bash and zsh then offer file names; Hydra's fish
+script does not).
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def main(argv: list[str], commands: tuple[str, ...]) -> None:
         return
     line = os.environ.get("COMP_LINE", "")
     words = line.split()
+    sep = "\n" if shell == "fish" else " "
     if len(words) < 2 or (len(words) == 2 and not line[-1:].isspace()):  # the command word
         prefix = words[1] if len(words) == 2 else ""
-        print(("\n" if shell == "fish" else " ").join(c for c in commands if c.startswith(prefix)))
+        print(sep.join(c for c in commands if c.startswith(prefix)))
+        return
+    if words[1] == "sweep" and _completing_third_word(line, words):
+        print(sep.join(_sweep_names(words[2] if len(words) == 3 else "")))
         return
     if words[1] != "train":
         print("")  # nothing of ours
@@ -64,6 +69,22 @@ def main(argv: list[str], commands: tuple[str, ...]) -> None:
             _hydra(f"query={shell}")
     except SystemExit:
         print("")
+
+
+def _completing_third_word(line: str, words: list[str]) -> bool:
+    return (len(words) == 2 and line[-1:].isspace()) or (
+        len(words) == 3 and not line[-1:].isspace()
+    )
+
+
+def _sweep_names(prefix: str) -> list[str]:
+    """The shipped sweeps a `bpstudy sweep` word may name; none for what reads as a path
+    (then bash and zsh offer file names)."""
+    from bpstudy.paths import SWEEPS_DIR
+
+    if "/" in prefix or prefix.startswith("."):
+        return []
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml") if p.stem.startswith(prefix))
 
 
 def _train_line(program: str, line: str) -> str:
