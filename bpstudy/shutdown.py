@@ -1,4 +1,5 @@
-"""Leave the process once its work is done, without tearing the interpreter down.
+"""How a command ends: its stop signals, and leaving the process once its work is done,
+without tearing the interpreter down.
 
 Finalizing the thousands of modules MLflow imports takes about a second after the last
 line is printed; every command and every sweep worker would pay it (a sweep's tail pays
@@ -13,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 
@@ -69,3 +71,22 @@ SIGPIPE_EXIT = 128 + 13  # what a shell reports for a command its pipe's reader 
 def stdout_to_devnull() -> None:
     """After a BrokenPipeError: later writes (and the final flush) go nowhere, quietly."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_signals_handled(handler):
+    """Ctrl-C and SIGTERM go to `handler` (a function, or signal.SIG_IGN) inside the block,
+    and back to what they were after it. Only the main thread receives signals and may
+    set handlers; elsewhere (an API call from a thread) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -18,10 +18,10 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import threading
 from multiprocessing import forkserver, resource_tracker
 
 from bpstudy.errors import BpstudyError
+from bpstudy.shutdown import stop_signals_handled
 
 WARM_MODULE = "bpstudy.sweep.warm"  # importing it warms the fork server up
 
@@ -46,25 +46,6 @@ def _environ(changes: dict[str, str]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def stop_signals_handled(handler):
-    """Ctrl-C and SIGTERM go to `handler` (a function, or signal.SIG_IGN) inside the block,
-    and back to what they were after it. Only the main thread receives signals and may
-    set handlers; elsewhere (an API call from a thread) this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def blas_threads(workers: int) -> int:

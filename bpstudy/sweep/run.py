@@ -30,8 +30,9 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from bpstudy.errors import BpstudyError, shown
+from bpstudy.shutdown import stop_signals_handled
 from bpstudy.sweep.failures import fail_and_retry
-from bpstudy.sweep.pool import WorkerPool, stop_signals_handled
+from bpstudy.sweep.pool import WorkerPool
 from bpstudy.sweep.spec import (
     SweepSpec,
     check_space,
@@ -152,7 +153,6 @@ def study_settings(spec: SweepSpec, base) -> dict:
 
 
 def _not_a_setting(key: str) -> bool:
-    key = key.split("=", 1)[0].lstrip("+~")
     return any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
 
 

@@ -178,23 +178,35 @@ class StopAfterStep(Listener):
             raise StopTraining(f"the original run was interrupted after step {self.step}")
 
 
-def last_logged_step(client, run) -> int | None:
-    """The last step an interrupted run logged for: its statistics' (it sends that step's
-    points when it ends) or its last epoch's, whichever is later (a run stopped after its
-    last epoch has logged it whole); None if it logged neither."""
-    steps = [
-        m.step
-        for key in ("lr", "epoch")
-        if key in run.data.metrics
-        for m in client.get_metric_history(run.info.run_id, key)
-    ]
-    return max(steps) if steps else None
+def last_steps(client, run) -> tuple[int | None, int | None]:
+    """The last step an interrupted run logged statistics for (it sends that step's
+    points when it ends) and the step of its last finished epoch; None for what it
+    never logged."""
+
+    def last(key: str) -> int | None:
+        if key not in run.data.metrics:
+            return None
+        return max(m.step for m in client.get_metric_history(run.info.run_id, key))
+
+    return last("lr"), last("epoch")
 
 
-def _stops(run, interrupted_at: int | None) -> list[Listener]:
-    if interrupted_at is not None:
-        return [StopAfterStep(interrupted_at)]
+def _stops(run, stats_at: int | None, epoch_at: int | None) -> list[Listener]:
+    """Where the rerun of an interrupted original stops: after the last epoch it
+    finished, when that came after its last statistics (a Ctrl-C between an epoch's end
+    and the next logging step, or after the last epoch); else after that step."""
     tags, metrics = run.data.tags, run.data.metrics
+    if epoch_at is not None and (
+        stats_at is None or epoch_at > stats_at
+    ):  # step s: before update s
+        epoch = int(metrics["epoch"])
+        return [
+            StopWhereTheOriginalStopped(
+                epoch, f"the original run was interrupted after epoch {epoch}"
+            )
+        ]
+    if stats_at is not None:
+        return [StopAfterStep(stats_at)]
     if tags.get("bpstudy.status") != "stopped" or "epoch" not in metrics:
         return []
     return [StopWhereTheOriginalStopped(int(metrics["epoch"]), tags.get("bpstudy.stop_reason", ""))]
@@ -225,7 +237,9 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
             "ending it; rerun a run that has ended"
         )
     ended_early = status in ("KILLED", "FAILED")  # retrained as far as it got
-    at = last_logged_step(client, original) if ended_early else None
+    stats_at, epoch_at = last_steps(client, original) if ended_early else (None, None)
+    logged = [step for step in (stats_at, epoch_at) if step is not None]
+    at = max(logged) if logged else None
     if ended_early and at is None:
         raise TrackingError(
             f"run {run_id} ended {status} before it logged a step: there is nothing to compare "
@@ -233,7 +247,9 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
         )
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(
-            cfg, [*listeners, *_stops(original, at)], tags={"bpstudy.rerun_of": run_id}
+            cfg,
+            [*listeners, *_stops(original, stats_at, epoch_at)],
+            tags={"bpstudy.rerun_of": run_id},
         )
     difference = first_difference(client, run_id, tracked.run_id, up_to=at)
     difference = difference or artifact_difference(client, run_id, tracked.run_id, at)

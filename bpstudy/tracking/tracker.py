@@ -23,6 +23,7 @@ import numpy as np
 
 from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
+from bpstudy.shutdown import STOP_SIGNALS, stop_signals_handled
 from bpstudy.tracking.points import write_points
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
@@ -113,7 +114,6 @@ class _Sender(threading.Thread):
         self.join()
 
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 HOLD_SECONDS = 5.0  # past this, a further Ctrl-C goes through (a store that hangs)
 
 
@@ -122,24 +122,19 @@ def signals_held():
     """Hold Ctrl-C and SIGTERM for the block; one that arrived is then handed to the
     handler that was in place (in the main thread; elsewhere signals cannot arrive).
     After HOLD_SECONDS, one goes through at once, so a hung store can still be left."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     arrived: list[int] = []
     start = time.monotonic()
 
     def hold(signum, frame) -> None:
         arrived.append(signum)
-        late = time.monotonic() - start > HOLD_SECONDS
-        if late and callable(previous[signum]):
+        if time.monotonic() - start > HOLD_SECONDS and callable(previous[signum]):
             previous[signum](signum, frame)
 
-    previous = {s: signal.signal(s, hold) for s in HELD_SIGNALS}
     try:
-        yield
+        with stop_signals_handled(hold):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if arrived and callable(previous[arrived[0]]):
             previous[arrived[0]](arrived[0], None)
 
