@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,7 +309,9 @@ def to_distribution(value: Any, integer_bounds: bool = False) -> BaseDistributio
     return None
 
 
-def make_sampler(spec: SweepSpec):
+def make_sampler(spec: SweepSpec, notes: list[str] | None = None):
+    """The sweep file's sampler. Optuna's warnings about its arguments go to `notes`, if
+    given, else nowhere: the supervisor's check shows them once, not every process."""
     import optuna
 
     args = {k: v for k, v in spec.sampler.items() if k != "name"}
@@ -324,9 +327,8 @@ def make_sampler(spec: SweepSpec):
                 grid[key] = list(dist.choices)
             else:
                 grid[key] = list(range(dist.low, dist.high + 1, dist.step))
-        return _construct(
-            optuna.samplers.GridSampler, "sampler", spec.path, search_space=grid, **args
-        )
+        args = {"search_space": grid, **args}
+        return _construct(optuna.samplers.GridSampler, "sampler", spec.path, args, notes)
     classes = {
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
@@ -341,10 +343,10 @@ def make_sampler(spec: SweepSpec):
             raise SweepError(
                 f"{spec.path}: sampler 'gp' needs PyTorch (pip install torch); use tpe or cmaes"
             ) from None
-    return _construct(classes[name], "sampler", spec.path, **args)
+    return _construct(classes[name], "sampler", spec.path, args, notes)
 
 
-def make_pruner(spec: SweepSpec):
+def make_pruner(spec: SweepSpec, notes: list[str] | None = None):
     import optuna
 
     args = {k: v for k, v in spec.pruner.items() if k != "name"}
@@ -354,10 +356,10 @@ def make_pruner(spec: SweepSpec):
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
         "none": optuna.pruners.NopPruner,
     }
-    return _construct(classes[spec.pruner["name"]], "pruner", spec.path, **args)
+    return _construct(classes[spec.pruner["name"]], "pruner", spec.path, args, notes)
 
 
-def _construct(cls, what: str, path: Path, **kwargs):
+def _construct(cls, what: str, path: Path, kwargs: dict[str, Any], notes: list[str] | None) -> Any:
     import optuna
 
     params = inspect.signature(cls.__init__).parameters.values()
@@ -372,12 +374,58 @@ def _construct(cls, what: str, path: Path, **kwargs):
     annotations = {p.name: p.annotation for p in params}
     for key, value in kwargs.items():
         _check_argument(f"{path}: {what}.{key}", value, annotations[key])
+        _check_limit(f"{path}: {what}.{key}", value, LIMITS.get(cls.__name__, {}).get(key))
+    if cls.__name__ == "HyperbandPruner":
+        low, high = kwargs.get("min_resource", 1), kwargs.get("max_resource", "auto")
+        if isinstance(high, int) and high < low:
+            raise SweepError(
+                f"{path}: {what}.max_resource={high} must be >= {what}.min_resource ({low})"
+            )
     try:
-        with warnings.catch_warnings():  # "QMCSampler is experimental": the file chose it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FutureWarning)
+            # "QMCSampler is experimental": the file chose it
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise SweepError(f"{path}: {what}: {exc}") from None
+            made = cls(**kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise SweepError(f"{path}: {what}: {first_line(exc)}") from None
+    if notes is not None:  # Optuna's FutureWarning names its own file, once per process
+        notes.extend(f"warning: {path}: {what}: {first_line(w.message)}" for w in caught)
+    return made
+
+
+# bounds Optuna documents but checks late or never: hyperband's min_resource 0 failed in
+# the first pruning as "ZeroDivisionError", a negative sigma0 or n_startup_trials passed
+LIMITS: dict[str, dict[str, tuple[str, float] | tuple[Any, ...]]] = {
+    "TPESampler": {"n_startup_trials": (">=", 0), "n_ei_candidates": (">=", 1)},
+    "CmaEsSampler": {
+        "n_startup_trials": (">=", 0),
+        "sigma0": (">", 0),
+        "popsize": (">=", 1),
+        "restart_strategy": ("in", None, "ipop", "bipop"),
+    },
+    "GPSampler": {"n_startup_trials": (">=", 0)},
+    "QMCSampler": {"qmc_type": ("in", "sobol", "halton")},
+    "HyperbandPruner": {
+        "min_resource": (">=", 1),
+        "max_resource": (">=", 1),
+        "reduction_factor": (">=", 2),
+    },
+}
+
+
+def _check_limit(where: str, value, limit: tuple | None) -> None:
+    if limit is None:
+        return
+    kind, *bound = limit
+    if kind == "in":
+        if value not in bound:
+            raise SweepError(f"{where}={shown(value)} is not one of {shown(list(bound))}")
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return  # "auto", or a type _check_argument let through
+    if (value < bound[0]) if kind == ">=" else (value <= bound[0]):
+        raise SweepError(f"{where}={shown(value)} must be {kind} {shown(bound[0])}")
 
 
 # the argument types a sweep file can give (YAML scalars), as Optuna annotates them
@@ -438,14 +486,15 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         values = [1.0 + number] * len(spec.metrics)
         return values if spec.multi_objective else values[0]
 
+    notes: list[str] = []  # shown if the file passes: not before its error line
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)  # its study and failed trials: ours
     try:
         with warnings.catch_warnings():  # experimental samplers say so: not news here
             warnings.simplefilter("ignore")
             study = optuna.create_study(
-                sampler=make_sampler(spec),
-                pruner=make_pruner(spec),
+                sampler=make_sampler(spec, notes),
+                pruner=make_pruner(spec, notes),
                 directions=list(spec.directions),
             )
             # inside optimize, as in a study: a grid sampler stops the study once its grid
@@ -460,6 +509,8 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         ) from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def suggest(trial, name: str, dist: BaseDistribution):
