@@ -139,6 +139,31 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
         ["-m", "model.depth=1,2", "hydra.sweep.dir=sw", "hydra.sweep.subdir=/proc/x"],
         ["hydra.sweep.dir/subdir=/proc/x", "cannot make the job's output folder /proc/x"],
     ),
+    (  # each interpolation failure below was a 100-line traceback
+        "run-dir-unknown-resolver",
+        ["hydra.run.dir=${bogus:x}"],
+        ["hydra.run.dir=${bogus:x}: Unsupported interpolation type bogus"],
+    ),
+    (
+        "run-dir-missing-environment-variable",
+        ["hydra.run.dir=o/${oc.env:BPSTUDY_NO_SUCH_VARIABLE}"],
+        ["hydra.run.dir=o/${oc.env:", "BPSTUDY_NO_SUCH_VARIABLE' not found"],
+    ),
+    (
+        "run-dir-job-number-outside-m",
+        ["hydra.run.dir=o/${hydra.job.num}"],
+        ["hydra.run.dir=o/${hydra.job.num}", "Missing mandatory value: hydra.job.num"],
+    ),
+    (
+        "sweep-dir-job-number",
+        ["-m", "model.depth=1,2", "hydra.sweep.dir=o/${hydra.job.num}"],
+        ["hydra.sweep.dir=o/${hydra.job.num}", "Missing mandatory value: hydra.job.num"],
+    ),
+    (
+        "sweep-subdir-unknown-key",
+        ["-m", "model.depth=1,2", "hydra.sweep.subdir=${hydra.job.num}_${nosuch.key}"],
+        ["hydra.sweep.subdir=", "Interpolation key 'nosuch.key' not found"],
+    ),
     (
         "rerun-file-not-a-pickle",
         ["--experimental-rerun", "bad.csv"],
@@ -277,6 +302,23 @@ def test_multirun_runs_each_job(cli, tmp_path):
     assert proc.stdout.count("status: finished") == 2, proc.stdout
     assert "Traceback" not in proc.stderr
     assert len(list((tmp_path / "multirun").glob("*/*/*/.hydra"))) == 2
+
+
+def test_output_folders_with_interpolations_that_resolve_still_run(cli, tmp_path):
+    """The pre-check resolves hydra.* values as Hydra does at the job's start: the job's
+    name and override_dirname, and with -m the job's number, are known there."""
+    proc = cli("train", *TINY, "hydra.run.dir=o/${hydra.job.name}/${model.depth}")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "train" / "2" / ".hydra").is_dir()
+    proc = cli(
+        "train", *TINY, "-m", "model.width=3,4", "hydra.sweep.dir=sw",
+        "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in (tmp_path / "sw").iterdir())
+    assert names[2] == "multirun.yaml", names
+    assert names[0].startswith("0_") and "model.width=3" in names[0], names
+    assert names[1].startswith("1_") and "model.width=4" in names[1], names
 
 
 def test_overrides_move_before_the_options_which_keep_their_values():

@@ -26,7 +26,7 @@ from bpstudy.cli import completion
 from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import glob_options, parse_overrides
-from bpstudy.errors import BpstudyError, ConfigError
+from bpstudy.errors import BpstudyError, ConfigError, first_line
 from bpstudy.paths import CONF_DIR, starts_with
 from bpstudy.shutdown import stdout_to_devnull
 
@@ -206,9 +206,18 @@ def check_package(package: str, cfg: DictConfig) -> None:
 
 def check_output_dir(overrides: list[str], multirun: bool) -> None:
     """The job's output folder (hydra.run.dir; with -m, hydra.sweep.dir and its subdir)
-    can be made: Hydra otherwise fails after its start with a traceback. The folders are
-    made and removed again, up to the first interpolation (${now:...} and the like)."""
+    resolves and can be made: Hydra otherwise fails after its start with a traceback. The
+    folders are made and removed again, up to the first interpolation (${now:...} and the
+    like)."""
     parsed = parse_overrides(overrides)
+    for ov in parsed:
+        if ov.key_or_group.startswith("hydra.") and "${" in str(ov.value()):
+            # a -m job has its number; the sweep's own folder is resolved before any job
+            per_job = multirun and ov.key_or_group != "hydra.sweep.dir"
+            numbered = ["hydra.job.num=0", "hydra.job.id=0"] if per_job else []
+            _resolve_hydra_key(
+                ov.key_or_group, ov.input_line, jobs(overrides, multirun)[0] + numbered
+            )
 
     def value_of(key: str, default: str) -> str:
         given = [ov for ov in parsed if ov.key_or_group == key]
@@ -229,6 +238,22 @@ def check_output_dir(overrides: list[str], multirun: bool) -> None:
     if literal != value and not literal.endswith("/"):
         literal = os.path.dirname(literal)
     _try_to_make(Path(literal or "."), f"{key}={value}")  # a quoted ~ is a folder named ~
+
+
+def _resolve_hydra_key(key: str, given: str, overrides: list[str]) -> None:
+    """Resolve `key` as Hydra does when the job starts (its own node in place; with -m,
+    the overrides number the job): an unknown resolver, a missing environment variable
+    or key was a 100-line traceback there."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = compose(overrides, job_name="train", with_hydra=True)
+    HydraConfig.instance().set_config(cfg)  # for ${hydra:...}
+    try:
+        OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{given}: {first_line(exc)}") from None
 
 
 def _try_to_make(folder: Path, what: str) -> None:

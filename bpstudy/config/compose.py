@@ -44,15 +44,21 @@ def glob_options(group: str, glob) -> list[str]:
     return names
 
 
-def compose(overrides: list[str] | tuple[str, ...] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
-    """The packaged config composed with Hydra overrides (e.g. "model.depth=10")."""
+def compose(
+    overrides: list[str] | tuple[str, ...] = (),
+    conf_dir: Path = CONF_DIR,
+    job_name: str = "bpstudy",
+    with_hydra: bool = False,
+) -> DictConfig:
+    """The packaged config composed with Hydra overrides (e.g. "model.depth=10");
+    `with_hydra`: with Hydra's own node (`hydra.run.dir` and the like) as a job sees it."""
     overrides = list(overrides)
     check_overrides(overrides, conf_dir)
     try:
-        with initialize_config_dir(
-            config_dir=str(conf_dir), version_base="1.3", job_name="bpstudy"
-        ):
-            return hydra_compose(config_name="config", overrides=overrides)
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=job_name):
+            return hydra_compose(
+                config_name="config", overrides=overrides, return_hydra_config=with_hydra
+            )
     except Exception as exc:  # noqa: BLE001 - see below
         # The overrides already passed `check_overrides`, so what Hydra or OmegaConf still
         # refuses here (HydraException, OmegaConf errors, or a bare ValueError from the
