@@ -25,6 +25,7 @@ import pytest
 from bpstudy.cli import main
 from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, in_hydra_order, jobs, prevalidate
 from bpstudy.errors import BpstudyError, DataError
+from bpstudy.paths import CONF_DIR
 
 # shrunken settings put before each case's own overrides (a case's own value wins), so a
 # case that wrongly passes validation still trains for a moment, not for minutes
@@ -181,6 +182,33 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("unknown-config-name", ["--config-name", "nope"], ["--config-name nope", "config"]),
     ("missing-config-dir", ["--config-dir", "missing"], ["--config-dir missing", "folder"]),
+    # hydra.searchpath (Hydra: a traceback, a 13-line "could not find", or nothing)
+    (
+        "searchpath-scheme",
+        ["hydra.searchpath=[bogus://x]"],
+        ["hydra.searchpath: bogus://x: give file:// or pkg://"],
+    ),
+    (
+        "searchpath-missing-folder",
+        ["hydra.searchpath=[file://missing]", "experiment=mine"],
+        ["hydra.searchpath: file://missing: no such folder"],
+    ),
+    (
+        "searchpath-a-file",
+        ["hydra.searchpath=[afile]"],
+        ["hydra.searchpath: afile: no such folder"],
+    ),
+    (
+        "searchpath-missing-package",
+        ["hydra.searchpath=[pkg://no_such_package.conf]"],
+        ["pkg://no_such_package.conf: no package no_such_package.conf"],
+    ),
+    ("searchpath-not-a-list", ["hydra.searchpath=x"], ["hydra.searchpath=x: give a list"]),
+    (
+        "searchpath-with-plus",
+        ["+hydra.searchpath=[emptydir]"],
+        ["+hydra.searchpath=[emptydir]: Hydra reads only hydra.searchpath=[...], without '+'"],
+    ),
     ("resolve-without-cfg", ["--resolve"], ["--resolve", "--cfg"]),
     ("multirun-and-cfg", ["-m", "--cfg", "job", "model.depth=1,2"], ["one of --run", "--cfg"]),
     ("rerun-missing-file", ["--experimental-rerun", "x.pickle"], ["x.pickle", "no such file"]),
@@ -387,6 +415,37 @@ def test_a_users_config_folder_on_hydras_searchpath_adds_presets(cli, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "width: 7" in proc.stdout
+
+
+def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
+    """--config-dir, --config-path and --config-name skipped the pre-check: a bad value
+    there left outputs/ behind, and a config that is not bpstudy's listed no keys."""
+    work = tmp_path / "work"  # the command's folder: nothing may be written there
+    work.mkdir()
+    presets = tmp_path / "presets"
+    (presets / "experiment").mkdir(parents=True)
+    (presets / "experiment" / "good.yaml").write_text("# @package _global_\nmodel: {width: 7}\n")
+    (presets / "experiment" / "bad.yaml").write_text("# @package _global_\nmodel: {widht: 7}\n")
+    (presets / "other.yaml").write_text("foo: 1\n")
+    own = tmp_path / "own"
+    shutil.copytree(CONF_DIR, own)
+    refused = {
+        ("-cd", "../presets", "experiment=bad"): "unknown config key 'model.widht'; model has:",
+        ("-cd", "../presets", "experiment=nope"): "experiment=nope is not a config option; "
+        "allowed: bad, deep_relu_he",
+        ("-cd", "../presets", "-cn", "other"): "unknown config key 'foo'; not a bpstudy "
+        "config, which has: data, optimizer",
+        ("-cp", "../own", "model.depth=0"): "model.depth=0 is out of range",
+        ("-cp", "../own", "-cd", "../presets", "experiment=bad", "--cfg", "job"): "model.widht",
+    }
+    for args, message in refused.items():
+        proc = cli("train", *args, cwd=work)
+        check_refused(proc.returncode, proc.stdout, proc.stderr, work, [message])
+    args = ("-cp", "../own", "-cd", "../presets", "experiment=good")
+    proc = cli("train", *TINY, *args, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    job = next((work / "outputs").glob("*/*/.hydra"))
+    assert "width: 7" in (job / "config.yaml").read_text()
 
 
 def test_unknown_command_is_one_error_line(cli):

@@ -9,6 +9,7 @@ or any output folder is written.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import os
@@ -127,27 +128,51 @@ def prevalidate(argv: list[str]) -> None:
             f"unrecognized arguments: {' '.join(unknown)}; see 'bpstudy train --help'"
         )
     check_hydra_options(args)
-    own_name = args.config_name not in (None, "config")  # the shipped one, named
     overrides = args.overrides or []
-    searchpath = any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides)
-    if args.config_path or args.config_dir or own_name or args.experimental_rerun or searchpath:
-        return  # the user's own config tree: validated inside the job
+    if args.experimental_rerun:
+        return  # the pickled config is the job's: Hydra reads it
+    # the config tree as Hydra will compose it: --config-dir, the primary config's folder
+    # (the shipped one, or the user's own by --config-path), hydra.searchpath. Compose
+    # reads the primary config (--config-name) from its first folder only: that is the
+    # one of the first two that has it, the other goes first in the search path.
+    name = (args.config_name or "config").removesuffix(".yaml")
+    conf_dir = Path(args.config_path) if args.config_path else CONF_DIR
+    if args.config_dir:
+        first, second = Path(os.path.abspath(args.config_dir)), conf_dir
+        if not os.path.isfile(first / f"{name}.yaml"):
+            first, second = second, first
+        overrides = with_searchpath_folder(overrides, str(second))
+        conf_dir = first
+    tree = functools.partial(compose, conf_dir=conf_dir, config_name=name)
     if args.help or args.hydra_help or args.info:
         if any(ov.is_sweep_override() for ov in parse_overrides(overrides)):
             raise BpstudyError("--help and --info show one job's config: give single values")
-        validate(compose(overrides))  # the help shows the config they compose
+        validate(tree(overrides))  # the help shows the config they compose
         return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
-    configs = [validate(compose(job)) for job in jobs(overrides, multirun)]
+    configs = [validate(tree(job)) for job in jobs(overrides, multirun)]
     if args.cfg == "job" and args.package and not multirun:
-        check_package(args.package, compose(overrides))
+        check_package(args.package, tree(overrides))
     if not args.cfg:  # --cfg only prints the config: no data to read
-        check_output_dir(overrides, multirun)
+        check_output_dir(overrides, multirun, tree)
         check_chdir(overrides, configs)
         from bpstudy.training.run import check_data
 
         check_data(configs)  # before Hydra writes anything
         check_tracking(configs)
+
+
+def with_searchpath_folder(overrides: list[str], folder: str) -> list[str]:
+    """`overrides` with `folder` first in hydra.searchpath: for the checks before Hydra
+    starts, which compose the config as the job will."""
+    entry = "'" + os.path.abspath(folder).replace("'", "\\'") + "'"  # Hydra's quoting
+    out = list(overrides)
+    for i, ov in enumerate(parse_overrides(overrides)):
+        if ov.key_or_group == "hydra.searchpath" and isinstance(ov.value(), list):
+            rest = ov.get_value_element_as_str().removeprefix("[")
+            out[i] = f"hydra.searchpath=[{entry}{',' if rest != ']' else ''}{rest}"
+            return out
+    return [*out, f"hydra.searchpath=[{entry}]"]
 
 
 def check_hydra_options(args: argparse.Namespace) -> None:
@@ -204,7 +229,7 @@ def check_package(package: str, cfg: DictConfig) -> None:
     )
 
 
-def check_output_dir(overrides: list[str], multirun: bool) -> None:
+def check_output_dir(overrides: list[str], multirun: bool, tree=compose) -> None:
     """The job's output folder (hydra.run.dir; with -m, hydra.sweep.dir and its subdir)
     resolves and can be made: Hydra otherwise fails after its start with a traceback. The
     folders are made and removed again, up to the first interpolation (${now:...} and the
@@ -215,9 +240,9 @@ def check_output_dir(overrides: list[str], multirun: bool) -> None:
             # a -m job has its number; the sweep's own folder is resolved before any job
             per_job = multirun and ov.key_or_group != "hydra.sweep.dir"
             numbered = ["hydra.job.num=0", "hydra.job.id=0"] if per_job else []
-            _resolve_hydra_key(
-                ov.key_or_group, ov.input_line, jobs(overrides, multirun)[0] + numbered
-            )
+            job = jobs(overrides, multirun)[0] + numbered
+            cfg = tree(job, job_name="train", with_hydra=True)
+            _resolve_hydra_key(ov.key_or_group, ov.input_line, cfg)
 
     def value_of(key: str, default: str) -> str:
         given = [ov for ov in parsed if ov.key_or_group == key]
@@ -240,7 +265,7 @@ def check_output_dir(overrides: list[str], multirun: bool) -> None:
     _try_to_make(Path(literal or "."), f"{key}={value}")  # a quoted ~ is a folder named ~
 
 
-def _resolve_hydra_key(key: str, given: str, overrides: list[str]) -> None:
+def _resolve_hydra_key(key: str, given: str, cfg: DictConfig) -> None:
     """Resolve `key` as Hydra does when the job starts (its own node in place; with -m,
     the overrides number the job): an unknown resolver, a missing environment variable
     or key was a 100-line traceback there."""
@@ -248,7 +273,6 @@ def _resolve_hydra_key(key: str, given: str, overrides: list[str]) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    cfg = compose(overrides, job_name="train", with_hydra=True)
     HydraConfig.instance().set_config(cfg)  # for ${hydra:...}
     try:
         OmegaConf.select(cfg, key, throw_on_resolution_failure=True)

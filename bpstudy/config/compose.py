@@ -49,15 +49,17 @@ def compose(
     conf_dir: Path = CONF_DIR,
     job_name: str = "bpstudy",
     with_hydra: bool = False,
+    config_name: str = "config",
 ) -> DictConfig:
     """The packaged config composed with Hydra overrides (e.g. "model.depth=10");
-    `with_hydra`: with Hydra's own node (`hydra.run.dir` and the like) as a job sees it."""
+    `with_hydra`: with Hydra's own node (`hydra.run.dir` and the like) as a job sees it.
+    `conf_dir` and `config_name`: a config tree of the user's own (--config-path/-name)."""
     overrides = list(overrides)
     check_overrides(overrides, conf_dir)
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=job_name):
             return hydra_compose(
-                config_name="config", overrides=overrides, return_hydra_config=with_hydra
+                config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
             )
     except Exception as exc:  # noqa: BLE001 - see below
         # The overrides already passed `check_overrides`, so what Hydra or OmegaConf still
@@ -97,9 +99,56 @@ def _parse_reason(text: str) -> str:
     return "bad syntax"
 
 
+SEARCHPATH_EXAMPLE = "e.g. hydra.searchpath=[file:///abs/folder,pkg://my_package.conf]"
+
+
+def searchpath_folders(parsed: list[Override]) -> list[Path]:
+    """The folders a `hydra.searchpath=[...]` override adds to the config tree, each
+    checked: Hydra warns of a missing one, fails later with a 13-line "could not find"
+    or a traceback (another scheme), and ignores `+hydra.searchpath` altogether."""
+    import importlib.resources
+    import importlib.util
+
+    folders: list[Path] = []
+    for ov in parsed:
+        if ov.key_or_group.lstrip("+") != "hydra.searchpath":
+            continue
+        if ov.is_add() or ov.is_force_add():
+            raise ConfigError(
+                f"{ov.input_line}: Hydra reads only hydra.searchpath=[...], without '+'"
+            )
+        entries = ov.value()
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise ConfigError(f"{ov.input_line}: give a list of folders, {SEARCHPATH_EXAMPLE}")
+        for entry in entries:
+            scheme, sep, rest = entry.partition("://")
+            scheme, rest = (scheme, rest) if sep else ("file", entry)
+            if scheme == "file":
+                folder = Path(rest)
+            elif scheme == "pkg":
+                module = rest.replace("/", ".")
+                try:
+                    found = importlib.util.find_spec(module) is not None
+                except (ImportError, ValueError):
+                    found = False
+                if not found:
+                    raise ConfigError(f"hydra.searchpath: {entry}: no package {module}")
+                folder = Path(str(importlib.resources.files(module)))
+            else:
+                raise ConfigError(
+                    f"hydra.searchpath: {entry}: give file:// or pkg://, {SEARCHPATH_EXAMPLE}"
+                )
+            if not folder.is_dir():
+                raise ConfigError(f"hydra.searchpath: {entry}: no such folder")
+            folders.append(folder)
+    return folders
+
+
 def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Catch what Hydra would report obscurely: bad grammar, unknown groups and options."""
-    for ov in parse_overrides(overrides):
+    parsed = parse_overrides(overrides)
+    extra = searchpath_folders(parsed)
+    for ov in parsed:
         key = ov.key_or_group
         if ov.is_sweep_override():
             raise ConfigError(
@@ -107,7 +156,7 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
             )
         if key not in GROUPS or ov.package is not None or ov.is_delete():
             continue
-        options = group_options(key, conf_dir)
+        options = sorted({o for d in [conf_dir, *extra] for o in group_options(key, d)})
         allowed = f"allowed: {', '.join(options)}"
         if ov.is_add() or ov.is_force_add():
             value = ov.get_value_element_as_str()

@@ -75,6 +75,11 @@ def validate(cfg: DictConfig | dict | Config) -> Config:
     for key in tree:
         if key not in known:
             listed = ", ".join(k for k in tree if k in known)  # as compose lists them
+            if not listed:  # a primary config of the user's own (--config-name)
+                raise ConfigError(
+                    f"unknown config key '{key}'; not a bpstudy config, which has: "
+                    + ", ".join(known)
+                )
             raise ConfigError(f"unknown config key '{key}'; the config has: {listed}")
     parts: dict[str, Any] = {}
     for group, options in _BY_NAME.items():
