@@ -1289,3 +1289,25 @@ def test_the_best_line_shows_only_the_values_the_trial_used():
     assert describe_best(study, spec) == (
         "best val/loss 0.25 (trial #0: optimizer=adamw, model.batch_norm=true)"
     )
+
+
+def test_a_resume_in_another_mlflow_experiment_is_refused(cli, tmp_path):
+    """It made a second parent run in that experiment, holding the new trials only, and
+    `bpstudy report` then logged to that one (walk-through 9, F12)."""
+    path = write_sweep(tmp_path)
+    assert cli("sweep", str(path), "--progress", "lines").returncode == 0
+    parent = parent_and_children(mlflow_client(tmp_path), "tiny")[0]
+    out = cli(
+        "sweep", str(path), "--n-trials", "3", "--progress", "lines", "tracking.experiment=other"
+    )
+    assert_one_line_error(
+        out,
+        "tracking.experiment=other: study 'tiny' logs to MLflow experiment 'bpstudy' "
+        f"(parent run {parent.info.run_id}); resume it with tracking.experiment=bpstudy",
+    )
+    client = mlflow_client(tmp_path)
+    assert client.get_experiment_by_name("other") is None
+    assert len(finished(journal_study(tmp_path, "tiny"))) == 2
+    out = cli("sweep", str(path), "--n-trials", "3", "--progress", "lines")
+    assert out.returncode == 0, out.stderr
+    assert parent_and_children(client, "tiny")[0].info.run_id == parent.info.run_id

@@ -378,11 +378,34 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     study = create_study(spec, opened or open_storage(storage_url))
     check_settings(study, spec, base)
     if client is not None:
+        check_experiment(client, study, spec, base.tracking.experiment)
         exp = experiment_id(client, base.tracking.experiment)
         parent.experiment_id = exp
         parent_id = parent_run(client, exp, spec, storage_url, parent)
         study.set_user_attr("mlflow_parent_run_id", parent_id)
     return study, storage_url, tracking_uri
+
+
+def check_experiment(client, study, spec: SweepSpec, name: str) -> None:
+    """A study resumes in the MLflow experiment that holds its parent run. Named another
+    one, the command made a second parent run there, with the new trials only, and
+    `bpstudy report` logged to that one."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = study.user_attrs.get("mlflow_parent_run_id")
+    if not run_id:
+        return
+    try:
+        run = client.get_run(run_id)
+        holder = client.get_experiment(run.info.experiment_id)
+    except MlflowException:  # another tracking store, or the run deleted for good
+        return
+    if run.info.lifecycle_stage == "active" and holder.name != name:
+        raise BpstudyError(
+            f"tracking.experiment={name}: study '{spec.study_name}' logs to MLflow "
+            f"experiment '{holder.name}' (parent run {run_id}); resume it with "
+            f"tracking.experiment={holder.name}, or give the study another name"
+        )
 
 
 def run_sweep(
