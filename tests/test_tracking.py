@@ -510,12 +510,14 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
     exe = Path(sys.executable).with_name("bpstudy")
     proc = subprocess.Popen(
         [str(exe), "ui", "--port", str(port), "--tracking-uri", uri], start_new_session=True,
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
+        log = Path(line.rsplit("server log ", 1)[1].rstrip(")\n"))
+        assert "Uvicorn running" in log.read_text()  # MLflow's start-up: in its log
         body = rest(
             f"http://127.0.0.1:{port}",
             "/ajax-api/2.0/mlflow/experiments/search",
@@ -538,6 +540,10 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
     finally:
         stop_group(proc)  # whatever happened, leave no server behind
     assert proc.returncode == 0
+    # the terminal saw the address line and the stop, none of MLflow's chatter
+    assert proc.stdout.read() == "MLflow UI stopped\n"
+    assert proc.stderr.read() == ""
+    assert not log.exists()
     with socket.socket() as s:
         # SO_REUSEADDR: connections the server closed may sit in TIME_WAIT, which blocks a
         # plain bind; on Linux a bind with it still fails while anything listens there

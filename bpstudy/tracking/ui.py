@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -81,24 +82,39 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     # processes that bpstudy never uses; the user may still ask for it
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    # MLflow's own chatter goes to stderr; stdout carries only our address line. Its server
-    # runs in a session of its own, so that stopping it stops all of its worker processes.
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), start_new_session=True, env=env
-    )
+    # MLflow's and uvicorn's start-up lines, a deprecation warning and one line per request
+    # go to a log file, kept if the server fails; the terminal shows our address line. The
+    # server runs in a session of its own, so that stopping it stops all of its processes.
+    log = Path(tempfile.mkstemp(prefix="bpstudy-ui-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
+        )
     url = f"http://127.0.0.1:{port}"
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if not wait_until_up(url, proc):
-            raise TrackingError(f"the MLflow UI did not start on {url} (store {uri})")
-        print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
-        return proc.wait()
+            raise TrackingError(
+                f"the MLflow UI did not start on {url} (store {uri}): {_last_line(log)}; "
+                f"its log: {log}"
+            )
+        print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop; server log {log})", flush=True)
+        code = proc.wait()
+        print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
+        return code or 1
     except KeyboardInterrupt:
         print("MLflow UI stopped", flush=True)
+        log.unlink(missing_ok=True)
         return 0
     finally:
         stop_group(proc)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _last_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else "it printed nothing"
 
 
 def _interrupt(signum, frame):
