@@ -213,6 +213,16 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ("multirun-and-cfg", ["-m", "--cfg", "job", "model.depth=1,2"], ["one of --run", "--cfg"]),
     ("rerun-missing-file", ["--experimental-rerun", "x.pickle"], ["x.pickle", "no such file"]),
     ("cfg-unknown-package", ["--cfg", "job", "--package", "nope"], ["--package nope", "model"]),
+    (  # Hydra: "package 'model' not found in config", exit 1
+        "cfg-hydra-package-outside-hydra",
+        ["--cfg", "hydra", "--package", "model"],
+        ["--package model: no such key in the config --cfg hydra shows (it has: hydra)"],
+    ),
+    (
+        "cfg-all-unknown-package",
+        ["--cfg", "all", "--package", "hydra.nope"],
+        ["--package hydra.nope: no such key in the config --cfg all shows (hydra has: run,"],
+    ),
     ("help-with-unknown-key", ["--help", "foo=1"], ["'foo'", "model"]),
     ("hydra-help-with-a-bad-value", ["--hydra-help", "model.depth=abc"], ["model.depth=abc"]),
     ("info-with-unknown-key", ["--info", "config", "foo=1"], ["'foo'", "model"]),

@@ -21,7 +21,7 @@ from typing import NoReturn
 import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.types import ValueType
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bpstudy.cli import completion
 from bpstudy.cli.args import command_name
@@ -151,8 +151,11 @@ def prevalidate(argv: list[str]) -> None:
         return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
     configs = [validate(tree(job)) for job in jobs(overrides, multirun)]
-    if args.cfg == "job" and args.package and not multirun:
-        check_package(args.package, tree(overrides))
+    if args.cfg and args.package and not multirun:
+        cfg = tree(overrides, job_name="train", with_hydra=args.cfg != "job")
+        if args.cfg == "hydra":
+            cfg = OmegaConf.masked_copy(cfg, ["hydra"])
+        check_package(args.package, cfg, args.cfg)
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_output_dir(overrides, multirun, tree)
         check_chdir(overrides, configs)
@@ -213,19 +216,21 @@ def check_hydra_options(args: argparse.Namespace) -> None:
             )
 
 
-def check_package(package: str, cfg: DictConfig) -> None:
-    """`--cfg job --package KEY` names a part of the composed config."""
-    from omegaconf import OmegaConf
-
+def check_package(package: str, cfg: DictConfig, shown: str = "job") -> None:
+    """`--cfg SHOWN --package KEY` names a part of the config --cfg shows (Hydra: "package
+    'x' not found in config", exit 1)."""
     if package == "_global_" or OmegaConf.select(cfg, package) is not None:
         return
     parent, _, leaf = package.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
     if isinstance(node, DictConfig) and leaf in node:  # Hydra cannot show a null
         raise ConfigError(f"--package {package}: its value is null; --package shows a group")
+    while parent and not isinstance(OmegaConf.select(cfg, parent), DictConfig):
+        parent = parent.rpartition(".")[0]  # the deepest part that is there, listed
+    node = OmegaConf.select(cfg, parent) if parent else cfg
     raise ConfigError(
-        f"--package {package}: no such key in the config (the config has: "
-        f"{', '.join(str(k) for k in cfg)})"
+        f"--package {package}: no such key in the config --cfg {shown} shows "
+        f"({parent or 'it'} has: {', '.join(str(k) for k in node)})"
     )
 
 
@@ -270,7 +275,6 @@ def _resolve_hydra_key(key: str, given: str, cfg: DictConfig) -> None:
     the overrides number the job): an unknown resolver, a missing environment variable
     or key was a 100-line traceback there."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     HydraConfig.instance().set_config(cfg)  # for ${hydra:...}
