@@ -218,6 +218,11 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
         ["--cfg", "hydra", "--package", "model"],
         ["--package model: no such key in the config --cfg hydra shows (it has: hydra)"],
     ),
+    (  # Hydra's 91-line traceback: the job number exists in -m jobs only
+        "cfg-package-unresolvable",
+        ["--cfg", "hydra", "--package", "hydra.sweep.subdir"],
+        ["--package hydra.sweep.subdir: ", "Missing mandatory value: hydra.job.num"],
+    ),
     (
         "cfg-all-unknown-package",
         ["--cfg", "all", "--package", "hydra.nope"],

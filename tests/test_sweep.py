@@ -1008,13 +1008,13 @@ def test_trials_that_keep_failing_stop_the_sweep(tmp_path):
 
 @pytest.mark.slow
 def test_a_sampler_that_fails_past_its_startup_trials_stops_the_sweep(cli, tmp_path):
-    """TPE reads prior_weight only once past its random startup trials, after the
-    up-front dry run. Before: a worker traceback, exit 0, and a trial RUNNING for ever,
+    """TPE reads n_ei_candidates only once past its random startup trials, after the
+    up-front dry run (10**13 candidates: a MemoryError). Before: a worker traceback, exit 0, and a trial RUNNING for ever,
     so that the study could never finish. Now: that trial is FAIL with the sampler's
     error, the command says so in one line (exit 1), and once the file is fixed the same
     command finishes the study."""
     sampler = {"name": "tpe", "seed": 0, "n_startup_trials": 3}
-    path = write_sweep(tmp_path, n_trials=5, sampler={**sampler, "prior_weight": -1.0})
+    path = write_sweep(tmp_path, n_trials=5, sampler={**sampler, "n_ei_candidates": 10**13})
     out = cli("sweep", str(path), "--progress", "lines")
     assert out.returncode == 1, out.stderr
     line = out.stderr.strip().splitlines()[-1]
@@ -1185,9 +1185,9 @@ def test_every_shipped_sampler_runs_on_a_space(tmp_path, sampler):
     ("sampler", "pruner", "needle"),
     [
         (
-            {"name": "tpe", "n_startup_trials": 1, "prior_weight": -1.0},
+            {"name": "tpe", "n_startup_trials": 1, "n_ei_candidates": 10**13},
             {"name": "none"},
-            "prior_weight",
+            "MemoryError: Unable to allocate",
         ),
     ],
 )
@@ -1211,7 +1211,12 @@ def test_arguments_that_fail_only_in_a_trial_are_refused_up_front(
         ({"name": "tpe", "n_startup_trials": -3}, {"name": "none"}, "sampler.n_startup_trials=-3 must be >= 0"),
         ({"name": "tpe", "n_ei_candidates": 0}, {"name": "none"}, "sampler.n_ei_candidates=0 must be >= 1"),
         ({"name": "cmaes", "sigma0": -1}, {"name": "none"}, "sampler.sigma0=-1 must be > 0"),
-        ({"name": "cmaes", "popsize": 0}, {"name": "none"}, "sampler.popsize=0 must be >= 1"),
+        ({"name": "cmaes", "sigma0": float("inf")}, {"name": "none"}, "sampler.sigma0=.inf must be a finite number > 0"),
+        ({"name": "tpe", "prior_weight": float("nan")}, {"name": "none"}, "sampler.prior_weight=.nan must be a finite number > 0"),
+        ({"name": "cmaes", "popsize": 1}, {"name": "none"}, "sampler.popsize=1 must be >= 2"),
+        ({"name": "cmaes", "x0": {"model.depth": 2, "optimizer.lr": 2.0}}, {"name": "none"}, "sampler.x0.optimizer.lr=2.0 must be a number from 0.01 to 0.5"),
+        ({"name": "cmaes", "x0": {"model.depth": 2}}, {"name": "none"}, "sampler.x0 needs a start for every numeric param; missing: optimizer.lr"),
+        ({"name": "cmaes", "x0": {"model.depth": 2, "optimizer.lr": 0.1, "model.width": 3}}, {"name": "none"}, "sampler.x0.model.width is not a numeric param; they are: model.depth, optimizer.lr"),
         ({"name": "cmaes", "restart_strategy": "bogus"}, {"name": "none"}, "sampler.restart_strategy=bogus is not one of [null, ipop, bipop]"),
     ],
 )  # fmt: skip
@@ -1234,6 +1239,9 @@ def test_a_deprecated_argument_is_one_warning_line(cli, tmp_path):
     assert len(others) == 1, out.stderr
     assert others[0].startswith("warning: ") and "tiny.yaml: sampler: `sigma0`" in others[0]
     assert "deprecated" in others[0]
+    # a command refused after the file's check shows its error line only
+    out = cli("sweep", str(path), "--storage", "nosuch://x", "--progress", "lines")
+    assert_one_line_error(out, "nosuch://x")
 
 
 @pytest.mark.parametrize(

@@ -219,8 +219,13 @@ def check_hydra_options(args: argparse.Namespace) -> None:
 def check_package(package: str, cfg: DictConfig, shown: str = "job") -> None:
     """`--cfg SHOWN --package KEY` names a part of the config --cfg shows (Hydra: "package
     'x' not found in config", exit 1)."""
-    if package == "_global_" or OmegaConf.select(cfg, package) is not None:
-        return
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:  # as Hydra selects it, resolving a value it is (${hydra.job.num}: -m jobs only)
+        if package == "_global_" or OmegaConf.select(cfg, package) is not None:
+            return
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"--package {package}: {first_line(exc)}") from None
     parent, _, leaf = package.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
     if isinstance(node, DictConfig) and leaf in node:  # Hydra cannot show a null

@@ -357,7 +357,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     `parent`). Returns (study, storage_url, tracking_uri); tracking_uri is None when
     tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
-    try_sampler_and_pruner(spec)  # bad arguments fail before any storage exists
+    notes = try_sampler_and_pruner(spec)  # bad arguments fail before any storage exists
     tracking_uri, client = None, None
     if base.tracking.enabled:
         from bpstudy.tracking.store import check_store, resolve_uri
@@ -383,6 +383,8 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
         parent.experiment_id = exp
         parent_id = parent_run(client, exp, spec, storage_url, parent)
         study.set_user_attr("mlflow_parent_run_id", parent_id)
+    for note in notes:  # Optuna's deprecations: once the command goes on, not before its error
+        print(note, file=sys.stderr)
     return study, storage_url, tracking_uri
 
 

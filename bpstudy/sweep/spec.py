@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import math
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,7 +342,39 @@ def make_sampler(spec: SweepSpec, notes: list[str] | None = None):
             raise SweepError(
                 f"{spec.path}: sampler 'gp' needs PyTorch (pip install torch); use tpe or cmaes"
             ) from None
+    if name == "cmaes" and args.get("x0") is not None:
+        _check_x0(spec, args["x0"])
     return _construct(classes[name], "sampler", spec.path, args, notes)
+
+
+def _check_x0(spec: SweepSpec, x0: Any) -> None:
+    """CMA-ES's start point: a value inside each numeric param's bounds, for each of them
+    (Optuna: a bare AssertionError at the first CMA-ES trial, "invalid bounds"; a key
+    that is not a param was ignored)."""
+    where = f"{spec.path}: sampler.x0"
+    numeric = {
+        k: d for k, d in spec.space.items() if isinstance(d, IntDistribution | FloatDistribution)
+    }
+    if not isinstance(x0, dict):
+        raise SweepError(
+            f"{where} maps each numeric param to its start, e.g. {{{next(iter(numeric), 'optimizer.lr')}: ...}}"
+        )
+    for key, value in x0.items():
+        if key not in numeric:
+            raise SweepError(
+                f"{where}.{key} is not a numeric param; they are: {', '.join(numeric)}"
+            )
+        dist = numeric[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not dist.low <= value <= dist.high:
+            raise SweepError(
+                f"{where}.{key}={shown(value)} must be a number from {shown(dist.low)} to {shown(dist.high)}"
+            )
+    missing = [k for k in numeric if k not in x0]
+    if missing:
+        raise SweepError(
+            f"{where} needs a start for every numeric param; missing: {', '.join(missing)}"
+        )
 
 
 def make_pruner(spec: SweepSpec, notes: list[str] | None = None):
@@ -397,11 +428,15 @@ def _construct(cls, what: str, path: Path, kwargs: dict[str, Any], notes: list[s
 # bounds Optuna documents but checks late or never: hyperband's min_resource 0 failed in
 # the first pruning as "ZeroDivisionError", a negative sigma0 or n_startup_trials passed
 LIMITS: dict[str, dict[str, tuple[str, float] | tuple[Any, ...]]] = {
-    "TPESampler": {"n_startup_trials": (">=", 0), "n_ei_candidates": (">=", 1)},
+    "TPESampler": {
+        "n_startup_trials": (">=", 0),
+        "n_ei_candidates": (">=", 1),
+        "prior_weight": (">", 0),  # 0: numpy's divide-by-zero warnings, a dozen lines a trial
+    },
     "CmaEsSampler": {
         "n_startup_trials": (">=", 0),
         "sigma0": (">", 0),
-        "popsize": (">=", 1),
+        "popsize": (">=", 2),  # 1: "invalid learning rate for the rank-one update"
         "restart_strategy": ("in", None, "ipop", "bipop"),
     },
     "GPSampler": {"n_startup_trials": (">=", 0)},
@@ -424,6 +459,8 @@ def _check_limit(where: str, value, limit: tuple | None) -> None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return  # "auto", or a type _check_argument let through
+    if not math.isfinite(value):  # .nan passes every comparison below
+        raise SweepError(f"{where}={shown(value)} must be a finite number {kind} {bound[0]}")
     if (value < bound[0]) if kind == ">=" else (value <= bound[0]):
         raise SweepError(f"{where}={shown(value)} must be {kind} {shown(bound[0])}")
 
@@ -466,12 +503,13 @@ MAX_RANGE_VALUES = 10_000  # a range(...) is a list of choices; more is an inter
 DRY_TRIALS = 3  # enough for CMA-ES to start (after its one startup trial)
 
 
-def try_sampler_and_pruner(spec: SweepSpec) -> None:
+def try_sampler_and_pruner(spec: SweepSpec) -> list[str]:
     """Ask, report, prune and tell a few trials of the space on an in-memory study, with
     the sweep's own sampler and pruner. Some arguments are only used there (a text
     n_startup_trials, a negative sigma0, hyperband's reduction_factor 1, an infinite
     interval): found in a worker, they failed it with a traceback and left its trial
-    RUNNING, or failed trial after trial, with the study already written."""
+    RUNNING, or failed trial after trial, with the study already written. Returns the
+    warning lines about the arguments, for the caller to show once the command goes on."""
 
     import optuna
 
@@ -486,7 +524,7 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         values = [1.0 + number] * len(spec.metrics)
         return values if spec.multi_objective else values[0]
 
-    notes: list[str] = []  # shown if the file passes: not before its error line
+    notes: list[str] = []
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)  # its study and failed trials: ours
     try:
@@ -509,8 +547,7 @@ def try_sampler_and_pruner(spec: SweepSpec) -> None:
         ) from None
     finally:
         optuna.logging.set_verbosity(verbosity)
-    for note in notes:
-        print(note, file=sys.stderr)
+    return notes
 
 
 def suggest(trial, name: str, dist: BaseDistribution):
