@@ -1319,3 +1319,26 @@ def test_a_resume_in_another_mlflow_experiment_is_refused(cli, tmp_path):
     out = cli("sweep", str(path), "--n-trials", "3", "--progress", "lines")
     assert out.returncode == 0, out.stderr
     assert parent_and_children(client, "tiny")[0].info.run_id == parent.info.run_id
+
+
+def test_a_resume_into_another_store_or_untracked_is_refused(cli, tmp_path):
+    """Another store got a second parent run with the new trials only, and report found
+    the first trials' runs in neither; with tracking off, trials came without runs
+    (walk-through 10, F11). The same store by another address still resumes."""
+    path = write_sweep(tmp_path)
+    assert cli("sweep", str(path), "--progress", "lines").returncode == 0
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    more = ("sweep", str(path), "--n-trials", "3", "--progress", "lines")
+    out = cli(*more, "tracking.uri=sqlite:///other.db")
+    assert_one_line_error(
+        out, f"tracking.uri=sqlite:///other.db: study 'tiny' logs to MLflow store {store}"
+    )
+    assert not (tmp_path / "other.db").exists()
+    out = cli(*more, "tracking.enabled=false")
+    assert_one_line_error(
+        out, f"tracking.enabled=false: study 'tiny' logs its trials to MLflow ({store})"
+    )
+    assert len(journal_study(tmp_path, "tiny").trials) == 2
+    out = cli(*more, "tracking.uri=sqlite:///mlflow.db")  # relative: the same file
+    assert out.returncode == 0, out.stderr
+    assert len(finished(journal_study(tmp_path, "tiny"))) == 3

@@ -371,21 +371,64 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     # (connecting is the check); a journal file is created only once the store is open
     check_url(storage_url)
     opened = open_storage(storage_url) if is_rdb(storage_url) else None
+    study = create_study(spec, opened or open_storage(storage_url))
+    check_settings(study, spec, base)
+    check_store_kept(study, spec, tracking_uri)  # before a new store is made
     if tracking_uri is not None:
         from bpstudy.tracking.store import client_for, experiment_id
 
         client = client_for(tracking_uri, checked=True)  # checked above
-    study = create_study(spec, opened or open_storage(storage_url))
-    check_settings(study, spec, base)
     if client is not None:
         check_experiment(client, study, spec, base.tracking.experiment)
         exp = experiment_id(client, base.tracking.experiment)
         parent.experiment_id = exp
         parent_id = parent_run(client, exp, spec, storage_url, parent)
-        study.set_user_attr("mlflow_parent_run_id", parent_id)
+        study.set_user_attr(PARENT_ATTR, parent_id)
+        study.set_user_attr(STORE_ATTR, redact(tracking_uri))
     for note in notes:  # Optuna's deprecations: once the command goes on, not before its error
         print(note, file=sys.stderr)
     return study, storage_url, tracking_uri
+
+
+PARENT_ATTR = "mlflow_parent_run_id"  # study user attrs: its MLflow parent run,
+STORE_ATTR = "mlflow_tracking_uri"  # and the store that holds it (redacted)
+
+
+def check_store_kept(study, spec: SweepSpec, tracking_uri: str | None) -> None:
+    """A tracked study resumes tracked, into the store that holds its parent run. Another
+    store got a second parent run with the new trials only, and `report` then found the
+    others' runs in neither; with tracking off, trials came without runs."""
+    stored, run_id = study.user_attrs.get(STORE_ATTR), study.user_attrs.get(PARENT_ATTR)
+    if stored is None or run_id is None:
+        return  # a new study, or one tracking never saw
+    name = spec.study_name
+    if tracking_uri is None:
+        raise BpstudyError(
+            f"tracking.enabled=false: study '{name}' logs its trials to MLflow ({stored}); "
+            "resume it with tracking on, or give the study another name"
+        )
+    if redact(tracking_uri) == stored or _holds_run(tracking_uri, run_id):
+        return  # the same store, perhaps by another address (a server's)
+    raise BpstudyError(
+        f"tracking.uri={redact(tracking_uri)}: study '{name}' logs to MLflow store {stored} "
+        f"(parent run {run_id}); resume it with tracking.uri={stored}, or give the study "
+        "another name"
+    )
+
+
+def _holds_run(tracking_uri: str, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    from bpstudy.tracking.store import client_for
+
+    path = tracking_uri.removeprefix("sqlite:///")
+    if path != tracking_uri and not os.path.isfile(path):
+        return False  # not made just to look
+    try:
+        client_for(tracking_uri, checked=True).get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def check_experiment(client, study, spec: SweepSpec, name: str) -> None:
@@ -394,7 +437,7 @@ def check_experiment(client, study, spec: SweepSpec, name: str) -> None:
     `bpstudy report` logged to that one."""
     from mlflow.exceptions import MlflowException
 
-    run_id = study.user_attrs.get("mlflow_parent_run_id")
+    run_id = study.user_attrs.get(PARENT_ATTR)
     if not run_id:
         return
     try:
