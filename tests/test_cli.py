@@ -561,15 +561,19 @@ def test_tab_completion_in_bash_completes_train_overrides(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize(("args", "code"), [(["--hydra-help"], 141), (["--info"], 0)])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["train", "--hydra-help"], 141), (["train", "--info"], 0), (["-sc", "install=bash"], 141)],
+)
 def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path, args, code):
     """`bpstudy train --hydra-help | head -1`: a BrokenPipeError traceback before; now
     the exit a shell gives a command whose reader went away (128 + SIGPIPE). --info
     writes through Hydra's logging, which printed a "Logging error" traceback per line;
-    its records are dropped now (the command itself succeeded)."""
+    its records are dropped now (the command itself succeeded). The completion script
+    (`bpstudy -sc install=bash | head -3`) was Hydra's print, whose traceback Hydra shows."""
     exe = Path(sys.executable).with_name("bpstudy")
     proc = subprocess.Popen(
-        [str(exe), "train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+        [str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     proc.stdout.close()  # the reader is gone before anything is written

@@ -47,8 +47,11 @@ def parse(argv: list[str]) -> tuple[str, str]:
 def main(argv: list[str], commands: tuple[str, ...]) -> None:
     """`bpstudy [train] -sc ACTION=SHELL`."""
     action, shell = parse(argv)
-    if action != "query":
-        _hydra(f"{action}={shell}")
+    if action != "query":  # printed here: Hydra's own print traced back on a broken pipe
+        script = io.StringIO()
+        with contextlib.redirect_stdout(script):
+            _hydra(f"{action}={shell}")
+        sys.stdout.write(script.getvalue())
         return
     line = os.environ.get("COMP_LINE", "")
     words = line.split()
