@@ -182,6 +182,12 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("unknown-config-name", ["--config-name", "nope"], ["--config-name nope", "config"]),
     ("missing-config-dir", ["--config-dir", "missing"], ["--config-dir missing", "folder"]),
+    ("config-dir-a-file", ["--config-dir", "afile"], ["--config-dir afile: a file, not a folder"]),
+    (
+        "config-path-without-yaml",
+        ["--config-path", "emptydir"],
+        ["--config-path: no config.yaml in", "emptydir (no .yaml file there)"],
+    ),
     # hydra.searchpath (Hydra: a traceback, a 13-line "could not find", or nothing)
     (
         "searchpath-scheme",
@@ -196,7 +202,12 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "searchpath-a-file",
         ["hydra.searchpath=[afile]"],
-        ["hydra.searchpath: afile: no such folder"],
+        ["hydra.searchpath: afile: a file, not a folder"],
+    ),
+    (
+        "searchpath-twice",
+        ["hydra.searchpath=[emptydir]", "hydra.searchpath=[emptydir]"],
+        ["hydra.searchpath=[emptydir]: hydra.searchpath is given twice; give one list"],
     ),
     (
         "searchpath-missing-package",

@@ -334,6 +334,12 @@ def test_rerun_unknown_run_id(cli, store):
     out = cli("rerun", "0123456789abcdef0123456789abcdef", "--tracking-uri", uri)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "0123456789abcdef" in out.stderr
+    out = cli("rerun", " ", "--tracking-uri", uri)  # said "run   is not in the store"
+    assert out.returncode == 2
+    assert (
+        out.stderr
+        == "bpstudy: error: rerun: the run id is empty; give a run id from the dashboard\n"
+    )
 
 
 def test_unreachable_server_and_unwritable_store(cli, tmp_path):

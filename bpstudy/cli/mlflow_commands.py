@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bpstudy.cli.args import command_parser
+from bpstudy.errors import BpstudyError
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -28,6 +29,8 @@ def rerun_main(argv: list[str]) -> None:
     )
     parser.add_argument("run_id", help="the MLflow run id to retrain")
     args = parser.parse_args(argv)
+    if not args.run_id.strip():
+        raise BpstudyError("rerun: the run id is empty; give a run id from the dashboard")
     from bpstudy.tracking.rerun import rerun
     from bpstudy.training.progress import Progress
 

@@ -200,9 +200,9 @@ def check_hydra_options(args: argparse.Namespace) -> None:
             f"--experimental-rerun {rerun}: not a pickle (give a job's .hydra/config.pickle)"
         )
     if args.config_path and not os.path.isdir(args.config_path):
-        raise BpstudyError(f"--config-path {args.config_path}: no such folder")
+        raise BpstudyError(f"--config-path {args.config_path}: {_not_a_folder(args.config_path)}")
     if args.config_dir and not os.path.isdir(args.config_dir):
-        raise BpstudyError(f"--config-dir {args.config_dir}: no such folder")
+        raise BpstudyError(f"--config-dir {args.config_dir}: {_not_a_folder(args.config_dir)}")
     if args.config_name or args.config_path:
         name = (args.config_name or "config").removesuffix(".yaml")
         places = [Path(args.config_path)] if args.config_path else [CONF_DIR]
@@ -210,10 +210,14 @@ def check_hydra_options(args: argparse.Namespace) -> None:
         if not any(os.path.isfile(place / f"{name}.yaml") for place in places):
             found = sorted({p.stem for place in places for p in place.glob("*.yaml")})
             what = f"--config-name {args.config_name}" if args.config_name else "--config-path"
+            there = f"primary configs: {', '.join(found)}" if found else "no .yaml file there"
             raise BpstudyError(
-                f"{what}: no {name}.yaml in "
-                f"{' or '.join(str(p) for p in places)} (primary configs: {', '.join(found)})"
+                f"{what}: no {name}.yaml in {' or '.join(str(p) for p in places)} ({there})"
             )
+
+
+def _not_a_folder(path: str) -> str:
+    return "a file, not a folder" if os.path.exists(path) else "no such folder"
 
 
 def check_package(package: str, cfg: DictConfig, shown: str = "job") -> None:

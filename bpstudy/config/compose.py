@@ -110,9 +110,13 @@ def searchpath_folders(parsed: list[Override]) -> list[Path]:
     import importlib.util
 
     folders: list[Path] = []
-    for ov in parsed:
-        if ov.key_or_group.lstrip("+") != "hydra.searchpath":
-            continue
+    given = [ov for ov in parsed if ov.key_or_group.lstrip("+") == "hydra.searchpath"]
+    if len(given) > 1:  # Hydra reads the first and drops the others
+        raise ConfigError(
+            f"{given[1].input_line}: hydra.searchpath is given twice; give one list "
+            f"({SEARCHPATH_EXAMPLE})"
+        )
+    for ov in given:
         if ov.is_add() or ov.is_force_add():
             raise ConfigError(
                 f"{ov.input_line}: Hydra reads only hydra.searchpath=[...], without '+'"
@@ -139,7 +143,8 @@ def searchpath_folders(parsed: list[Override]) -> list[Path]:
                     f"hydra.searchpath: {entry}: give file:// or pkg://, {SEARCHPATH_EXAMPLE}"
                 )
             if not folder.is_dir():
-                raise ConfigError(f"hydra.searchpath: {entry}: no such folder")
+                what = "a file, not a folder" if folder.exists() else "no such folder"
+                raise ConfigError(f"hydra.searchpath: {entry}: {what}")
             folders.append(folder)
     return folders
 
