@@ -27,6 +27,16 @@ def shown(value) -> str:
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
+def malformed_yaml(exc, path=None) -> str:
+    """'FILE: line N malformed YAML (problem)' for a yaml.YAMLError; the file is the one
+    the parser names when `path` is not given (a preset Hydra read)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    name = path if path is not None else getattr(mark, "name", None) or "a config file"
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return f"{name}:{where} malformed YAML ({problem})"
+
+
 class BpstudyError(Exception):
     """Base class: bad input from the user, reported in one line with exit code 2."""
 

@@ -453,15 +453,23 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     (presets / "experiment" / "good.yaml").write_text("# @package _global_\nmodel: {width: 7}\n")
     (presets / "experiment" / "bad.yaml").write_text("# @package _global_\nmodel: {widht: 7}\n")
     (presets / "other.yaml").write_text("foo: 1\n")
+    (presets / "experiment" / "broken.yaml").write_text("# @package _global_\nmodel: {depth: [\n")
+    (presets / "experiment" / "nodefault.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /optimizer: nosuch\n"
+    )
     own = tmp_path / "own"
     shutil.copytree(CONF_DIR, own)
     refused = {
         ("-cd", "../presets", "experiment=bad"): "unknown config key 'model.widht'; model has:",
         ("-cd", "../presets", "experiment=nope"): "experiment=nope is not a config option; "
-        "allowed: bad, deep_relu_he",
+        "allowed: bad, broken, deep_relu_he",
         ("-cd", "../presets", "-cn", "other"): "unknown config key 'foo'; not a bpstudy "
         "config, which has: data, optimizer",
         ("-cp", "../own", "model.depth=0"): "model.depth=0 is out of range",
+        ("-cd", "../presets", "experiment=broken"): "experiment/broken.yaml: line 3 malformed "
+        "YAML (expected the node content, but found '<stream end>')",
+        ("-cd", "../presets", "experiment=nodefault"): "Could not find 'optimizer/nosuch'; "
+        "allowed: adagrad, adam, adamw, momentum, rmsprop, sgd",
         ("-cp", "../own", "-cd", "../presets", "experiment=bad", "--cfg", "job"): "model.widht",
     }
     for args, message in refused.items():

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from bpstudy.config.validate import key_owners
-from bpstudy.errors import ConfigError, first_line
+from bpstudy.errors import ConfigError, first_line, malformed_yaml
 from bpstudy.paths import CONF_DIR
 
 GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
@@ -180,7 +180,16 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
 
 def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
     """One line for a Hydra/OmegaConf composition error."""
+    import yaml
+
+    if isinstance(exc, yaml.YAMLError):  # a preset of the user's (a shipped one parses)
+        return malformed_yaml(exc)
     text = str(exc).strip()
+    if "Could not find '" in text and "Available options in '" in text:
+        # a defaults list's option (in a preset): Hydra's 10 lines, with the search path
+        lines = text.splitlines()
+        options = [x.strip() for x in lines if x.startswith("\t") and "provider=" not in x]
+        return f"{lines[0].rstrip('.')}; allowed: {', '.join(options)}"
     cause = exc.__cause__
     bad = _failing_key(text) or getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
     if "An item is already at '" in text:

@@ -38,7 +38,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from bpstudy.errors import BpstudyError, ConfigError, first_line, shown
+from bpstudy.errors import BpstudyError, ConfigError, first_line, malformed_yaml, shown
 from bpstudy.paths import SWEEPS_DIR
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -97,10 +97,7 @@ def load_spec(name_or_path: str) -> SweepSpec:
     except UnicodeDecodeError:
         raise SweepError(f"{path}: not a UTF-8 text file, so not a sweep file") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SweepError(f"{path}:{where} malformed YAML ({problem})") from None
+        raise SweepError(malformed_yaml(exc, path)) from None
     if not isinstance(tree, dict):
         raise SweepError(f"{path}: a sweep file is a mapping with keys {', '.join(KEYS)}")
     return parse_spec(tree, path)
