@@ -140,6 +140,11 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
         ["-m", "model.depth=1,2", "hydra.sweep.dir=sw", "hydra.sweep.subdir=/proc/x"],
         ["hydra.sweep.dir/subdir=/proc/x", "cannot make the job's output folder /proc/x"],
     ),
+    (  # oc.env gives text: the message said only "'2' must be an integer"
+        "env-interpolation-is-text",
+        ["trainer.epochs=${oc.env:BPSTUDY_NO_SUCH_VARIABLE,2}"],
+        ["trainer.epochs='2' must be an integer (it is text: ", "wrap that in ${oc.decode:...})"],
+    ),
     (  # each interpolation failure below was a 100-line traceback
         "run-dir-unknown-resolver",
         ["hydra.run.dir=${bogus:x}"],

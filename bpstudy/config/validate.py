@@ -147,15 +147,15 @@ def convert(tp: Any, value: Any, key: str) -> Any:
         return convert(inner[0], value, key) if len(inner) == 1 else value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}={shown(value)} must be true or false")
+            raise ConfigError(f"{key}={shown(value)} must be true or false{_text_hint(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}={shown(value)} must be an integer")
+            raise ConfigError(f"{key}={shown(value)} must be an integer{_text_hint(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}={shown(value)} must be a number")
+            raise ConfigError(f"{key}={shown(value)} must be a number{_text_hint(value)}")
         if not math.isfinite(value):  # noise=inf trained and read as 'diverged at step 0'
             raise ConfigError(f"{key}={value} must be a finite number")
         return float(value)
@@ -164,6 +164,22 @@ def convert(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}={shown(value)} must be a string")
         return str(value)
     return value
+
+
+def _text_hint(value: Any) -> str:
+    """For a text that reads as the wanted value ('2', 'true'): where such text comes from.
+    ${oc.env:...} always gives text, so `epochs: ${oc.env:EPOCHS,2}` was refused as '2'."""
+    import yaml
+
+    if not isinstance(value, str):
+        return ""
+    try:
+        read = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return ""
+    if isinstance(read, str) or read is None:
+        return ""
+    return " (it is text: a quoted value, or an interpolation such as ${oc.env:...}; wrap that in ${oc.decode:...})"
 
 
 def _check_range(value: Any, meta: typing.Mapping, key: str) -> Any:
