@@ -183,7 +183,7 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "sweep-dir-is-a-file",
         ["-m", "hydra.sweep.dir=afile", "model.depth=1,2"],
-        ["hydra.sweep.dir=afile", "is a file"],
+        ["hydra.sweep.dir=afile: afile is a file, not a folder"],
     ),
     ("unknown-config-name", ["--config-name", "nope"], ["--config-name nope", "config"]),
     ("missing-config-dir", ["--config-dir", "missing"], ["--config-dir missing", "folder"]),

@@ -264,19 +264,20 @@ def check_output_dir(overrides: list[str], multirun: bool, tree=compose) -> None
 
     if multirun:
         key = "hydra.sweep.dir"
-        value = value_of(key, "multirun/")
+        value = shown = value_of(key, "multirun/")
         subdir = value_of("hydra.sweep.subdir", "${hydra.job.num}")
         if "${" not in value:  # the subdir is made inside it (an absolute one replaces it)
             if any(ov.key_or_group == "hydra.sweep.subdir" for ov in parsed):
                 key = "hydra.sweep.dir/subdir"
+                shown = os.path.join(value, subdir)
             value = os.path.join(value, subdir)
     else:
         key = "hydra.run.dir"
-        value = value_of(key, "outputs/")
+        value = shown = value_of(key, "outputs/")
     literal = value.split("${")[0]
     if literal != value and not literal.endswith("/"):
         literal = os.path.dirname(literal)
-    _try_to_make(Path(literal or "."), f"{key}={value}")  # a quoted ~ is a folder named ~
+    _try_to_make(Path(literal or "."), f"{key}={shown}")  # a quoted ~ is a folder named ~
 
 
 def _resolve_hydra_key(key: str, given: str, cfg: DictConfig) -> None:
