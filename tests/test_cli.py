@@ -466,6 +466,8 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     shutil.copytree(CONF_DIR, own)
     refused = {
         ("-cd", "../presets", "experiment=bad"): "unknown config key 'model.widht'; model has:",
+        ("-cd", "../presets", "-m", "experiment=good,bad"): "the -m job experiment=bad: "
+        "unknown config key 'model.widht'",
         ("-cd", "../presets", "experiment=nope"): "experiment=nope is not a config option; "
         "allowed: bad, broken, deep_relu_he",
         ("-cd", "../presets", "-cn", "other"): "unknown config key 'foo'; not a bpstudy "

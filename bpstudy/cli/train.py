@@ -150,7 +150,7 @@ def prevalidate(argv: list[str]) -> None:
         validate(tree(overrides))  # the help shows the config they compose
         return
     multirun = args.multirun or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
-    configs = [validate(tree(job)) for job in jobs(overrides, multirun)]
+    configs = [_job_config(tree, job, overrides) for job in jobs(overrides, multirun)]
     if args.cfg and args.package and not multirun:
         cfg = tree(overrides, job_name="train", with_hydra=args.cfg != "job")
         if args.cfg == "hydra":
@@ -163,6 +163,18 @@ def prevalidate(argv: list[str]) -> None:
 
         check_data(configs)  # before Hydra writes anything
         check_tracking(configs)
+
+
+def _job_config(tree, job: list[str], overrides: list[str]) -> Config:
+    """The validated config of one job; a -m job's error names the values it sweeps
+    (a preset with a bad value did not say which job it came from)."""
+    try:
+        return validate(tree(job))
+    except ConfigError as exc:
+        swept = [o for o in job if o not in overrides]
+        if not swept or any(o in str(exc) for o in swept):
+            raise
+        raise ConfigError(f"the -m job {' '.join(swept)}: {exc}") from None
 
 
 def with_searchpath_folder(overrides: list[str], folder: str) -> list[str]:
