@@ -458,6 +458,8 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     (presets / "experiment" / "good.yaml").write_text("# @package _global_\nmodel: {width: 7}\n")
     (presets / "experiment" / "bad.yaml").write_text("# @package _global_\nmodel: {widht: 7}\n")
     (presets / "other.yaml").write_text("foo: 1\n")
+    (presets / "optimizer").mkdir()
+    (presets / "optimizer" / "noname.yaml").write_text("lr: 0.03\n")
     (presets / "experiment" / "broken.yaml").write_text("# @package _global_\nmodel: {depth: [\n")
     (presets / "experiment" / "nodefault.yaml").write_text(
         "# @package _global_\ndefaults:\n  - override /optimizer: nosuch\n"
@@ -473,10 +475,12 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
         ("-cd", "../presets", "-cn", "other"): "unknown config key 'foo'; not a bpstudy "
         "config, which has: data, optimizer",
         ("-cp", "../own", "model.depth=0"): "model.depth=0 is out of range",
+        ("-cd", "../presets", "optimizer=noname"): "optimizer.name is missing: each option of "
+        "the optimizer group (a file optimizer/NAME.yaml of yours too) sets name: to one of sgd",
         ("-cd", "../presets", "experiment=broken"): "experiment/broken.yaml: line 3 malformed "
         "YAML (expected the node content, but found '<stream end>')",
         ("-cd", "../presets", "experiment=nodefault"): "Could not find 'optimizer/nosuch'; "
-        "allowed: adagrad, adam, adamw, momentum, rmsprop, sgd",
+        "allowed: adagrad, adam, adamw, momentum, noname, rmsprop, sgd",
         ("-cp", "../own", "-cd", "../presets", "experiment=bad", "--cfg", "job"): "model.widht",
     }
     for args, message in refused.items():

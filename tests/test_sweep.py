@@ -1342,3 +1342,25 @@ def test_a_resume_into_another_store_or_untracked_is_refused(cli, tmp_path):
     out = cli(*more, "tracking.uri=sqlite:///mlflow.db")  # relative: the same file
     assert out.returncode == 0, out.stderr
     assert len(finished(journal_study(tmp_path, "tiny"))) == 3
+
+
+def test_notes_on_a_pruner_that_never_prunes_and_on_cmaes_choices(cli, tmp_path):
+    """Both ran without a word: a pruner whose first step lies past the last epoch, and
+    CMA-ES on a space with a choice, which Optuna's logger said once per trial among the
+    progress lines (walk-through 10, F15 and F6)."""
+    path = write_sweep(
+        tmp_path,
+        n_trials=3,
+        sampler={"name": "cmaes", "seed": 0},
+        pruner={"name": "median", "n_warmup_steps": 3},
+        params={"model.activation": "choice(relu, tanh)", "optimizer.lr": "interval(0.01, 0.5)"},
+    )
+    out = cli("sweep", str(path), "--progress", "lines")  # TINY trains 2 epochs
+    assert out.returncode == 0, out.stderr
+    others = [line for line in out.stderr.splitlines() if not line.startswith("tiny: ")]
+    assert others == [
+        f"warning: {path}: sampler cmaes takes numbers only: model.activation sampled at "
+        "random (independently)",
+        f"warning: {path}: pruner.n_warmup_steps=3 with trainer.epochs=2: trials report once "
+        "per epoch (1 to 2), so the pruner never prunes",
+    ], out.stderr

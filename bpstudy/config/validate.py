@@ -89,6 +89,11 @@ def validate(cfg: DictConfig | dict | Config) -> Config:
                 f"config group '{group}' is missing; choose one of: {', '.join(options)}"
             )
         name = node.get("name")
+        if name is None:  # an option of the user's own that does not say what it is
+            raise ConfigError(
+                f"{group}.name is missing: each option of the {group} group (a file "
+                f"{group}/NAME.yaml of yours too) sets name: to one of {', '.join(options)}"
+            )
         if name not in options:
             raise ConfigError(
                 f"{group}.name={name!r} is not allowed; allowed: {', '.join(options)}"

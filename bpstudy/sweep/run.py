@@ -40,6 +40,7 @@ from bpstudy.sweep.spec import (
     load_spec,
     make_pruner,
     make_sampler,
+    pruner_notes,
     try_sampler_and_pruner,
 )
 from bpstudy.sweep.storage import (
@@ -358,6 +359,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     tracking is off."""
     base = check_space(spec, list(extra))  # every choice composes and validates
     notes = try_sampler_and_pruner(spec)  # bad arguments fail before any storage exists
+    notes += pruner_notes(spec, base.trainer.epochs)
     tracking_uri, client = None, None
     if base.tracking.enabled:
         from bpstudy.tracking.store import check_store, resolve_uri

@@ -341,6 +341,15 @@ def make_sampler(spec: SweepSpec, notes: list[str] | None = None):
             ) from None
     if name == "cmaes" and args.get("x0") is not None:
         _check_x0(spec, args["x0"])
+    choices = [k for k, d in spec.space.items() if isinstance(d, CategoricalDistribution)]
+    if name in ("cmaes", "qmc") and choices and "warn_independent_sampling" not in args:
+        # Optuna's logger says so once per trial, among the progress lines: said once here
+        args["warn_independent_sampling"] = False
+        if notes is not None:
+            notes.append(
+                f"warning: {spec.path}: sampler {name} takes numbers only: "
+                f"{', '.join(choices)} sampled at random (independently)"
+            )
     return _construct(classes[name], "sampler", spec.path, args, notes)
 
 
@@ -372,6 +381,27 @@ def _check_x0(spec: SweepSpec, x0: Any) -> None:
         raise SweepError(
             f"{where} needs a start for every numeric param; missing: {', '.join(missing)}"
         )
+
+
+# the pruner's first step at which it may prune; a trial reports at epochs 1 to E
+PRUNER_FIRST_STEP = {
+    "median": "n_warmup_steps",
+    "hyperband": "min_resource",
+    "successive_halving": "min_resource",
+}
+
+
+def pruner_notes(spec: SweepSpec, epochs: int) -> list[str]:
+    """A pruner that can never prune a trial of `epochs` epochs: said, not refused (the
+    file may be meant for longer trials)."""
+    key = PRUNER_FIRST_STEP.get(spec.pruner["name"])
+    value = spec.pruner.get(key) if key else None
+    if "trainer.epochs" in spec.space or not isinstance(value, int) or value <= epochs:
+        return []
+    return [
+        f"warning: {spec.path}: pruner.{key}={value} with trainer.epochs={epochs}: "
+        f"trials report once per epoch (1 to {epochs}), so the pruner never prunes"
+    ]
 
 
 def make_pruner(spec: SweepSpec, notes: list[str] | None = None):
