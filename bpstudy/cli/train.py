@@ -279,10 +279,9 @@ def check_output_dir(overrides: list[str], multirun: bool, tree=compose) -> None
         value = shown = value_of(key, "multirun/")
         subdir = value_of("hydra.sweep.subdir", "${hydra.job.num}")
         if "${" not in value:  # the subdir is made inside it (an absolute one replaces it)
-            if any(ov.key_or_group == "hydra.sweep.subdir" for ov in parsed):
-                key = "hydra.sweep.dir/subdir"
-                shown = os.path.join(value, subdir)
             value = os.path.join(value, subdir)
+            if any(ov.key_or_group == "hydra.sweep.subdir" for ov in parsed):
+                key, shown = "hydra.sweep.dir/subdir", value
     else:
         key = "hydra.run.dir"
         value = shown = value_of(key, "outputs/")
