@@ -184,7 +184,10 @@ def _text_hint(value: Any) -> str:
         return ""
     if isinstance(read, str) or read is None:
         return ""
-    return " (it is text: a quoted value, or an interpolation such as ${oc.env:...}; wrap that in ${oc.decode:...})"
+    return (
+        " (it is text: a quoted value, or an interpolation such as ${oc.env:...}; wrap that"
+        " in ${oc.decode:...})"
+    )
 
 
 def _check_range(value: Any, meta: typing.Mapping, key: str) -> Any:

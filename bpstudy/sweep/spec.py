@@ -362,9 +362,8 @@ def _check_x0(spec: SweepSpec, x0: Any) -> None:
         k: d for k, d in spec.space.items() if isinstance(d, IntDistribution | FloatDistribution)
     }
     if not isinstance(x0, dict):
-        raise SweepError(
-            f"{where} maps each numeric param to its start, e.g. {{{next(iter(numeric), 'optimizer.lr')}: ...}}"
-        )
+        example = next(iter(numeric), "optimizer.lr")
+        raise SweepError(f"{where} maps each numeric param to its start, e.g. {{{example}: ...}}")
     for key, value in x0.items():
         if key not in numeric:
             raise SweepError(
@@ -373,9 +372,8 @@ def _check_x0(spec: SweepSpec, x0: Any) -> None:
         dist = numeric[key]
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not dist.low <= value <= dist.high:
-            raise SweepError(
-                f"{where}.{key}={shown(value)} must be a number from {shown(dist.low)} to {shown(dist.high)}"
-            )
+            bounds = f"from {shown(dist.low)} to {shown(dist.high)}"
+            raise SweepError(f"{where}.{key}={shown(value)} must be a number {bounds}")
     missing = [k for k in numeric if k not in x0]
     if missing:
         raise SweepError(
@@ -454,7 +452,7 @@ def _construct(cls, what: str, path: Path, kwargs: dict[str, Any], notes: list[s
 
 # bounds Optuna documents but checks late or never: hyperband's min_resource 0 failed in
 # the first pruning as "ZeroDivisionError", a negative sigma0 or n_startup_trials passed
-LIMITS: dict[str, dict[str, tuple[str, float] | tuple[Any, ...]]] = {
+LIMITS: dict[str, dict[str, tuple]] = {  # class: argument: (">=" | ">", bound) or ("in", ...)
     "TPESampler": {
         "n_startup_trials": (">=", 0),
         "n_ei_candidates": (">=", 1),
