@@ -493,6 +493,46 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     assert "width: 7" in (job / "config.yaml").read_text()
 
 
+def test_the_check_composes_a_users_tree_in_hydras_order(cli, tmp_path):
+    """Hydra reads the primary config's folder before --config-dir, and a searchpath
+    the user's own primary config names: the check had swapped the first two (refusing
+    a shadowed option Hydra never reads) and knew only a searchpath given on the
+    command line (refusing an option from the config's own)."""
+    mine = tmp_path / "mine"
+    (mine / "optimizer").mkdir(parents=True)
+    (mine / "config.yaml").write_text(
+        (CONF_DIR / "config.yaml").read_text().replace("l1: 0.0", "l1: -1.0")
+    )
+    (mine / "optimizer" / "sgd.yaml").write_text("name: sgd\nlr: -5\n")
+    extra = tmp_path / "extra"
+    (extra / "optimizer").mkdir(parents=True)
+    (extra / "optimizer" / "slow.yaml").write_text("name: momentum\nlr: 0.05\n")
+    own = tmp_path / "own"
+    shutil.copytree(CONF_DIR, own)
+    config = (own / "config.yaml").read_text()
+    assert config.count("\nhydra:\n") == 1
+    (own / "config.yaml").write_text(
+        config.replace("\nhydra:\n", f"\nhydra:\n  searchpath: ['file://{extra}']\n")
+    )
+    assert "l1: -1.0" in (mine / "config.yaml").read_text()
+    work = tmp_path / "work"
+    work.mkdir()
+    shown = {
+        ("-cd", "../mine", "-p", "regularization"): "l1: 0.0",  # the shipped config.yaml
+        ("-cd", "../mine", "-p", "optimizer"): "lr: 0.1",  # the shipped sgd.yaml
+        ("-cp", "../own", "optimizer=slow", "-p", "optimizer"): "name: momentum",
+        ("-cp", "../own", "-cd", "../mine", "optimizer=slow", "-p", "optimizer"): "lr: 0.05",
+    }
+    for args, text in shown.items():
+        proc = cli("train", "--cfg", "job", *args, cwd=work)
+        assert proc.returncode == 0 and text in proc.stdout, (args, proc.stderr)
+    proc = cli("train", "--cfg", "job", "-cp", "../own", "optimizer=nosuch", cwd=work)
+    check_refused(
+        proc.returncode, proc.stdout, proc.stderr, work,
+        ["Could not find 'optimizer/nosuch'; allowed: adagrad", "sgd, slow"],
+    )  # fmt: skip
+
+
 def test_unknown_command_is_one_error_line(cli):
     proc = cli("frobnicate")
     assert proc.returncode == 2

@@ -131,19 +131,14 @@ def prevalidate(argv: list[str]) -> None:
     overrides = args.overrides or []
     if args.experimental_rerun:
         return  # the pickled config is the job's: Hydra reads it
-    # the config tree as Hydra will compose it: --config-dir, the primary config's folder
-    # (the shipped one, or the user's own by --config-path), hydra.searchpath. Compose
-    # reads the primary config (--config-name) from its first folder only: that is the
-    # one of the first two that has it, the other goes first in the search path.
-    name = (args.config_name or "config").removesuffix(".yaml")
-    conf_dir = Path(args.config_path) if args.config_path else CONF_DIR
-    if args.config_dir:
-        first, second = Path(os.path.abspath(args.config_dir)), conf_dir
-        if not os.path.isfile(first / f"{name}.yaml"):
-            first, second = second, first
-        overrides = with_searchpath_folder(overrides, str(second))
-        conf_dir = first
-    tree = functools.partial(compose, conf_dir=conf_dir, config_name=name)
+    # the config tree as Hydra will compose it: the primary config (the shipped one, or the
+    # user's own by --config-path and --config-name), --config-dir, hydra.searchpath
+    tree = functools.partial(
+        compose,
+        conf_dir=Path(args.config_path) if args.config_path else CONF_DIR,
+        config_name=primary_name(args),
+        config_dir=Path(args.config_dir) if args.config_dir else None,
+    )
     if args.help or args.hydra_help or args.info:
         if any(ov.is_sweep_override() for ov in parse_overrides(overrides)):
             raise BpstudyError("--help and --info show one job's config: give single values")
@@ -177,17 +172,8 @@ def _job_config(tree, job: list[str], overrides: list[str]) -> Config:
         raise ConfigError(f"the -m job {' '.join(swept)}: {exc}") from None
 
 
-def with_searchpath_folder(overrides: list[str], folder: str) -> list[str]:
-    """`overrides` with `folder` first in hydra.searchpath: for the checks before Hydra
-    starts, which compose the config as the job will."""
-    entry = "'" + os.path.abspath(folder).replace("'", "\\'") + "'"  # Hydra's quoting
-    out = list(overrides)
-    for i, ov in enumerate(parse_overrides(overrides)):
-        if ov.key_or_group == "hydra.searchpath" and isinstance(ov.value(), list):
-            rest = ov.get_value_element_as_str().removeprefix("[")
-            out[i] = f"hydra.searchpath=[{entry}{',' if rest != ']' else ''}{rest}"
-            return out
-    return [*out, f"hydra.searchpath=[{entry}]"]
+def primary_name(args: argparse.Namespace) -> str:
+    return (args.config_name or "config").removesuffix(".yaml")
 
 
 def check_hydra_options(args: argparse.Namespace) -> None:
@@ -216,7 +202,7 @@ def check_hydra_options(args: argparse.Namespace) -> None:
     if args.config_dir and not os.path.isdir(args.config_dir):
         raise BpstudyError(f"--config-dir {args.config_dir}: {_not_a_folder(args.config_dir)}")
     if args.config_name or args.config_path:
-        name = (args.config_name or "config").removesuffix(".yaml")
+        name = primary_name(args)
         places = [Path(args.config_path)] if args.config_path else [CONF_DIR]
         places += [Path(args.config_dir)] if args.config_dir else []
         if not any(os.path.isfile(place / f"{name}.yaml") for place in places):

@@ -9,6 +9,8 @@ by `explain`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from hydra import compose as hydra_compose
@@ -50,14 +52,17 @@ def compose(
     job_name: str = "bpstudy",
     with_hydra: bool = False,
     config_name: str = "config",
+    config_dir: Path | None = None,
 ) -> DictConfig:
     """The packaged config composed with Hydra overrides (e.g. "model.depth=10");
     `with_hydra`: with Hydra's own node (`hydra.run.dir` and the like) as a job sees it.
-    `conf_dir` and `config_name`: a config tree of the user's own (--config-path/-name)."""
+    A config tree of the user's own, as `bpstudy train` gets it: `conf_dir` and
+    `config_name` (--config-path, --config-name), `config_dir` (--config-dir)."""
     overrides = list(overrides)
-    check_overrides(overrides, conf_dir)
+    shipped = conf_dir == CONF_DIR and config_name == "config"  # its primary config
+    check_overrides(overrides, conf_dir, config_dir, known_options=shipped)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=job_name):
+        with _initialized(conf_dir, job_name, config_dir):
             return hydra_compose(
                 config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
             )
@@ -66,6 +71,29 @@ def compose(
         # refuses here (HydraException, OmegaConf errors, or a bare ValueError from the
         # defaults list) comes from the user's input: report it in one line.
         raise ConfigError(explain(exc, overrides, conf_dir)) from None
+
+
+@contextlib.contextmanager
+def _initialized(conf_dir: Path, job_name: str, config_dir: Path | None):
+    """Hydra set up on `conf_dir`, with `config_dir` where Hydra's app start puts
+    --config-dir: after the primary config's folder, before hydra.searchpath's folders
+    (hydra/_internal/utils.py, _run_hydra). The compose API has no such option."""
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=job_name):
+        if config_dir is not None:
+            from hydra._internal.hydra import Hydra
+            from hydra._internal.utils import create_config_search_path
+            from hydra.core.config_search_path import SearchPathQuery
+            from hydra.core.global_hydra import GlobalHydra
+
+            path = create_config_search_path(str(conf_dir))
+            path.prepend(
+                provider="command-line",
+                path=f"file://{os.path.abspath(config_dir)}",
+                anchor=SearchPathQuery(provider="schema"),
+            )
+            GlobalHydra.instance().clear()  # the context's exit restores what was there
+            Hydra.create_main_hydra2(task_name=job_name, config_search_path=path)
+        yield
 
 
 def parse_overrides(overrides: list[str]) -> list[Override]:
@@ -149,10 +177,18 @@ def searchpath_folders(parsed: list[Override]) -> list[Path]:
     return folders
 
 
-def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Catch what Hydra would report obscurely: bad grammar, unknown groups and options."""
+def check_overrides(
+    overrides: list[str],
+    conf_dir: Path = CONF_DIR,
+    config_dir: Path | None = None,
+    known_options: bool = True,
+) -> None:
+    """Catch what Hydra would report obscurely: bad grammar, unknown groups and options.
+    The options are `known_options` with the shipped primary config (in its folder,
+    --config-dir's and hydra.searchpath's); one of the user's own may name folders of its
+    own (its hydra.searchpath), so there Hydra's answer (one line by `explain`) decides."""
     parsed = parse_overrides(overrides)
-    extra = searchpath_folders(parsed)
+    folders = [conf_dir, *([config_dir] if config_dir else []), *searchpath_folders(parsed)]
     for ov in parsed:
         key = ov.key_or_group
         if ov.is_sweep_override():
@@ -161,7 +197,7 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
             )
         if key not in GROUPS or ov.package is not None or ov.is_delete():
             continue
-        options = sorted({o for d in [conf_dir, *extra] for o in group_options(key, d)})
+        options = sorted({o for d in folders for o in group_options(key, d)})
         allowed = f"allowed: {', '.join(options)}"
         if ov.is_add() or ov.is_force_add():
             value = ov.get_value_element_as_str()
@@ -174,7 +210,7 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
             hint = "; leave experiment out to run without one" if key == "experiment" else ""
             raise ConfigError(f"{key}=null is not a config option; {allowed}{hint}")
         for choice in value if isinstance(value, list) else [value]:
-            if not isinstance(choice, str) or choice not in options:
+            if not isinstance(choice, str) or (known_options and choice not in options):
                 raise ConfigError(f"{key}={choice} is not a config option; {allowed}")
 
 
