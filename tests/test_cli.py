@@ -239,6 +239,11 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
         ["--cfg", "hydra", "--package", "hydra.sweep.subdir"],
         ["--package hydra.sweep.subdir: ", "Missing mandatory value: hydra.job.num"],
     ),
+    (  # --cfg hydra does not show Hydra's help texts: Hydra refused it, exit 1
+        "cfg-hydra-package-help",
+        ["--cfg", "hydra", "--package", "hydra.help"],
+        ["--package hydra.help: no such key in the config --cfg hydra shows (hydra has: run,"],
+    ),
     (
         "cfg-all-unknown-package",
         ["--cfg", "all", "--package", "hydra.nope"],
@@ -369,6 +374,11 @@ def test_output_folders_with_interpolations_that_resolve_still_run(cli, tmp_path
     proc = cli("train", *TINY, "hydra.run.dir=o/${hydra.job.name}/${model.depth}")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "train" / "2" / ".hydra").is_dir()
+    # keys Hydra does not read in this mode are left alone, as Hydra leaves them
+    keep = ["hydra.sweep.subdir=j${hydra.job.num}", "hydra.help.header=${oc.env:BPSTUDY_NOPE}"]
+    proc = cli("train", *TINY, *keep, "hydra.run.dir=o2")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o2" / ".hydra").is_dir()
     proc = cli(
         "train", *TINY, "-m", "model.width=3,4", "hydra.sweep.dir=sw",
         "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}",
@@ -446,6 +456,9 @@ def test_a_users_config_folder_on_hydras_searchpath_adds_presets(cli, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "width: 7" in proc.stdout
+    # a package path as Hydra reads it: a trailing / is no part of the module's name
+    proc = cli("train", "hydra.searchpath=[pkg://bpstudy/]", "--cfg", "job", "-p", "model")
+    assert proc.returncode == 0 and "depth: 5" in proc.stdout, proc.stderr
 
 
 def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):

@@ -148,8 +148,11 @@ def prevalidate(argv: list[str]) -> None:
     configs = [_job_config(tree, job, overrides) for job in jobs(overrides, multirun)]
     if args.cfg and args.package and not multirun:
         cfg = tree(overrides, job_name="train", with_hydra=args.cfg != "job")
-        if args.cfg == "hydra":
+        if args.cfg == "hydra":  # as Hydra's get_sanitized_hydra_cfg shows it
             cfg = OmegaConf.masked_copy(cfg, ["hydra"])
+            cfg.hydra = OmegaConf.masked_copy(
+                cfg.hydra, [k for k in cfg.hydra if k not in ("help", "hydra_help")]
+            )
         check_package(args.package, cfg, args.cfg)
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_output_dir(overrides, multirun, tree)
@@ -247,8 +250,9 @@ def check_output_dir(overrides: list[str], multirun: bool, tree=compose) -> None
     folders are made and removed again, up to the first interpolation (${now:...} and the
     like)."""
     parsed = parse_overrides(overrides)
+    read = ("hydra.sweep.dir", "hydra.sweep.subdir") if multirun else ("hydra.run.dir",)
     for ov in parsed:
-        if ov.key_or_group.startswith("hydra.") and "${" in str(ov.value()):
+        if ov.key_or_group in read and "${" in str(ov.value()):
             # a -m job has its number; the sweep's own folder is resolved before any job
             per_job = multirun and ov.key_or_group != "hydra.sweep.dir"
             numbered = ["hydra.job.num=0", "hydra.job.id=0"] if per_job else []

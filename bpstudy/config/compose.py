@@ -158,7 +158,7 @@ def searchpath_folders(parsed: list[Override]) -> list[Path]:
             if scheme == "file":
                 folder = Path(rest)
             elif scheme == "pkg":
-                module = rest.replace("/", ".")
+                module = rest.replace("/", ".").rstrip(".")  # as Hydra reads it
                 try:
                     found = importlib.util.find_spec(module) is not None
                 except (ImportError, ValueError):
