@@ -1331,9 +1331,20 @@ def test_a_resume_into_another_store_or_untracked_is_refused(cli, tmp_path):
     more = ("sweep", str(path), "--n-trials", "3", "--progress", "lines")
     out = cli(*more, "tracking.uri=sqlite:///other.db")
     assert_one_line_error(
-        out, f"tracking.uri=sqlite:///other.db: study 'tiny' logs to MLflow store {store}"
+        out, f"tracking.uri=sqlite:///other.db: study 'tiny' logs to the MLflow store {store}"
     )
     assert not (tmp_path / "other.db").exists()
+    (tmp_path / "empty.db").touch()  # an existing file is not opened to look
+    out = cli(*more, "tracking.uri=sqlite:///empty.db")
+    assert_one_line_error(out, "tracking.uri=sqlite:///empty.db: study 'tiny' logs to")
+    assert (tmp_path / "empty.db").stat().st_size == 0
+    # the same spelling from another folder is another file: refused too
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    storage = f"journal:{tmp_path / 'bpstudy.journal'}"
+    out = cli(*more, "--storage", storage, "tracking.uri=sqlite:///mlflow.db", cwd=elsewhere)
+    assert_one_line_error(out, f"study 'tiny' logs to the MLflow store {store}")
+    assert list(elsewhere.iterdir()) == []
     out = cli(*more, "tracking.enabled=false")
     assert_one_line_error(
         out, f"tracking.enabled=false: study 'tiny' logs its trials to MLflow ({store})"

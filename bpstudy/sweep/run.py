@@ -373,20 +373,21 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     # (connecting is the check); a journal file is created only once the store is open
     check_url(storage_url)
     opened = open_storage(storage_url) if is_rdb(storage_url) else None
-    study = create_study(spec, opened or open_storage(storage_url))
-    check_settings(study, spec, base)
-    check_store_kept(study, spec, tracking_uri)  # before a new store is made
+    # before the client, which makes a new store: a resume refused must not make one
+    check_store_kept(stored_attrs(storage_url, opened, spec.study_name), spec, tracking_uri)
     if tracking_uri is not None:
         from bpstudy.tracking.store import client_for, experiment_id
 
         client = client_for(tracking_uri, checked=True)  # checked above
+    study = create_study(spec, opened or open_storage(storage_url))
+    check_settings(study, spec, base)
     if client is not None:
         check_experiment(client, study, spec, base.tracking.experiment)
         exp = experiment_id(client, base.tracking.experiment)
         parent.experiment_id = exp
         parent_id = parent_run(client, exp, spec, storage_url, parent)
         study.set_user_attr(PARENT_ATTR, parent_id)
-        study.set_user_attr(STORE_ATTR, redact(tracking_uri))
+        study.set_user_attr(STORE_ATTR, store_id(tracking_uri))
     for note in notes:  # Optuna's deprecations: once the command goes on, not before its error
         print(note, file=sys.stderr)
     return study, storage_url, tracking_uri
@@ -396,11 +397,34 @@ PARENT_ATTR = "mlflow_parent_run_id"  # study user attrs: its MLflow parent run,
 STORE_ATTR = "mlflow_tracking_uri"  # and the store that holds it (redacted)
 
 
-def check_store_kept(study, spec: SweepSpec, tracking_uri: str | None) -> None:
+def stored_attrs(storage_url: str, opened, name: str) -> dict | None:
+    """The user attributes of study `name`, if the storage holds it; None for a new study.
+    Nothing is made to look: a journal file that is not there holds no study."""
+    if opened is None:
+        if not Path(storage_url.removeprefix("journal:")).expanduser().is_file():
+            return None
+        opened = open_storage(storage_url)
+    try:
+        return opened.get_study_user_attrs(opened.get_study_id_from_name(name))
+    except KeyError:
+        return None
+
+
+def store_id(uri: str) -> str:
+    """A tracking store as its study records it: an SQLite file by its absolute path (a
+    relative one names another file from another folder), others as given, redacted."""
+    from bpstudy.tracking.store import sqlite_path
+
+    db = sqlite_path(uri)
+    return f"sqlite:///{db.expanduser().resolve()}" if db is not None else redact(uri)
+
+
+def check_store_kept(attrs: dict | None, spec: SweepSpec, tracking_uri: str | None) -> None:
     """A tracked study resumes tracked, into the store that holds its parent run. Another
     store got a second parent run with the new trials only, and `report` then found the
     others' runs in neither; with tracking off, trials came without runs."""
-    stored, run_id = study.user_attrs.get(STORE_ATTR), study.user_attrs.get(PARENT_ATTR)
+    stored = (attrs or {}).get(STORE_ATTR)
+    run_id = (attrs or {}).get(PARENT_ATTR)
     if stored is None or run_id is None:
         return  # a new study, or one tracking never saw
     name = spec.study_name
@@ -409,26 +433,29 @@ def check_store_kept(study, spec: SweepSpec, tracking_uri: str | None) -> None:
             f"tracking.enabled=false: study '{name}' logs its trials to MLflow ({stored}); "
             "resume it with tracking on, or give the study another name"
         )
-    if redact(tracking_uri) == stored or _holds_run(tracking_uri, run_id):
-        return  # the same store, perhaps by another address (a server's)
+    if store_id(tracking_uri) == stored or _server_holds_run(tracking_uri, stored, run_id):
+        return
     raise BpstudyError(
-        f"tracking.uri={redact(tracking_uri)}: study '{name}' logs to MLflow store {stored} "
-        f"(parent run {run_id}); resume it with tracking.uri={stored}, or give the study "
+        f"tracking.uri={redact(tracking_uri)}: study '{name}' logs to the MLflow store "
+        f"{stored} (parent run {run_id}); resume it with that store, or give the study "
         "another name"
     )
 
 
-def _holds_run(tracking_uri: str, run_id: str) -> bool:
+def _server_holds_run(tracking_uri: str, stored: str, run_id: str) -> bool:
+    """Two addresses of one MLflow server (a host's name and its IP) hold the same runs:
+    asked, which a server answers without writing. A database or file is not opened
+    to look: MLflow's client would make its tables there."""
+    servers = ("http://", "https://")
+    if not (tracking_uri.startswith(servers) and stored.startswith(servers)):
+        return False
     from mlflow.exceptions import MlflowException
 
     from bpstudy.tracking.store import client_for
 
-    path = tracking_uri.removeprefix("sqlite:///")
-    if path != tracking_uri and not os.path.isfile(path):
-        return False  # not made just to look
     try:
         client_for(tracking_uri, checked=True).get_run(run_id)
-    except MlflowException:
+    except (MlflowException, BpstudyError):
         return False
     return True
 

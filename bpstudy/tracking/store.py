@@ -44,7 +44,7 @@ def launch_dir() -> Path:
     return Path.cwd()
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
     return Path(uri[len("sqlite:///") :])
@@ -57,7 +57,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 def check_store(uri: str) -> None:
     """Fail early, in one line naming the URI, if the store is unusable."""
     scheme = urlparse(uri).scheme
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if uri in ("sqlite:///", "sqlite://", "sqlite:///:memory:"):
         raise TrackingError(
             f"tracking store {uri} names no file (an in-memory database); use sqlite:///PATH.db"
@@ -184,7 +184,7 @@ def _create_whole(uri: str) -> None:
     mlflow.db that every later command refused ("table ... already exists")."""
     from mlflow import MlflowClient
 
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is None or db.exists():
         return
     tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
@@ -207,7 +207,7 @@ def run_link(uri: str, experiment_id: str, run_id: str) -> str | None:
 def artifact_location(uri: str, name: str) -> str | None:
     """For an SQLite store, artifacts live beside the database (`mlartifacts/NAME`), not
     in MLflow's default ./mlruns of whatever directory the process happens to run in."""
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is None:
         return None  # a server decides where its artifacts go
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
