@@ -24,7 +24,7 @@ import pytest
 
 from bpstudy.cli import main
 from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, in_hydra_order, jobs, prevalidate
-from bpstudy.errors import BpstudyError, DataError
+from bpstudy.errors import BpstudyError, ConfigError, DataError
 from bpstudy.paths import CONF_DIR
 
 # shrunken settings put before each case's own overrides (a case's own value wins), so a
@@ -143,7 +143,7 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     (  # oc.env gives text: the message said only "'2' must be an integer"
         "env-interpolation-is-text",
         ["trainer.epochs=${oc.env:BPSTUDY_NO_SUCH_VARIABLE,2}"],
-        ["trainer.epochs='2' must be an integer (it is text: ", "wrap that in ${oc.decode:...})"],
+        ["trainer.epochs='2' must be an integer (it is text: ", "${oc.decode:...}, quoted"],
     ),
     (  # each interpolation failure below was a 100-line traceback
         "run-dir-unknown-resolver",
@@ -321,6 +321,17 @@ def test_error_through_console_command(args, needles, cli, tmp_path):
 
 
 # ---------------------------------------------------------------- what must work
+
+
+def test_the_text_hint_comes_only_where_decoding_helps():
+    """'yes' decodes to text and '2.0' to a float: oc.decode would not make them pass."""
+    from bpstudy.config.validate import convert
+
+    for tp, value, helps in [(int, "2", True), (int, "2.0", False), (float, "1e-3", True),
+                             (bool, "True", True), (bool, "yes", False), (int, "abc", False)]:  # fmt: skip
+        with pytest.raises(ConfigError) as refused:
+            convert(tp, value, "k")
+        assert ("oc.decode" in str(refused.value)) == helps, (tp, value, str(refused.value))
 
 
 def test_cfg_job_prints_the_composed_config(cli, tmp_path):

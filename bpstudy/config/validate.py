@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from typing import Any, Literal, Union
@@ -152,15 +153,17 @@ def convert(tp: Any, value: Any, key: str) -> Any:
         return convert(inner[0], value, key) if len(inner) == 1 else value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}={shown(value)} must be true or false{_text_hint(value)}")
+            raise ConfigError(
+                f"{key}={shown(value)} must be true or false{_text_hint(value, bool)}"
+            )
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}={shown(value)} must be an integer{_text_hint(value)}")
+            raise ConfigError(f"{key}={shown(value)} must be an integer{_text_hint(value, int)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}={shown(value)} must be a number{_text_hint(value)}")
+            raise ConfigError(f"{key}={shown(value)} must be a number{_text_hint(value, float)}")
         if not math.isfinite(value):  # noise=inf trained and read as 'diverged at step 0'
             raise ConfigError(f"{key}={value} must be a finite number")
         return float(value)
@@ -171,22 +174,23 @@ def convert(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
-def _text_hint(value: Any) -> str:
-    """For a text that reads as the wanted value ('2', 'true'): where such text comes from.
-    ${oc.env:...} always gives text, so `epochs: ${oc.env:EPOCHS,2}` was refused as '2'."""
-    import yaml
-
+def _text_hint(value: Any, tp: type) -> str:
+    """For text that ${oc.decode:...} turns into the wanted type ('2' for an int): where
+    such text comes from. ${oc.env:...} always gives text, so `epochs: ${oc.env:EPOCHS,2}`
+    was refused as '2' without a word on why."""
     if not isinstance(value, str):
         return ""
-    try:
-        read = yaml.safe_load(value)
-    except yaml.YAMLError:
-        return ""
-    if isinstance(read, str) or read is None:
+    text = value.strip()
+    decodes = {
+        int: re.fullmatch(r"[+-]?\d+", text) is not None,
+        float: re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text) is not None,
+        bool: text.lower() in ("true", "false"),
+    }
+    if not decodes.get(tp, False):
         return ""
     return (
         " (it is text: a quoted value, or an interpolation such as ${oc.env:...}; wrap that"
-        " in ${oc.decode:...})"
+        " in ${oc.decode:...}, quoted on the command line)"
     )
 
 
