@@ -6,6 +6,7 @@ checkout or editable install they are the top-level conf/ and sweeps/.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -29,3 +30,8 @@ def starts_with(path: Path, *heads: bytes) -> bool:
     except OSError:
         return False
     return any(start.startswith(h) if h else not start for h in heads)
+
+
+def not_a_folder(path: str | Path) -> str:
+    """Why `path` is no folder, for a message."""
+    return "a file, not a folder" if os.path.exists(path) else "no such folder"

@@ -28,7 +28,7 @@ from bpstudy.cli.args import command_name
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import glob_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError, first_line
-from bpstudy.paths import CONF_DIR, starts_with
+from bpstudy.paths import CONF_DIR, not_a_folder, starts_with
 from bpstudy.shutdown import stdout_to_devnull
 
 MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
@@ -201,9 +201,9 @@ def check_hydra_options(args: argparse.Namespace) -> None:
             f"--experimental-rerun {rerun}: not a pickle (give a job's .hydra/config.pickle)"
         )
     if args.config_path and not os.path.isdir(args.config_path):
-        raise BpstudyError(f"--config-path {args.config_path}: {_not_a_folder(args.config_path)}")
+        raise BpstudyError(f"--config-path {args.config_path}: {not_a_folder(args.config_path)}")
     if args.config_dir and not os.path.isdir(args.config_dir):
-        raise BpstudyError(f"--config-dir {args.config_dir}: {_not_a_folder(args.config_dir)}")
+        raise BpstudyError(f"--config-dir {args.config_dir}: {not_a_folder(args.config_dir)}")
     if args.config_name or args.config_path:
         name = primary_name(args)
         places = [Path(args.config_path)] if args.config_path else [CONF_DIR]
@@ -215,10 +215,6 @@ def check_hydra_options(args: argparse.Namespace) -> None:
             raise BpstudyError(
                 f"{what}: no {name}.yaml in {' or '.join(str(p) for p in places)} ({there})"
             )
-
-
-def _not_a_folder(path: str) -> str:
-    return "a file, not a folder" if os.path.exists(path) else "no such folder"
 
 
 def check_package(package: str, cfg: DictConfig, shown: str = "job") -> None:

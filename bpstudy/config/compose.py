@@ -22,7 +22,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from bpstudy.config.validate import key_owners
 from bpstudy.errors import ConfigError, first_line, malformed_yaml
-from bpstudy.paths import CONF_DIR
+from bpstudy.paths import CONF_DIR, not_a_folder
 
 GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
 OVERRIDE_SYNTAX = "write key=value and quote a value holding , [ ] ( ) { } = ~ or spaces"
@@ -171,8 +171,7 @@ def searchpath_folders(parsed: list[Override]) -> list[Path]:
                     f"hydra.searchpath: {entry}: give file:// or pkg://, {SEARCHPATH_EXAMPLE}"
                 )
             if not folder.is_dir():
-                what = "a file, not a folder" if folder.exists() else "no such folder"
-                raise ConfigError(f"hydra.searchpath: {entry}: {what}")
+                raise ConfigError(f"hydra.searchpath: {entry}: {not_a_folder(folder)}")
             folders.append(folder)
     return folders
 

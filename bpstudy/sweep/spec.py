@@ -392,9 +392,18 @@ PRUNER_FIRST_STEP = {
 def pruner_notes(spec: SweepSpec, epochs: int) -> list[str]:
     """A pruner that can never prune a trial of `epochs` epochs: said, not refused (the
     file may be meant for longer trials)."""
-    key = PRUNER_FIRST_STEP.get(spec.pruner["name"])
+    name = spec.pruner["name"]
+    key = PRUNER_FIRST_STEP.get(name)
     value = spec.pruner.get(key) if key else None
-    if "trainer.epochs" in spec.space or not isinstance(value, int) or value <= epochs:
+    # the epochs are the fixed config's unless a param sets them (a group's option may)
+    swept = "trainer.epochs" in spec.space or any("." not in k for k in spec.space)
+    if swept or not isinstance(value, int):
+        return []
+    first = value
+    if name == "successive_halving":  # its first rung is further out
+        rate = spec.pruner.get("min_early_stopping_rate", 0)
+        first = value * spec.pruner.get("reduction_factor", 4) ** rate
+    if first <= epochs:
         return []
     return [
         f"warning: {spec.path}: pruner.{key}={value} with trainer.epochs={epochs}: "

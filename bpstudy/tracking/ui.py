@@ -85,13 +85,15 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     # MLflow's and uvicorn's start-up lines, a deprecation warning and one line per request
     # go to a log file, kept if the server fails; the terminal shows our address line. The
     # server runs in a session of its own, so that stopping it stops all of its processes.
-    log = Path(tempfile.mkstemp(prefix="bpstudy-ui-", suffix=".log")[1])
-    with log.open("wb") as out:
+    handle, name = tempfile.mkstemp(prefix="bpstudy-ui-", suffix=".log")
+    log = Path(name)
+    with os.fdopen(handle, "wb") as out:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
         )
     url = f"http://127.0.0.1:{port}"
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # a closed terminal (SIGHUP) stops it as Ctrl-C does: the log goes with it
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if not wait_until_up(url, proc):
             raise TrackingError(
@@ -108,7 +110,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         return 0
     finally:
         stop_group(proc)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _last_line(log: Path) -> str:
