@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -701,3 +702,23 @@ def test_a_ctrl_c_held_too_long_goes_through(monkeypatch):
         done.append("not reached")
     assert done == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ui_that_cannot_start_says_why_and_keeps_its_log(cli, tmp_path):
+    """MLflow's output goes to a log file: when the server fails, the error line carries
+    its last line and the file is kept for the rest."""
+    import sqlite3
+
+    db = tmp_path / "bad.db"  # a store whose schema version MLflow does not know
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        con.execute("create table alembic_version (version_num varchar(32))")
+        con.execute("insert into alembic_version values ('deadbeef')")
+        con.commit()
+    out = cli("ui", "--tracking-uri", f"sqlite:///{db}", "--port", str(free_port()), timeout=120)
+    assert out.returncode == 2, out.stderr
+    line = out.stderr.strip()
+    assert len(line.splitlines()) == 1 and "the MLflow UI did not start" in line, line
+    assert "Can't locate revision identified by 'deadbeef'" in line
+    log = Path(line.rsplit("its log: ", 1)[1])
+    assert "deadbeef" in log.read_text()
+    log.unlink()
