@@ -26,7 +26,7 @@ from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
-from bpstudy.sweep.storage import default_storage_url, is_rdb, redact
+from bpstudy.sweep.storage import default_storage_url, is_rdb, journal_path, redact
 
 CSV, SUMMARY = "trials.csv", "summary.md"
 PROFILE, IMPORTANCES, HISTORY, HTML = (
@@ -87,7 +87,7 @@ def _tracking_uri(tracking_uri: str | None, storage: str | None) -> str:
 
     if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or not storage or is_rdb(storage):
         return resolve_uri(tracking_uri)
-    beside = Path(storage.removeprefix("journal:")).expanduser().resolve().parent / EMBEDDED_DB
+    beside = journal_path(storage).resolve().parent / EMBEDDED_DB
     return f"sqlite:///{beside}" if beside.is_file() else resolve_uri(None)
 
 

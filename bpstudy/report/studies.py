@@ -6,10 +6,8 @@ An unknown name is the user's to fix: one line that lists the studies the storag
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bpstudy.errors import BpstudyError
-from bpstudy.sweep.storage import check_url, is_rdb, open_storage, redact
+from bpstudy.sweep.storage import check_url, is_rdb, journal_path, open_storage, redact
 
 
 class UnknownStudyError(BpstudyError):
@@ -29,7 +27,7 @@ def load_study(name: str, storage_url: str):
     where = redact(storage_url)
     check_url(storage_url)  # a bare path, a folder, a file that is no journal: say so
     if not is_rdb(storage_url):
-        path = Path(storage_url.removeprefix("journal:")).expanduser()
+        path = journal_path(storage_url)
         if not path.is_file():
             raise UnknownStudyError(
                 f"no study '{name}': {where} does not exist, so known studies: none "

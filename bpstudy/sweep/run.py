@@ -48,6 +48,7 @@ from bpstudy.sweep.storage import (
     check_url,
     default_storage_url,
     is_rdb,
+    journal_path,
     open_storage,
     redact,
 )
@@ -401,7 +402,7 @@ def stored_attrs(storage_url: str, opened, name: str) -> dict | None:
     """The user attributes of study `name`, if the storage holds it; None for a new study.
     Nothing is made to look: a journal file that is not there holds no study."""
     if opened is None:
-        if not Path(storage_url.removeprefix("journal:")).expanduser().is_file():
+        if not journal_path(storage_url).is_file():
             return None
         opened = open_storage(storage_url)
     try:

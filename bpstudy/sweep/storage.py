@@ -76,7 +76,7 @@ def check_url(url: str) -> None:
     if is_rdb(url):
         _check_dialect(url)
     else:
-        path = Path(url.removeprefix("journal:")).expanduser()
+        path = journal_path(url)
         if not url.removeprefix("journal:") or path.is_dir():
             raise StorageError(
                 f"--storage {url}: give a journal file, e.g. journal:{path / 'bpstudy.journal'}"
@@ -111,6 +111,11 @@ def _check_dialect(url: str) -> None:
         ) from None
 
 
+def journal_path(url: str) -> Path:
+    """The file of a journal:PATH storage URL."""
+    return Path(url.removeprefix("journal:")).expanduser()
+
+
 def open_storage(url: str, on_failed_trial=None):
     """An Optuna storage for `url` (journal:PATH or an RDB URL). With an RDB, a trial whose
     heartbeat stopped is failed, retried, and passed to `on_failed_trial(study, trial)`."""
@@ -121,7 +126,7 @@ def open_storage(url: str, on_failed_trial=None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_url(url)
     if not is_rdb(url):
-        path = Path(url.removeprefix("journal:")).expanduser()
+        path = journal_path(url)
         try:
             # a short grace period: a worker SIGKILLed while holding the lock stalls the
             # others only this long
