@@ -722,3 +722,25 @@ def test_ui_that_cannot_start_says_why_and_keeps_its_log(cli, tmp_path):
     log = Path(line.rsplit("its log: ", 1)[1])
     assert "deadbeef" in log.read_text()
     log.unlink()
+
+
+@pytest.mark.slow
+def test_a_sweep_resumes_on_the_same_server_by_another_address(cli, tmp_path, mlflow_server):
+    """A study records its tracking store; the same MLflow server reached by another
+    name (localhost for 127.0.0.1) is found to hold the parent run, so the resume goes on
+    into that run rather than being refused as another store."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 1\n"
+        "sampler: {name: random, seed: 0}\npruner: {name: none}\n"
+        f"overrides: [{', '.join(TINY)}]\nparams:\n  optimizer.lr: choice(0.05, 0.1)\n"
+    )
+    first = cli("sweep", str(sweep), "--progress", "lines", f"tracking.uri={mlflow_server}")
+    assert first.returncode == 0, first.stderr
+    other = mlflow_server.replace("127.0.0.1", "localhost")
+    more = cli(
+        "sweep", str(sweep), "--n-trials", "2", "--progress", "lines", f"tracking.uri={other}"
+    )
+    assert more.returncode == 0, more.stderr
+    parent = first.stdout.split("mlflow parent run ", 1)[1].split()[0]
+    assert f"mlflow parent run {parent}" in more.stdout, more.stdout

@@ -26,7 +26,13 @@ from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
-from bpstudy.sweep.storage import default_storage_url, is_rdb, journal_path, redact
+from bpstudy.sweep.storage import (
+    PARENT_ATTR,
+    default_storage_url,
+    is_rdb,
+    journal_path,
+    redact,
+)
 
 CSV, SUMMARY = "trials.csv", "summary.md"
 PROFILE, IMPORTANCES, HISTORY, HTML = (
@@ -119,7 +125,7 @@ def _read(
     trials = study.get_trials(deepcopy=False)
     check(selection, trials)
     src = _Sources(study, trials)
-    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    parent_id = study.user_attrs.get(PARENT_ATTR)
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.user_attrs.get("mlflow_run_id")]
     if not parent_id and not run_ids:
         src.notes.append("no trial has an MLflow run (tracking was off): no metric columns")

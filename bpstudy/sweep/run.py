@@ -44,6 +44,8 @@ from bpstudy.sweep.spec import (
     try_sampler_and_pruner,
 )
 from bpstudy.sweep.storage import (
+    PARENT_ATTR,
+    STORE_ATTR,
     StorageError,
     check_url,
     default_storage_url,
@@ -392,10 +394,6 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
     for note in notes:  # Optuna's deprecations: once the command goes on, not before its error
         print(note, file=sys.stderr)
     return study, storage_url, tracking_uri
-
-
-PARENT_ATTR = "mlflow_parent_run_id"  # study user attrs: its MLflow parent run,
-STORE_ATTR = "mlflow_tracking_uri"  # and the store that holds it (redacted)
 
 
 def stored_attrs(storage_url: str, opened, name: str) -> dict | None:

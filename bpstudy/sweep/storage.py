@@ -111,6 +111,10 @@ def _check_dialect(url: str) -> None:
         ) from None
 
 
+PARENT_ATTR = "mlflow_parent_run_id"  # study user attrs: its MLflow parent run,
+STORE_ATTR = "mlflow_tracking_uri"  # and the store that holds it (redacted)
+
+
 def journal_path(url: str) -> Path:
     """The file of a journal:PATH storage URL."""
     return Path(url.removeprefix("journal:")).expanduser()
