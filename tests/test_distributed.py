@@ -274,6 +274,20 @@ def check_runs(server: MlflowServer, study, parent_id: str, n: int) -> None:
     assert {"config.yaml", "diagnostics", "plots", "model"} <= listed
 
 
+def workers_of(url: str, name: str) -> set[str]:
+    study = load_study(url, name)
+    return set() if study is None else {t.user_attrs.get("worker") for t in study.trials} - {None}
+
+
+def running_worker(url: str, name: str) -> str | None:
+    """The worker of a trial that is training (it has reported an epoch), if any."""
+    study = load_study(url, name)
+    for t in [] if study is None else study.get_trials(states=(TrialState.RUNNING,)):
+        if t.intermediate_values and "worker" in t.user_attrs:
+            return t.user_attrs["worker"]
+    return None
+
+
 def assert_no_duplicates(study) -> None:
     ids = [t.user_attrs.get("mlflow_run_id") for t in study.trials if t.state in FINISHED]
     assert len(ids) == len(set(ids))
@@ -285,13 +299,20 @@ def assert_no_duplicates(study) -> None:
 @needs_pg
 def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     n = 6
-    # trials long enough that host a cannot finish all six while host b starts (3 epochs
-    # each did, once, on a loaded machine)
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "shared", n, epochs=12)
-    a = hosts("host-a").start(sweep, url, mlflow_server.url)
-    # the second host joins once the study exists (as a second machine would)
+    # a paused host must not lose its trial to the heartbeat check
+    env = {"BPSTUDY_HEARTBEAT_GRACE_SECONDS": "600"}
+    a = hosts("host-a").start(sweep, url, mlflow_server.url, env=env)
     parent = wait_until(lambda: parent_of(url, "shared"), 180, "the study and its parent run")
-    b = hosts("host-b").start(sweep, url, mlflow_server.url)
+    # Host a could finish all six trials while host b starts up (it did once, on a loaded
+    # machine), so host a is paused inside its first trial until host b has one.
+    first = wait_until(lambda: running_worker(url, "shared"), 180, "host a's first trial")
+    os.killpg(a.proc.pid, signal.SIGSTOP)
+    try:
+        b = hosts("host-b").start(sweep, url, mlflow_server.url, env=env)
+        wait_until(lambda: workers_of(url, "shared") - {first}, 180, "host b's first trial")
+    finally:
+        os.killpg(a.proc.pid, signal.SIGCONT)
     assert a.wait(600) == 0, a.stderr()
     assert b.wait(600) == 0, b.stderr()
     exp = MlflowClient(mlflow_server.url).get_run(parent).info.experiment_id
