@@ -1048,6 +1048,45 @@ def test_commands_on_other_hosts_seed_their_workers_elsewhere():
     assert seed_base(3, journal, "node1", 100) == seed_base(3, journal, "node2", 200) == 3027
 
 
+def test_commands_joining_a_journal_study_at_one_count_are_ranked(tmp_path):
+    """The first command at a count is rank 0 (a study run by one command keeps the seeds
+    it always had); the next one at that count is rank 1, and seeds elsewhere."""
+    from bpstudy.sweep.run import join_rank, seed_base
+
+    url = f"journal:{tmp_path / 'bpstudy.journal'}"
+    optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(url[8:])))
+    lock = str(tmp_path / "lock")
+    assert [join_rank(url, lock, "s", 0, who) for who in ("h:1", "h:2", "h:3")] == [0, 1, 2]
+    assert join_rank(url, lock, "s", 4, "h:1") == 0
+    assert seed_base(0, url, "h", 1, 0) == 0 and seed_base(0, url, "h", 2, 1) != 0
+    assert join_rank("postgresql://u@db/optuna", lock, "s", 0, "h:1") == 0  # not opened
+
+
+@pytest.mark.slow
+def test_two_commands_that_join_one_local_study_at_once_sample_apart(tmp_path):
+    """Two commands started together on one journal study both see it with no trials; a
+    seeded sampler in each replayed the same draws (every trial ran twice)."""
+    path = write_sweep(tmp_path, "together", n_trials=6)
+    procs = [
+        subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--progress", "lines"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    trials = journal_study(tmp_path, "together").trials
+    assert len(trials) == 6 and {t.state for t in trials} == {TrialState.COMPLETE}
+    assert len({t.params["optimizer.lr"] for t in trials}) == 6, [t.params for t in trials]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both commands took trials
+
+
 @pytest.mark.slow
 def test_rerun_of_a_pruned_trial_stops_where_it_was_pruned(cli, tmp_path):
     """A pruned trial's run is retrained to the epoch the pruner stopped it at, and its

@@ -60,6 +60,7 @@ from bpstudy.sweep.worker import (
     SAMPLER_FAILED_EXIT,
     WorkerArgs,
     counts,
+    file_lock,
 )
 from bpstudy.tracking.tracker import STUDY_TAG
 
@@ -546,15 +547,31 @@ def _run(
     return dataclasses.replace(out, experiment_id=parent.experiment_id)
 
 
-def seed_base(n_trials: int, storage_url: str, host: str, pid: int) -> int:
+def seed_base(n_trials: int, storage_url: str, host: str, pid: int, rank: int = 0) -> int:
     """Where this command's workers start their sampler seeds. A seeded sampler replays
-    its draws, so on resume they start past the trials the study holds. On a database
-    storage, commands on other hosts may start at the same moment with the same count:
-    theirs start elsewhere too (a local study stays reproducible from its seed)."""
-    base = 1009 * n_trials
+    its draws, so on resume they start past the trials the study holds. Commands that
+    start at the same moment see the same count: on one host, `rank` (see `join_rank`)
+    sets them apart; on a database storage, commands on other hosts start elsewhere too.
+    A local study run by one command stays reproducible from its seed."""
+    base = 1009 * n_trials + 104729 * rank
     if is_rdb(storage_url):
         base += zlib.crc32(f"{host}:{pid}".encode())
     return base
+
+
+def join_rank(storage_url: str, lock: str, study_name: str, n_trials: int, me: str) -> int:
+    """How many commands joined this local study before this one while it held n_trials
+    trials: recorded in the study (a system attribute per count) under the workers' file
+    lock, so two commands started together on one journal get 0 and 1."""
+    if is_rdb(storage_url):
+        return 0
+    storage = open_storage(storage_url)
+    study_id = storage.get_study_id_from_name(study_name)
+    key = f"bpstudy:joined_at:{n_trials}"
+    with file_lock(lock):
+        joined = list(storage.get_study_system_attrs(study_id).get(key, []))
+        storage.set_study_system_attr(study_id, key, [*joined, me])
+    return len(joined)
 
 
 class _Supervisor:
@@ -569,7 +586,9 @@ class _Supervisor:
     def start(self, workers: int) -> None:
         recover_orphans(self.study, self.args.tracking_uri)  # this host's dead workers' trials
         n = len(self.study.get_trials(deepcopy=False))
-        base = seed_base(n, self.args.storage, socket.gethostname(), os.getpid())
+        host, pid, a = socket.gethostname(), os.getpid(), self.args
+        rank = join_rank(a.storage, a.lock, a.study_name, n, f"{host}:{pid}")
+        base = seed_base(n, a.storage, host, pid, rank)
         self.args = dataclasses.replace(self.args, seed_offset=base)
         for _ in range(workers):
             self._start_one()
