@@ -1257,6 +1257,11 @@ def test_arguments_that_fail_only_in_a_trial_are_refused_up_front(
         ({"name": "cmaes", "x0": {"model.depth": 2}}, {"name": "none"}, "sampler.x0 needs a start for every numeric param; missing: optimizer.lr"),
         ({"name": "cmaes", "x0": {"model.depth": 2, "optimizer.lr": 0.1, "model.width": 3}}, {"name": "none"}, "sampler.x0.model.width is not a numeric param; they are: model.depth, optimizer.lr"),
         ({"name": "cmaes", "restart_strategy": "bogus"}, {"name": "none"}, "sampler.restart_strategy=bogus is not one of [null, ipop, bipop]"),
+        ({"name": "random"}, {"name": "median", "n_warmup_steps": -1}, "pruner.n_warmup_steps=-1 must be >= 0"),
+        ({"name": "random"}, {"name": "median", "interval_steps": 0}, "pruner.interval_steps=0 must be >= 1"),
+        ({"name": "random"}, {"name": "successive_halving", "min_resource": 0}, "pruner.min_resource=0 must be >= 1"),
+        ({"name": "random"}, {"name": "successive_halving", "min_resource": "fast"}, "pruner.min_resource=fast must be an integer or 'auto'"),
+        ({"name": "random"}, {"name": "hyperband", "max_resource": 2.5}, "pruner.max_resource=2.5 must be an integer or 'auto'"),
     ],
 )  # fmt: skip
 def test_an_argument_out_of_its_range_is_named(cli, tmp_path, sampler, pruner, message):

@@ -436,9 +436,10 @@ def _construct(cls, what: str, path: Path, kwargs: dict[str, Any], notes: list[s
                 f"{path}: {what}.{key} is not an argument of {cls.__name__}; "
                 + (f"allowed: {', '.join(allowed)}" if allowed else "it takes none")
             )
-    annotations = {p.name: p.annotation for p in params}
+    signature = {p.name: p for p in params}
     for key, value in kwargs.items():
-        _check_argument(f"{path}: {what}.{key}", value, annotations[key])
+        arg = signature[key]
+        _check_argument(f"{path}: {what}.{key}", value, arg.annotation, arg.default)
         _check_limit(f"{path}: {what}.{key}", value, LIMITS.get(cls.__name__, {}).get(key))
     if cls.__name__ == "HyperbandPruner":
         low, high = kwargs.get("min_resource", 1), kwargs.get("max_resource", "auto")
@@ -475,10 +476,23 @@ LIMITS: dict[str, dict[str, tuple]] = {  # class: argument: (">=" | ">", bound) 
     },
     "GPSampler": {"n_startup_trials": (">=", 0)},
     "QMCSampler": {"qmc_type": ("in", "sobol", "halton")},
+    "MedianPruner": {
+        "n_startup_trials": (">=", 0),
+        "n_warmup_steps": (">=", 0),
+        "interval_steps": (">=", 1),
+        "n_min_trials": (">=", 1),
+    },
     "HyperbandPruner": {
         "min_resource": (">=", 1),
         "max_resource": (">=", 1),
         "reduction_factor": (">=", 2),
+        "bootstrap_count": (">=", 0),  # negative: taken, and read as 0
+    },
+    "SuccessiveHalvingPruner": {
+        "min_resource": (">=", 1),
+        "reduction_factor": (">=", 2),
+        "min_early_stopping_rate": (">=", 0),
+        "bootstrap_count": (">=", 0),
     },
 }
 
@@ -506,10 +520,11 @@ OBJECT_TYPES = ("Callable", "Sampler", "FrozenTrial")  # Python objects: not fro
 SEED_RANGE = (0, 2**32 - 1)  # numpy's
 
 
-def _check_argument(where: str, value, annotation) -> None:
+def _check_argument(where: str, value, annotation, default=None) -> None:
     """A sampler's or pruner's argument has the type its signature names; Optuna itself
     finds a wrong one only when it uses it (a text seed: "Cannot cast scalar from
-    dtype('<U3')", a text n_warmup_steps: "'<' not supported"), without the key."""
+    dtype('<U3')", a text n_warmup_steps: "'<' not supported"), without the key. Where a
+    number's default is a text (the pruners' `'auto'`), that text is the one allowed."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
     if value is None and "None" in text:  # the default of an optional argument
         return
@@ -525,8 +540,12 @@ def _check_argument(where: str, value, annotation) -> None:
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "str": isinstance(value, str),
     }
+    keyword = isinstance(default, str) and len(kinds) > 1  # "str | int" = 'auto'
+    if keyword:
+        fits["str"] = value == default
     if not any(fits[k] for k in kinds):
-        words = [SCALAR_TYPES[k] for k in kinds]
+        words = [SCALAR_TYPES[k] for k in kinds if not (keyword and k == "str")]
+        words += [f"'{default}'"] if keyword else []
         wanted = " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
         raise SweepError(f"{where}={shown(value)} must be {wanted}")
     if where.endswith(".seed") and fits["int"] and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
