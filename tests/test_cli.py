@@ -482,6 +482,7 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     (presets / "experiment" / "good.yaml").write_text("# @package _global_\nmodel: {width: 7}\n")
     (presets / "experiment" / "bad.yaml").write_text("# @package _global_\nmodel: {widht: 7}\n")
     (presets / "other.yaml").write_text("foo: 1\n")
+    (presets / "partial.yaml").write_text("model: {depth: 3}\n")
     (presets / "optimizer").mkdir()
     (presets / "optimizer" / "noname.yaml").write_text("lr: 0.03\n")
     (presets / "experiment" / "broken.yaml").write_text("# @package _global_\nmodel: {depth: [\n")
@@ -499,6 +500,10 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
         ("-cd", "../presets", "-cn", "other"): "unknown config key 'foo'; not a bpstudy "
         "config, which has: data, optimizer",
         ("-cp", "../own", "model.depth=0"): "model.depth=0 is out of range",
+        # the keys listed are the user's primary config's, not bpstudy's
+        ("-cd", "../presets", "-cn", "partial", "model.width=8"): "unknown config key "
+        "'model.width'; model has: depth (bpstudy's own config has model.width; the primary "
+        "config 'partial' leaves it out)",
         ("-cd", "../presets", "optimizer=noname"): "optimizer.name is missing: each option of "
         "the optimizer group (a file optimizer/NAME.yaml of yours too) sets name: to one of sgd",
         ("-cd", "../presets", "experiment=broken"): "experiment/broken.yaml: line 3 malformed "

@@ -70,7 +70,7 @@ def compose(
         # The overrides already passed `check_overrides`, so what Hydra or OmegaConf still
         # refuses here (HydraException, OmegaConf errors, or a bare ValueError from the
         # defaults list) comes from the user's input: report it in one line.
-        raise ConfigError(explain(exc, overrides, conf_dir)) from None
+        raise ConfigError(explain(exc, overrides, conf_dir, config_name, config_dir)) from None
 
 
 @contextlib.contextmanager
@@ -213,8 +213,14 @@ def check_overrides(
                 raise ConfigError(f"{key}={choice} is not a config option; {allowed}")
 
 
-def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
-    """One line for a Hydra/OmegaConf composition error."""
+def explain(
+    exc: Exception,
+    overrides: list[str],
+    conf_dir: Path = CONF_DIR,
+    config_name: str = "config",
+    config_dir: Path | None = None,
+) -> str:
+    """One line for a Hydra/OmegaConf composition error, in the tree it composed."""
     import yaml
 
     if isinstance(exc, yaml.YAMLError):  # a preset of the user's (a shipped one parses)
@@ -233,7 +239,7 @@ def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> 
         return f"+{key}={value}: {key} already exists; set it without '+': {key}={value}"
     unknown = isinstance(cause, ConfigAttributeError | ConfigKeyError) or "not in struct" in text
     if bad and unknown:
-        return unknown_key_message(bad, conf_dir, overrides)
+        return unknown_key_message(bad, conf_dir, overrides, config_name, config_dir)
     detail = cause if cause is not None and str(cause).strip() else exc
     first = first_line(detail)
     if bad and bad not in first:
@@ -241,15 +247,27 @@ def explain(exc: Exception, overrides: list[str], conf_dir: Path = CONF_DIR) -> 
     return f"config error: {first}"
 
 
-def unknown_key_message(key: str, conf_dir: Path = CONF_DIR, overrides: list[str] = ()) -> str:
+def unknown_key_message(
+    key: str,
+    conf_dir: Path = CONF_DIR,
+    overrides: list[str] = (),
+    config_name: str = "config",
+    config_dir: Path | None = None,
+) -> str:
     """The one line for an unknown key: the keys its parent has, and which option of the
-    parent's group has it, e.g. "unknown config key 'model.dept'; model has: depth, ..."."""
+    parent's group has it, e.g. "unknown config key 'model.dept'; model has: depth, ...".
+    With a primary config of the user's own, its keys, and whether bpstudy's has the key."""
+    tree = (conf_dir, config_name, config_dir)
     parent, _, leaf = key.rpartition(".")
-    known = _known_keys(parent, conf_dir, list(overrides))
+    known = _known_keys(parent, tree, list(overrides))
     while not known and parent:  # 'modell.depth': say where the path first goes wrong
         parent, _, leaf = parent.rpartition(".")
-        known = _known_keys(parent, conf_dir, list(overrides))
+        known = _known_keys(parent, tree, list(overrides))
     hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
+    ours = _known_keys(parent, SHIPPED, list(overrides)) or _known_keys(parent, SHIPPED, [])
+    if tree != SHIPPED and leaf in ours:
+        hint += f" (bpstudy's own config has {parent + '.' if parent else ''}{leaf}; "
+        hint += f"the primary config '{config_name}' leaves it out)"
     owners = key_owners(parent, leaf)
     if owners:
         hint += f" ({leaf} is a key of {' and '.join(f'{parent}={o}' for o in owners)})"
@@ -275,15 +293,18 @@ def _override_value(key: str, overrides: list[str]) -> str:
     return "VALUE"
 
 
-def _known_keys(parent: str, conf_dir: Path, overrides: list[str]) -> list[str]:
-    """Keys under `parent` in the config composed with the group choices of `overrides`."""
+SHIPPED = (CONF_DIR, "config", None)  # bpstudy's own tree: conf_dir, config_name, config_dir
+
+
+def _known_keys(parent: str, tree: tuple, overrides: list[str]) -> list[str]:
+    """Keys under `parent` in the config of `tree` (a SHIPPED-like triple) composed with
+    the group choices of `overrides`."""
+    conf_dir, config_name, config_dir = tree
     groups = [o for o in overrides if o.split("=", 1)[0] in GROUPS]
     try:
-        with initialize_config_dir(
-            config_dir=str(conf_dir), version_base="1.3", job_name="bpstudy"
-        ):
+        with _initialized(conf_dir, "bpstudy", config_dir):
             cfg = hydra_compose(
-                config_name="config",
+                config_name=config_name,
                 overrides=groups,
                 return_hydra_config=parent.split(".", 1)[0] == "hydra",
             )
