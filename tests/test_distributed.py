@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from pg import MlflowServer, PgCluster, have_psycopg, pg_bin
 
+from bpstudy.sweep.storage import open_storage, schema_race
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,6 +208,12 @@ class Host:
             self.kill()
             pytest.fail(f"sweep did not finish in {timeout} s:\n{self.stderr()[-3000:]}")
 
+    def running(self) -> bool:
+        """True while the command runs; a test waiting on it fails at once if it ended."""
+        if self.proc.poll() is not None:
+            pytest.fail(f"sweep ended ({self.proc.returncode}) early:\n{self.stderr()[-3000:]}")
+        return True
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -230,10 +237,15 @@ def hosts(tmp_path):
 
 
 def load_study(url: str, name: str):
+    """The study, or None while it is not there (a host may be creating its tables)."""
     try:
         return optuna.load_study(study_name=name, storage=url)
     except KeyError:
         return None
+    except Exception as exc:
+        if schema_race(exc):
+            return None
+        raise
 
 
 def parent_of(url: str, name: str) -> str | None:
@@ -303,14 +315,20 @@ def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     # a paused host must not lose its trial to the heartbeat check
     env = {"BPSTUDY_HEARTBEAT_GRACE_SECONDS": "600"}
     a = hosts("host-a").start(sweep, url, mlflow_server.url, env=env)
-    parent = wait_until(lambda: parent_of(url, "shared"), 180, "the study and its parent run")
+    parent = wait_until(
+        lambda: a.running() and parent_of(url, "shared"), 180, "the study and its parent run"
+    )
     # Host a could finish all six trials while host b starts up (it did once, on a loaded
     # machine), so host a is paused inside its first trial until host b has one.
-    first = wait_until(lambda: running_worker(url, "shared"), 180, "host a's first trial")
+    first = wait_until(
+        lambda: a.running() and running_worker(url, "shared"), 180, "host a's first trial"
+    )
     os.killpg(a.proc.pid, signal.SIGSTOP)
     try:
         b = hosts("host-b").start(sweep, url, mlflow_server.url, env=env)
-        wait_until(lambda: workers_of(url, "shared") - {first}, 180, "host b's first trial")
+        wait_until(
+            lambda: b.running() and workers_of(url, "shared") - {first}, 180, "host b's trial"
+        )
     finally:
         os.killpg(a.proc.pid, signal.SIGCONT)
     assert a.wait(600) == 0, a.stderr()
@@ -361,13 +379,45 @@ def retried_number(t) -> int | None:
 FAST_HEARTBEAT = {"BPSTUDY_HEARTBEAT_SECONDS": "1", "BPSTUDY_HEARTBEAT_GRACE_SECONDS": "6"}
 
 
+def _open_at_once(url: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        open_storage(url)
+        results.put("opened")
+    except Exception as exc:  # noqa: BLE001 - the test shows what it was
+        results.put(str(exc))
+
+
+@pytest.mark.slow
+@needs_pg
+def test_commands_opening_a_new_database_at_once_all_open_it(pg):
+    """A SLURM array's tasks open a fresh database together: each creates Optuna's tables,
+    and all but one failed with "duplicate key value violates unique constraint"."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for k in range(3):  # one round lost the race 2 times in 6 before the fix
+        url = pg.create_database(f"fresh{k}")
+        barrier, results = context.Barrier(6), context.Queue()
+        procs = [context.Process(target=_open_at_once, args=(url, barrier, results))
+                 for _ in range(6)]  # fmt: skip
+        for p in procs:
+            p.start()
+        said = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert said == ["opened"] * 6, said
+
+
 @pytest.mark.slow
 @needs_pg
 def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
     n = 6
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)
     a = hosts("host-a").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
-    wait_until(lambda: parent_of(url, "killed"), 180, "the study and its parent run")
+    wait_until(
+        lambda: a.running() and parent_of(url, "killed"), 180, "the study and its parent run"
+    )
     b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
     groups = {a.proc.pid: a, b.proc.pid: b}
 
@@ -383,6 +433,7 @@ def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_serve
         # both hosts run on this machine, so a supervisor still setting up would recover a
         # dead trial by its pid: only once both have asked for a trial (so are past their
         # set-up) is the heartbeat what finds it
+        a.running(), b.running()
         trials = load_study(url, "killed").get_trials(deepcopy=False)
         if len({owner(t) for t in trials} - {None}) < 2:
             return None
@@ -424,6 +475,7 @@ def test_sweep_survives_a_postgresql_restart(pg, mlflow_server, tmp_path, hosts)
     a = hosts("host-a").start(sweep, url, mlflow_server.url, "--workers", "2")
 
     def mid_sweep():
+        a.running()
         study = load_study(url, "pgrestart")
         if study is None:
             return False
@@ -449,6 +501,7 @@ def test_sweep_survives_an_mlflow_server_restart(pg, mlflow_server, tmp_path, ho
     a = hosts("host-a").start(sweep, url, mlflow_server.url, "--workers", "2")
 
     def in_flight():
+        a.running()
         study = load_study(url, "mlrestart")
         if study is None:
             return False

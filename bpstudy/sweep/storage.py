@@ -124,7 +124,7 @@ def open_storage(url: str, on_failed_trial=None):
     """An Optuna storage for `url` (journal:PATH or an RDB URL). With an RDB, a trial whose
     heartbeat stopped is failed, retried, and passed to `on_failed_trial(study, trial)`."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -138,26 +138,67 @@ def open_storage(url: str, on_failed_trial=None):
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as exc:
             raise StorageError(f"--storage {url}: {exc.strerror or exc}") from None
+    attempt = 1
+    while True:
+        try:
+            return _rdb_storage(url, on_failed_trial)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
+            if schema_race(exc) and attempt < SCHEMA_ATTEMPTS:
+                time.sleep(0.1 * attempt)  # the other command's tables are there by now
+                attempt += 1
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(
+                f"--storage {redact(url)}: cannot open the study storage ({redact(first[:300])})"
+            ) from None
+
+
+def _rdb_storage(url: str, on_failed_trial):
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
     # Optuna >= 4.9 renamed the heartbeat callback; the old names warn on stderr
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     callback_arg = "heartbeat_stale_trial_callback"
     if retry_cls is None or callback_arg not in inspect.signature(RDBStorage).parameters:
         retry_cls, callback_arg = RetryFailedTrialCallback, "failed_trial_callback"
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental": not the user's concern
-            warnings.simplefilter("ignore")
-            return _retrying_rdb_class()(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                **{callback_arg: _retry_then(retry_cls(max_retry=3), on_failed_trial)},
-            )
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(
-            f"--storage {redact(url)}: cannot open the study storage ({redact(first[:300])})"
-        ) from None
+    with warnings.catch_warnings():  # heartbeats are "experimental": not the user's concern
+        warnings.simplefilter("ignore")
+        return _retrying_rdb_class()(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            **{callback_arg: _retry_then(retry_cls(max_retry=3), on_failed_trial)},
+        )
+
+
+# Commands that open a new database at the same moment (a SLURM array's tasks) each create
+# Optuna's tables; all but one then failed with "duplicate key value violates unique
+# constraint pg_type_typname_nsp_index" or 'relation "studies" already exists'. Opened
+# again, the tables are found and left alone.
+SCHEMA_ATTEMPTS = 5
+
+
+def schema_race(exc: BaseException) -> bool:
+    """`exc` is another command creating the same tables (or stamping their version)."""
+    from sqlalchemy import exc as sa_exc
+
+    return any(
+        isinstance(e, sa_exc.IntegrityError)
+        or (isinstance(e, sa_exc.ProgrammingError) and "already exists" in str(e))
+        for e in causes(exc)
+    )
+
+
+def causes(exc: BaseException):
+    """`exc` and the exceptions behind it (Optuna wraps SQLAlchemy's errors in its own)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def _retry_then(retry, then):
@@ -193,15 +234,11 @@ def connection_error(exc: BaseException) -> BaseException | None:
     (Optuna wraps SQLAlchemy's errors in its own)."""
     from sqlalchemy import exc as sa_exc
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return current
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return current
-        current = current.__cause__ or current.__context__
+    for e in causes(exc):
+        if isinstance(e, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return e
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            return e
     return None
 
 
