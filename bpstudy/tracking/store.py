@@ -171,8 +171,9 @@ def client_for(uri: str, checked: bool = False):
 
     try:
         _create_whole(uri)
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)
+        with _schema_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
         raise TrackingError(f"tracking store {uri}: {first_line(exc)}") from None
     return client
@@ -194,6 +195,32 @@ def _create_whole(uri: str) -> None:
             os.link(tmp, db)  # never replaces a store another process already uses
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _schema_lock(uri: str):
+    """PostgreSQL: commands that open a new database at the same moment (a SLURM array's
+    tasks) each ran MLflow's table migrations, and all but one failed ("duplicate key
+    value violates unique constraint"). Under an advisory lock the first makes the tables
+    and the others find them. Other stores: no-op (SQLite is made by `_create_whole`)."""
+    if not urlparse(uri).scheme.startswith("postgresql"):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(uri)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+SCHEMA_LOCK_KEY = 0x62707374  # "bpst": one key per database, held for seconds at most
 
 
 def run_link(uri: str, experiment_id: str, run_id: str) -> str | None:
