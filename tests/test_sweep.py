@@ -1048,6 +1048,57 @@ def test_commands_on_other_hosts_seed_their_workers_elsewhere():
     assert seed_base(3, journal, "node1", 100) == seed_base(3, journal, "node2", 200) == 3027
 
 
+@pytest.mark.slow
+def test_two_commands_setting_up_one_study_at_once_with_other_settings(tmp_path):
+    """Both saw a new study with no trials, each set its own settings, and the study got
+    trials of 2 and of 3 epochs. Now exactly one of them runs trials."""
+    path = write_sweep(tmp_path, "clash", n_trials=4)
+    procs = [
+        subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--progress", "lines", f"trainer.epochs={epochs}"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for epochs in (2, 3)
+    ]
+    ended = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close(), p.stderr.close()
+    ok = [err for code, err in ended if code == 0]
+    refused = [err for code, err in ended if code == 2]  # at its set-up, or by its worker
+    assert len(ok) == 1 and len(refused) == 1, ended
+    assert "trainer.epochs=" in refused[0] and "comparable" in refused[0], refused[0]
+    assert len(refused[0].strip().splitlines()) == 1, refused[0]
+    trials = journal_study(tmp_path, "clash").trials
+    assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
+    client = mlflow_client(tmp_path)
+    epochs = {client.get_run(t.user_attrs["mlflow_run_id"]).data.params["trainer.epochs"]
+              for t in trials}  # fmt: skip
+    assert len(epochs) == 1, epochs
+    parent = client.get_run(journal_study(tmp_path, "clash").user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED"  # the refused command left it to the other
+
+
+def test_a_worker_sees_settings_another_command_set_meanwhile(tmp_path):
+    """What a worker checks under its lock before each trial (the race above, when the
+    other command's set-up came second)."""
+    from bpstudy.sweep.storage import SETTINGS_ATTR
+    from bpstudy.sweep.worker import settings_changed
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+    study = optuna.create_study(study_name="s", storage=storage)
+    mine = {"config": {"trainer.epochs": 2, "model.width": 16}, "space": {}}
+    assert not settings_changed(study, mine)  # nothing stored: a study from elsewhere
+    study.set_user_attr(SETTINGS_ATTR, mine)
+    assert not settings_changed(study, mine)
+    assert not settings_changed(study, None)  # none given (WorkerArgs default)
+    study.set_user_attr(SETTINGS_ATTR, {**mine, "config": {"trainer.epochs": 3}})
+    assert settings_changed(study, mine)
+
+
 def test_commands_joining_a_journal_study_at_one_count_are_ranked(tmp_path):
     """The first command at a count is rank 0 (a study run by one command keeps the seeds
     it always had); the next one at that count is rank 1, and seeds elsewhere."""

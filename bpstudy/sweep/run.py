@@ -45,6 +45,7 @@ from bpstudy.sweep.spec import (
 )
 from bpstudy.sweep.storage import (
     PARENT_ATTR,
+    SETTINGS_ATTR,
     STORE_ATTR,
     StorageError,
     check_url,
@@ -58,9 +59,11 @@ from bpstudy.sweep.worker import (
     FAILING_EXIT,
     FAILS_IN_A_ROW,
     SAMPLER_FAILED_EXIT,
+    SETTINGS_CHANGED_EXIT,
     WorkerArgs,
     counts,
     file_lock,
+    study_lock,
 )
 from bpstudy.tracking.tracker import STUDY_TAG
 
@@ -73,6 +76,12 @@ class SweepAbortedError(BpstudyError):
     """Workers keep dying: not bad input, so exit code 1."""
 
     exit_code = 1
+
+
+class SettingsClashError(BpstudyError):
+    """Another command set the new study up with other settings just after this one: a
+    refusal like check_settings', found by a worker (exit code 2). The parent run is the
+    other command's to end."""
 
 
 @dataclass
@@ -130,7 +139,6 @@ def check_objective(study, spec: SweepSpec) -> None:
         )
 
 
-SETTINGS_ATTR = "bpstudy.settings"  # the fixed config and the space it was created with
 # how a run is shown and where it is logged, not what it computes (and a tracking URI may
 # hold a password): left out of the settings a study keeps
 NOT_SETTINGS = ("trainer.progress", "tracking")
@@ -161,25 +169,34 @@ def _not_a_setting(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
 
 
-def check_settings(study, spec: SweepSpec, base) -> None:
+def check_settings(study, spec: SweepSpec, base, storage_url: str) -> dict:
     """A study resumes with the settings it was created with. A resume with, say,
     trainer.epochs=3 where the first trials had 2 mixed incomparable trials in one study,
     its best trial and its report, without a word. Until it holds a trial, a study takes
-    the settings of the command at hand (a first command stopped in its set-up, say)."""
+    the settings of the command at hand (a first command stopped in its set-up, say); the
+    workers check them again before each trial (another command may have set its own
+    meanwhile). Returns the settings, as this command's workers compare them."""
     wanted = study_settings(spec, base)
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None or "config" not in stored or not study.get_trials(deepcopy=False):
-        study.set_user_attr(SETTINGS_ATTR, wanted)
-        stored = study.user_attrs.get(SETTINGS_ATTR)  # another host's, written meanwhile?
-        if stored == wanted:
-            return
-    change = _config_change(stored["config"], wanted["config"])
-    change = change or _space_change(stored["space"], wanted["space"])
+    # under the lock the workers take a trial with: a command that sets a new study's
+    # settings either comes before every trial, or sees one and compares
+    with file_lock(_lock_path(storage_url, spec.study_name)), study_lock(study):
+        stored = study.user_attrs.get(SETTINGS_ATTR)
+        if stored is None or "config" not in stored or not study.get_trials(deepcopy=False):
+            study.set_user_attr(SETTINGS_ATTR, wanted)
+            return study.user_attrs[SETTINGS_ATTR]
+    change = settings_change(stored, wanted)
     if change:
         raise BpstudyError(
             f"study '{spec.study_name}' was run with {redact(change)}: its trials would not "
             "be comparable; give another study_name (or --study-name), or use another --storage"
         )
+    return wanted
+
+
+def settings_change(stored: dict, wanted: dict) -> str | None:
+    """The first setting in which `wanted` differs from the study's `stored` ones."""
+    change = _config_change(stored["config"], wanted["config"])
+    return change or _space_change(stored["space"], wanted["space"])
 
 
 def _config_change(was: dict, now: dict) -> str | None:
@@ -384,7 +401,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
 
         client = client_for(tracking_uri, checked=True)  # checked above
     study = create_study(spec, opened or open_storage(storage_url))
-    check_settings(study, spec, base)
+    settings = check_settings(study, spec, base, storage_url)
     if client is not None:
         check_experiment(client, study, spec, base.tracking.experiment)
         exp = experiment_id(client, base.tracking.experiment)
@@ -394,7 +411,7 @@ def _set_up(spec: SweepSpec, extra, storage: str | None, parent: _Parent):
         study.set_user_attr(STORE_ATTR, store_id(tracking_uri))
     for note in notes:  # Optuna's deprecations: once the command goes on, not before its error
         print(note, file=sys.stderr)
-    return study, storage_url, tracking_uri
+    return study, storage_url, tracking_uri, settings
 
 
 def stored_attrs(storage_url: str, opened, name: str) -> dict | None:
@@ -518,11 +535,11 @@ def _run(
     status = "RUNNING"  # the parent run's, once the loop is left
     with stop_signals_handled(signals):  # from the set-up on: the parent run always ends
         try:
-            study, storage_url, tracking_uri = _set_up(spec, extra, storage, parent)
+            study, storage_url, tracking_uri, settings = _set_up(spec, extra, storage, parent)
             parent_id = parent.run_id
             args = WorkerArgs(str(spec.path), spec.study_name, spec.n_trials, list(extra),
                               storage_url, parent_id, _lock_path(storage_url, spec.study_name),
-                              0, tracking_uri)  # fmt: skip
+                              0, tracking_uri, settings)  # fmt: skip
             supervisor = _Supervisor(pool, study, spec, args, procs)
             bar = Progress(spec, progress == "bar" or (progress == "auto" and sys.stderr.isatty()))
             supervisor.start(workers)
@@ -535,9 +552,11 @@ def _run(
             _stop(procs.values())
             recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
             signals.absorb_repeats()
-        except BaseException:
+        except BaseException as exc:
             signals.stopping, status = True, "FAILED"  # a Ctrl-C now kills the workers
             _stop(procs.values())  # no worker outlives the command
+            if isinstance(exc, SettingsClashError):
+                parent.run_id = None  # the other command's: it runs on
             raise
         finally:
             if bar is not None:
@@ -621,6 +640,14 @@ class _Supervisor:
             raise SweepAbortedError(
                 f"sweep '{name}': {_last_error(self.study, 'sampler ')}; stopped (the trial is FAIL). "
                 f"The study is resumable once {self.spec.path.name}'s sampler is fixed"
+            )
+        if code == SETTINGS_CHANGED_EXIT:
+            stored = self.study.user_attrs.get(SETTINGS_ATTR) or {}
+            change = settings_change(stored, self.args.settings) if "config" in stored else None
+            raise SettingsClashError(
+                f"sweep '{name}': another command set the study up meanwhile with "
+                f"{redact(change or 'other settings')}; stopped before this command ran a "
+                "trial (its trials would not be comparable)"
             )
         if code == FAILING_EXIT:
             raise SweepAbortedError(

@@ -113,6 +113,7 @@ def _check_dialect(url: str) -> None:
 
 PARENT_ATTR = "mlflow_parent_run_id"  # study user attrs: its MLflow parent run,
 STORE_ATTR = "mlflow_tracking_uri"  # and the store that holds it (redacted)
+SETTINGS_ATTR = "bpstudy.settings"  # the fixed config and the space it was created with
 
 
 def journal_path(url: str) -> Path:

@@ -39,6 +39,7 @@ class WorkerArgs:
     lock: str
     seed_offset: int = 0
     tracking_uri: str | None = None
+    settings: dict | None = None  # the study's, as this command set them up
 
 
 @contextmanager
@@ -107,6 +108,8 @@ def work(args: WorkerArgs) -> int:
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(study):
+            if settings_changed(study, args.settings):
+                return SETTINGS_CHANGED_EXIT
             fail_stale(study)
             c = counts(study)
             done = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
@@ -135,6 +138,19 @@ def work(args: WorkerArgs) -> int:
 
 WAIT_SECONDS = 2.0
 SAMPLER_FAILED_EXIT = 4  # the sampler raised: the supervisor stops the sweep with its error
+SETTINGS_CHANGED_EXIT = 5  # another command set the new study up with other settings
+
+
+def settings_changed(study, settings: dict | None) -> bool:
+    """Another command, started at the same moment, set this new study up with other
+    settings after this one did (see run.check_settings): its trials win."""
+    from bpstudy.sweep.run import settings_change
+    from bpstudy.sweep.storage import SETTINGS_ATTR
+
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if settings is None or not stored or "config" not in stored:
+        return False
+    return settings_change(stored, settings) is not None
 
 
 def ask(study, spec):
