@@ -569,28 +569,37 @@ def _run(
 def seed_base(n_trials: int, storage_url: str, host: str, pid: int, rank: int = 0) -> int:
     """Where this command's workers start their sampler seeds. A seeded sampler replays
     its draws, so on resume they start past the trials the study holds. Commands that
-    start at the same moment see the same count: on one host, `rank` (see `join_rank`)
-    sets them apart; on a database storage, commands on other hosts start elsewhere too.
-    A local study run by one command stays reproducible from its seed."""
+    start at the same moment see the same count: on a journal, `rank` (see `join_rank`)
+    sets them apart; on a database storage, host and process do (so a study there is not
+    reproducible from its seed; one on a journal is, run by one command at a time with
+    one worker)."""
     base = 1009 * n_trials + 104729 * rank
     if is_rdb(storage_url):
         base += zlib.crc32(f"{host}:{pid}".encode())
     return base
 
 
-def join_rank(storage_url: str, lock: str, study_name: str, n_trials: int, me: str) -> int:
-    """How many commands joined this local study before this one while it held n_trials
+def join_rank(study, lock: str, storage_url: str, n_trials: int, host: str, pid: int) -> int:
+    """How many commands that still run joined this journal study while it held n_trials
     trials: recorded in the study (a system attribute per count) under the workers' file
-    lock, so two commands started together on one journal get 0 and 1."""
+    lock, so two commands started together get 0 and 1. Commands that have ended no
+    longer count, so a study resumed by one command at a time keeps its seeds."""
     if is_rdb(storage_url):
         return 0
-    storage = open_storage(storage_url)
-    study_id = storage.get_study_id_from_name(study_name)
+    storage, study_id = study._storage, study._study_id
     key = f"bpstudy:joined_at:{n_trials}"
     with file_lock(lock):
-        joined = list(storage.get_study_system_attrs(study_id).get(key, []))
-        storage.set_study_system_attr(study_id, key, [*joined, me])
-    return len(joined)
+        joined = storage.get_study_system_attrs(study_id).get(key, [])
+        live = [w for w in joined if _still_runs(w, host)]
+        storage.set_study_system_attr(study_id, key, [*live, f"{host}:{pid}"])
+    return len(live)
+
+
+def _still_runs(worker: str, host: str) -> bool:
+    """A `host:pid` entry of this host whose process is gone has ended (another host's,
+    on a journal they share, is taken as running)."""
+    name, _, pid = worker.rpartition(":")
+    return name != host or (pid.isdigit() and _pid_alive(int(pid)))
 
 
 class _Supervisor:
@@ -606,7 +615,7 @@ class _Supervisor:
         recover_orphans(self.study, self.args.tracking_uri)  # this host's dead workers' trials
         n = len(self.study.get_trials(deepcopy=False))
         host, pid, a = socket.gethostname(), os.getpid(), self.args
-        rank = join_rank(a.storage, a.lock, a.study_name, n, f"{host}:{pid}")
+        rank = join_rank(self.study, a.lock, a.storage, n, host, pid)
         base = seed_base(n, a.storage, host, pid, rank)
         self.args = dataclasses.replace(self.args, seed_offset=base)
         for _ in range(workers):
