@@ -483,6 +483,8 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     (presets / "experiment" / "bad.yaml").write_text("# @package _global_\nmodel: {widht: 7}\n")
     (presets / "other.yaml").write_text("foo: 1\n")
     (presets / "partial.yaml").write_text("model: {depth: 3}\n")
+    (presets / "model").mkdir()
+    (presets / "model" / "short.yaml").write_text("depth: 3\n")
     (presets / "optimizer").mkdir()
     (presets / "optimizer" / "noname.yaml").write_text("lr: 0.03\n")
     (presets / "experiment" / "broken.yaml").write_text("# @package _global_\nmodel: {depth: [\n")
@@ -504,6 +506,10 @@ def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
         ("-cd", "../presets", "-cn", "partial", "model.width=8"): "unknown config key "
         "'model.width'; model has: depth (bpstudy's own config has model.width; the primary "
         "config 'partial' leaves it out)",
+        # or by a group option of theirs, under bpstudy's own primary config
+        ("-cd", "../presets", "model=short", "model.width=8"): "unknown config key "
+        "'model.width'; model has: depth (bpstudy's own model options have model.width; "
+        "model=short leaves it out)",
         ("-cd", "../presets", "optimizer=noname"): "optimizer.name is missing: each option of "
         "the optimizer group (a file optimizer/NAME.yaml of yours too) sets name: to one of sgd",
         ("-cd", "../presets", "experiment=broken"): "experiment/broken.yaml: line 3 malformed "

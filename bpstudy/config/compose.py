@@ -264,16 +264,31 @@ def unknown_key_message(
         parent, _, leaf = parent.rpartition(".")
         known = _known_keys(parent, tree, list(overrides))
     hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
-    ours = _known_keys(parent, SHIPPED, list(overrides)) or _known_keys(parent, SHIPPED, [])
-    if tree != SHIPPED and leaf in ours:
-        hint += f" (bpstudy's own config has {parent + '.' if parent else ''}{leaf}; "
-        hint += f"the primary config '{config_name}' leaves it out)"
+    hint += _left_out_by_user(parent, leaf, tree, list(overrides))
     owners = key_owners(parent, leaf)
     if owners:
         hint += f" ({leaf} is a key of {' and '.join(f'{parent}={o}' for o in owners)})"
     if key.startswith("hydra.") and not key.startswith("+"):  # Hydra's own, open-ended
         hint += f"; to add a key to Hydra's config, write +{key}=VALUE"
     return f"unknown config key '{key}'{hint}"
+
+
+def _left_out_by_user(parent: str, leaf: str, tree: tuple, overrides: list[str]) -> str:
+    """Where a key of bpstudy's own config went, when the user's tree left it out: their
+    primary config, or a group option of theirs (a model/NAME.yaml without `width:`)."""
+    conf_dir, config_name, _ = tree
+    key = f"{parent}.{leaf}" if parent else leaf
+    if (conf_dir, config_name) != SHIPPED[:2]:
+        if leaf in _known_keys(parent, SHIPPED, []):
+            return f" (bpstudy's own config has {key}; the primary config '{config_name}' leaves it out)"
+        return ""
+    group = parent.split(".", 1)[0]
+    chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == group]
+    if group not in GROUPS or not chosen or chosen[-1] in group_options(group):
+        return ""
+    if leaf in _known_keys(parent, SHIPPED, []):
+        return f" (bpstudy's own {group} options have {key}; {group}={chosen[-1]} leaves it out)"
+    return ""
 
 
 def _failing_key(text: str) -> str | None:
