@@ -414,6 +414,28 @@ def test_commands_opening_a_new_database_at_once_all_open_it(pg, opener):
 
 @pytest.mark.slow
 @needs_pg
+def test_an_mlflow_database_with_its_tables_takes_no_lock(pg):
+    """Only a new database needs the lock around MLflow's migrations: a command paused
+    while holding it (Ctrl-Z) must not stall every trial on a database already made."""
+    import threading
+
+    import psycopg
+
+    from bpstudy.tracking.store import SCHEMA_LOCK
+
+    url = pg.create_database("mlflow_ready")
+    client_for(url)  # makes the tables
+    opened = []
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%(a)s, %(b)s)", SCHEMA_LOCK)
+        worker = threading.Thread(target=lambda: opened.append(client_for(url)), daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        assert opened, "client_for waited for the lock on a database with MLflow's tables"
+
+
+@pytest.mark.slow
+@needs_pg
 def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
     n = 6
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)

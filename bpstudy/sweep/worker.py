@@ -195,6 +195,7 @@ def study_lock(study):
 
     from sqlalchemy import text
 
+    # one bigint key (tracking/store.py's SCHEMA_LOCK uses the two-int4 form: apart)
     key = zlib.crc32(f"bpstudy:{study.study_name}".encode())  # fits a signed bigint
     from bpstudy.sweep.storage import RETRY_SECONDS, is_connection_error
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -175,7 +176,9 @@ def client_for(uri: str, checked: bool = False):
             client = MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
-        raise TrackingError(f"tracking store {uri}: {first_line(exc)}") from None
+        from bpstudy.sweep.storage import redact
+
+        raise TrackingError(f"tracking store {redact(uri)}: {redact(first_line(exc))}") from None
     return client
 
 
@@ -201,26 +204,53 @@ def _create_whole(uri: str) -> None:
 def _schema_lock(uri: str):
     """PostgreSQL: commands that open a new database at the same moment (a SLURM array's
     tasks) each ran MLflow's table migrations, and all but one failed ("duplicate key
-    value violates unique constraint"). Under an advisory lock the first makes the tables
-    and the others find them. Other stores: no-op (SQLite is made by `_create_whole`)."""
+    value violates unique constraint"). Until the tables are there, the first makes them
+    under an advisory lock and the others wait for it. Other stores: no-op (SQLite is
+    made by `_create_whole`; MLflow's own lock is a file on one host)."""
     if not urlparse(uri).scheme.startswith("postgresql"):
         yield
         return
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(uri)
+    from bpstudy.sweep.storage import redact
+
+    engine = create_engine(uri, connect_args={"connect_timeout": 5})
     try:
+        if _mlflow_schema_ready(engine):
+            yield
+            return
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            started, told = time.monotonic(), False
+            try_lock = text("SELECT pg_try_advisory_lock(:a, :b)")
+            while not conn.execute(try_lock, SCHEMA_LOCK).scalar():
+                if not told and time.monotonic() - started > 10:
+                    print(f"waiting for another command to make MLflow's tables in "
+                          f"{redact(uri)}", file=sys.stderr)  # fmt: skip
+                    told = True
+                time.sleep(0.2)
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+                with contextlib.suppress(Exception):  # a lost connection released it
+                    conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), SCHEMA_LOCK)
     finally:
         engine.dispose()
 
 
-SCHEMA_LOCK_KEY = 0x62707374  # "bpst": one key per database, held for seconds at most
+def _mlflow_schema_ready(engine) -> bool:
+    """MLflow's tables are there at its current revision: nothing to make, no lock."""
+    try:
+        from mlflow.store.db import utils
+
+        ready = utils._all_tables_exist(engine)
+        return ready and utils._get_schema_version(engine) == utils._get_latest_schema_revision()
+    except Exception:  # noqa: BLE001 - not known to be ready: take the lock
+        return False
+
+
+# pg_advisory_lock's two-integer form: a key space apart from the one-bigint keys of the
+# sweeps' per-study locks (sweep/worker.py, study_lock)
+SCHEMA_LOCK = {"a": 0x62707374, "b": 1}  # "bpst", MLflow's tables
 
 
 def run_link(uri: str, experiment_id: str, run_id: str) -> str | None:
