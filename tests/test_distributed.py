@@ -292,13 +292,36 @@ def workers_of(url: str, name: str) -> set[str]:
     return set() if study is None else {t.user_attrs.get("worker") for t in study.trials} - {None}
 
 
-def running_worker(url: str, name: str) -> str | None:
-    """The worker of a trial that is training (it has reported an epoch), if any."""
+def training(url: str, name: str):
+    """A trial that is training (it has reported an epoch, and its worker is known)."""
     study = load_study(url, name)
     for t in [] if study is None else study.get_trials(states=(TrialState.RUNNING,)):
         if t.intermediate_values and "worker" in t.user_attrs:
-            return t.user_attrs["worker"]
+            return t
     return None
+
+
+def pause_inside_a_trial(host: Host, url: str, name: str) -> str:
+    """SIGSTOP `host` while its worker trains, holding nothing another host waits for
+    (no advisory lock, no open transaction: a trial that ended just before the stop may
+    have been asking for the next one); returns the worker. The caller sends SIGCONT."""
+    import psycopg
+
+    while True:
+        trial = wait_until(lambda: host.running() and training(url, name), 180, "a trial")
+        os.killpg(host.proc.pid, signal.SIGSTOP)
+        with psycopg.connect(url, autocommit=True) as conn:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+            ).fetchone()[0]
+            locks = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchone()[0]
+        now = load_study(url, name).trials[trial.number].state
+        if not busy and not locks and now == TrialState.RUNNING:
+            return trial.user_attrs["worker"]
+        os.killpg(host.proc.pid, signal.SIGCONT)
 
 
 def assert_no_duplicates(study) -> None:
@@ -321,10 +344,7 @@ def test_two_commands_share_one_study(pg, mlflow_server, tmp_path, hosts):
     )
     # Host a could finish all six trials while host b starts up (it did once, on a loaded
     # machine), so host a is paused inside its first trial until host b has one.
-    first = wait_until(
-        lambda: a.running() and running_worker(url, "shared"), 180, "host a's first trial"
-    )
-    os.killpg(a.proc.pid, signal.SIGSTOP)
+    first = pause_inside_a_trial(a, url, "shared")
     try:
         b = hosts("host-b").start(sweep, url, mlflow_server.url, env=env)
         wait_until(
@@ -439,10 +459,10 @@ def test_an_mlflow_database_with_its_tables_takes_no_lock(pg):
 def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
     n = 6
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)
+    # both at once (a SLURM array's start): started after the study, host b once found
+    # host a through with all six on a loaded machine. Pausing host a instead would let
+    # the short heartbeat grace fail its trial.
     a = hosts("host-a").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
-    wait_until(
-        lambda: a.running() and parent_of(url, "killed"), 180, "the study and its parent run"
-    )
     b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
     groups = {a.proc.pid: a, b.proc.pid: b}
 
@@ -459,7 +479,10 @@ def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_serve
         # dead trial by its pid: only once both have asked for a trial (so are past their
         # set-up) is the heartbeat what finds it
         a.running(), b.running()
-        trials = load_study(url, "killed").get_trials(deepcopy=False)
+        study = load_study(url, "killed")
+        if study is None:
+            return None
+        trials = study.get_trials(deepcopy=False)
         if len({owner(t) for t in trials} - {None}) < 2:
             return None
         for t in trials:  # running, with its MLflow run, and far from its end
