@@ -185,9 +185,9 @@ def schema_race(exc: BaseException) -> bool:
     """`exc` is another command creating the same tables (or stamping their version)."""
     from sqlalchemy import exc as sa_exc
 
+    made = (sa_exc.ProgrammingError, sa_exc.OperationalError)  # PostgreSQL; SQLite, MySQL
     return any(
-        isinstance(e, sa_exc.IntegrityError)
-        or (isinstance(e, sa_exc.ProgrammingError) and "already exists" in str(e))
+        isinstance(e, sa_exc.IntegrityError) or (isinstance(e, made) and "already exists" in str(e))
         for e in causes(exc)
     )
 
