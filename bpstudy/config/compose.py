@@ -274,21 +274,20 @@ def unknown_key_message(
 
 
 def _left_out_by_user(parent: str, leaf: str, tree: tuple, overrides: list[str]) -> str:
-    """Where a key of bpstudy's own config went, when the user's tree left it out: their
-    primary config, or a group option of theirs (a model/NAME.yaml without `width:`)."""
+    """Who left out a key bpstudy's own config has: the user's primary config, or a group
+    option of theirs (a model/NAME.yaml without `width:`)."""
     conf_dir, config_name, _ = tree
-    key = f"{parent}.{leaf}" if parent else leaf
-    if (conf_dir, config_name) != SHIPPED[:2]:
-        if leaf in _known_keys(parent, SHIPPED, []):
-            return f" (bpstudy's own config has {key}; the primary config '{config_name}' leaves it out)"
-        return ""
     group = parent.split(".", 1)[0]
     chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == group]
-    if group not in GROUPS or not chosen or chosen[-1] in group_options(group):
+    if (conf_dir, config_name) != SHIPPED[:2]:
+        ours, who = "config has", f"the primary config '{config_name}'"
+    elif group in GROUPS and chosen and chosen[-1] not in group_options(group):
+        ours, who = f"{group} options have", f"{group}={chosen[-1]}"
+    else:
         return ""
-    if leaf in _known_keys(parent, SHIPPED, []):
-        return f" (bpstudy's own {group} options have {key}; {group}={chosen[-1]} leaves it out)"
-    return ""
+    if leaf not in _known_keys(parent, SHIPPED, []):
+        return ""
+    return f" (bpstudy's own {ours} {parent + '.' if parent else ''}{leaf}; {who} leaves it out)"
 
 
 def _failing_key(text: str) -> str | None:

@@ -175,7 +175,7 @@ def check_settings(study, spec: SweepSpec, base, storage_url: str) -> dict:
     its best trial and its report, without a word. Until it holds a trial, a study takes
     the settings of the command at hand (a first command stopped in its set-up, say); the
     workers check them again before each trial (another command may have set its own
-    meanwhile). Returns the settings, as this command's workers compare them."""
+    meanwhile). Returns this command's settings, for its workers to compare."""
     wanted = study_settings(spec, base)
     # under the lock the workers take a trial with: a command that sets a new study's
     # settings either comes before every trial, or sees one and compares
@@ -183,7 +183,7 @@ def check_settings(study, spec: SweepSpec, base, storage_url: str) -> dict:
         stored = study.user_attrs.get(SETTINGS_ATTR)
         if stored is None or "config" not in stored or not study.get_trials(deepcopy=False):
             study.set_user_attr(SETTINGS_ATTR, wanted)
-            return study.user_attrs[SETTINGS_ATTR]
+            return wanted
     change = settings_change(stored, wanted)
     if change:
         raise BpstudyError(
