@@ -472,6 +472,19 @@ def test_a_users_config_folder_on_hydras_searchpath_adds_presets(cli, tmp_path):
     assert proc.returncode == 0 and "depth: 5" in proc.stdout, proc.stderr
 
 
+def test_package_without_cfg_is_said_to_be_ignored(cli):
+    """Hydra ignores --package without --cfg silently (walk-through 10 F17); the command
+    goes on as Hydra's does, with one warning line."""
+    proc = cli("train", "--package", "model", "--help")
+    assert proc.returncode == 0 and "bpstudy train" in proc.stdout, proc.stderr
+    assert proc.stderr.strip() == (
+        "warning: --package model is ignored: it picks the part of the config that "
+        "--cfg job|hydra|all shows"
+    )
+    proc = cli("train", "--cfg", "job", "--package", "model")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
 def test_a_users_own_config_tree_is_checked_before_the_job(cli, tmp_path):
     """--config-dir, --config-path and --config-name skipped the pre-check: a bad value
     there left outputs/ behind, and a config that is not bpstudy's listed no keys."""

@@ -128,6 +128,12 @@ def prevalidate(argv: list[str]) -> None:
             f"unrecognized arguments: {' '.join(unknown)}; see 'bpstudy train --help'"
         )
     check_hydra_options(args)
+    if args.package and not args.cfg:  # Hydra ignores it without a word; the user meant something
+        print(
+            f"warning: --package {args.package} is ignored: it picks the part of the config "
+            "that --cfg job|hydra|all shows",
+            file=sys.stderr,
+        )
     overrides = args.overrides or []
     if args.experimental_rerun:
         return  # the pickled config is the job's: Hydra reads it
