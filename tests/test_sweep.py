@@ -360,6 +360,27 @@ def background_sweep(folder: Path, path: Path, marker: str = ""):
             proc.wait()
 
 
+def sweeps_at_once(folder: Path, path: Path, *extras: list[str]) -> list[tuple[int, str]]:
+    """`bpstudy sweep PATH` started together in `folder`, one command per list of extra
+    arguments; (exit code, stderr) of each, once all have ended."""
+    procs = [
+        subprocess.Popen(
+            [BPSTUDY, "sweep", str(path), "--progress", "lines", *extra],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for extra in extras
+    ]
+    ended = []
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        ended.append((p.returncode, err))
+    return ended
+
+
 def outputs(folder: Path) -> tuple[str, str]:
     return (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
 
@@ -1053,20 +1074,7 @@ def test_two_commands_setting_up_one_study_at_once_with_other_settings(tmp_path)
     """Both saw a new study with no trials, each set its own settings, and the study got
     trials of 2 and of 3 epochs. Now exactly one of them runs trials."""
     path = write_sweep(tmp_path, "clash", n_trials=4)
-    procs = [
-        subprocess.Popen(
-            [BPSTUDY, "sweep", str(path), "--progress", "lines", f"trainer.epochs={epochs}"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for epochs in (2, 3)
-    ]
-    ended = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    for p in procs:
-        p.stdout.close(), p.stderr.close()
+    ended = sweeps_at_once(tmp_path, path, ["trainer.epochs=2"], ["trainer.epochs=3"])
     ok = [err for code, err in ended if code == 0]
     refused = [err for code, err in ended if code == 2]  # at its set-up, or by its worker
     assert len(ok) == 1 and len(refused) == 1, ended
@@ -1086,17 +1094,17 @@ def test_a_worker_sees_settings_another_command_set_meanwhile(tmp_path):
     """What a worker checks under its lock before each trial (the race above, when the
     other command's set-up came second)."""
     from bpstudy.sweep.storage import SETTINGS_ATTR
-    from bpstudy.sweep.worker import settings_changed
+    from bpstudy.sweep.worker import settings_clash
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
     study = optuna.create_study(study_name="s", storage=storage)
     mine = {"config": {"trainer.epochs": 2, "model.width": 16}, "space": {}}
-    assert not settings_changed(study, mine)  # nothing stored: a study from elsewhere
+    assert not settings_clash(study, mine)  # nothing stored: a study from elsewhere
     study.set_user_attr(SETTINGS_ATTR, mine)
-    assert not settings_changed(study, mine)
-    assert not settings_changed(study, None)  # none given (WorkerArgs default)
+    assert not settings_clash(study, mine)
+    assert not settings_clash(study, None)  # none given (WorkerArgs default)
     study.set_user_attr(SETTINGS_ATTR, {**mine, "config": {"trainer.epochs": 3}})
-    assert settings_changed(study, mine)
+    assert settings_clash(study, mine)
 
 
 def test_commands_joining_a_journal_study_at_one_count_are_ranked(tmp_path):
@@ -1150,20 +1158,8 @@ def test_two_commands_that_join_one_local_study_at_once_sample_apart(tmp_path):
     """Two commands started together on one journal study both see it with no trials; a
     seeded sampler in each replayed the same draws (every trial ran twice)."""
     path = write_sweep(tmp_path, "together", n_trials=6)
-    procs = [
-        subprocess.Popen(
-            [BPSTUDY, "sweep", str(path), "--progress", "lines"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
+    for code, err in sweeps_at_once(tmp_path, path, [], []):
+        assert code == 0, err
     trials = journal_study(tmp_path, "together").trials
     assert len(trials) == 6 and {t.state for t in trials} == {TrialState.COMPLETE}
     # (which command took how many trials is timing: one may take all six on a busy host)

@@ -63,6 +63,7 @@ from bpstudy.sweep.worker import (
     WorkerArgs,
     counts,
     file_lock,
+    settings_clash,
     study_lock,
 )
 from bpstudy.tracking.tracker import STUDY_TAG
@@ -651,8 +652,7 @@ class _Supervisor:
                 f"The study is resumable once {self.spec.path.name}'s sampler is fixed"
             )
         if code == SETTINGS_CHANGED_EXIT:
-            stored = self.study.user_attrs.get(SETTINGS_ATTR) or {}
-            change = settings_change(stored, self.args.settings) if "config" in stored else None
+            change = settings_clash(self.study, self.args.settings)
             raise SettingsClashError(
                 f"sweep '{name}': another command set the study up meanwhile with "
                 f"{redact(change or 'other settings')}; stopped before this command ran a "

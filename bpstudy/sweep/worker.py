@@ -108,7 +108,7 @@ def work(args: WorkerArgs) -> int:
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(study):
-            if settings_changed(study, args.settings):
+            if settings_clash(study, args.settings):
                 return SETTINGS_CHANGED_EXIT
             fail_stale(study)
             c = counts(study)
@@ -141,16 +141,16 @@ SAMPLER_FAILED_EXIT = 4  # the sampler raised: the supervisor stops the sweep wi
 SETTINGS_CHANGED_EXIT = 5  # another command set the new study up with other settings
 
 
-def settings_changed(study, settings: dict | None) -> bool:
-    """Another command, started at the same moment, set this new study up with other
-    settings after this one did (see run.check_settings): its trials win."""
+def settings_clash(study, settings: dict | None) -> str | None:
+    """How the settings another command set this new study up with, after this one did
+    (see run.check_settings), differ from `settings`; None if they do not. Its trials win."""
     from bpstudy.sweep.run import settings_change
     from bpstudy.sweep.storage import SETTINGS_ATTR
 
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if settings is None or not stored or "config" not in stored:
-        return False
-    return settings_change(stored, settings) is not None
+        return None
+    return settings_change(stored, settings)
 
 
 def ask(study, spec):

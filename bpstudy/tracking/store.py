@@ -102,13 +102,10 @@ def _check_sqlite_file(uri: str, db: Path) -> None:
 def _check_database(uri: str) -> None:
     """One connection attempt with a short timeout: MLflow's own retries an unreachable
     database for minutes, with a warning every few seconds."""
-    from sqlalchemy import create_engine
-
     from bpstudy.sweep.storage import redact
 
-    connect_args = {"connect_timeout": 5} if uri.startswith("postgresql") else {}
     try:
-        engine = create_engine(uri, connect_args=connect_args)
+        engine = _quick_engine(uri)
     except Exception as exc:  # noqa: BLE001 - e.g. the driver is not installed
         raise TrackingError(f"tracking store {redact(uri)}: {first_line(exc)}") from None
     try:
@@ -120,6 +117,15 @@ def _check_database(uri: str) -> None:
         ) from None
     finally:
         engine.dispose()
+
+
+def _quick_engine(uri: str):
+    """An engine whose connection attempts give up after 5 s (PostgreSQL's default is the
+    TCP timeout, minutes for a host that drops packets)."""
+    from sqlalchemy import create_engine
+
+    connect_args = {"connect_timeout": 5} if uri.startswith("postgresql") else {}
+    return create_engine(uri, connect_args=connect_args)
 
 
 # How long a tracking server that does not answer is waited for, with backoff, before it
@@ -210,11 +216,11 @@ def _schema_lock(uri: str):
     if not urlparse(uri).scheme.startswith("postgresql"):
         yield
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     from bpstudy.sweep.storage import redact
 
-    engine = create_engine(uri, connect_args={"connect_timeout": 5})
+    engine = _quick_engine(uri)
     try:
         if _mlflow_schema_ready(engine):
             yield
