@@ -13,7 +13,11 @@ with the angle between each feedback matrix B and the W it replaces.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -46,7 +50,21 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, dpi=100)
 
 
-def save(fig, path: Path, margins: dict[str, float]) -> Path:
+_kept = threading.local()
+
+
+def _kept_figure(kind: str, build: Callable[[], Any]) -> Any:
+    """The figure of this kind this thread drew last, built on first use. A run's
+    pictures differ only in their data and words, and building the axes, ticks and colour
+    bar of a fresh figure costs about as much as drawing it: a sweep draws two per trial.
+    Per thread, as matplotlib figures are not thread-safe."""
+    figures = _kept.__dict__.setdefault("figures", {})
+    if kind not in figures:
+        figures[kind] = build()
+    return figures[kind]
+
+
+def save(fig, path: Path | BinaryIO, margins: dict[str, float]) -> Path | BinaryIO:
     fig.subplots_adjust(**margins)
     fig.savefig(path, **PNG)
     return path
@@ -55,7 +73,7 @@ def save(fig, path: Path, margins: dict[str, float]) -> Path:
 def warm_up(draw: bool = False) -> None:
     """Import matplotlib ahead of time (it takes a good part of a second); with `draw`,
     also draw both pictures once, small, in memory: the first drawing in a process loads
-    fonts and colour maps and costs twice what later ones do."""
+    fonts and colour maps and builds the figures this thread keeps."""
     _pyplot()
     if draw:
         import io
@@ -66,54 +84,87 @@ def warm_up(draw: bool = False) -> None:
         loss_png(history, io.BytesIO())
 
 
-def grad_flow_png(
-    layer_stats: pd.DataFrame, path: Path, title: str = "", stat: str = "grad_norm"
-) -> Path:
+@dataclass
+class _Heatmap:
+    fig: Any
+    ax: Any
+    image: Any
+    bar: Any
+
+
+def _build_heatmap() -> _Heatmap:
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure((8, 4.5))
     ax = fig.add_subplot()
-    if layer_stats.empty:
-        ax.text(0.5, 0.5, "no logged steps", ha="center", va="center")
-    else:
-        grid = layer_stats.pivot(index="layer", columns="step", values=stat)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.log10(grid.to_numpy(dtype=float))
-        values[~np.isfinite(values)] = np.nan
-        steps, layers = grid.columns.to_numpy(), grid.index.to_numpy()
-        extent = (
-            steps[0],
-            steps[-1] if len(steps) > 1 else steps[0] + 1,
-            layers[0] - 0.5,
-            layers[-1] + 0.5,
-        )
-        image = ax.imshow(
-            values,
-            aspect="auto",
-            origin="lower",
-            extent=extent,
-            cmap="magma",
-            interpolation="nearest",
-        )
-        bar = fig.colorbar(image, ax=ax)
-        bar.set_label(f"log10 {stat}")
+    image = ax.imshow(
+        np.zeros((1, 1)), aspect="auto", origin="lower", cmap="magma", interpolation="nearest"
+    )
+    bar = fig.colorbar(image, ax=ax)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("hidden layer (1 = input side)")
-    ax.set_title(title or f"gradient flow: log10 {stat} per layer", y=TITLE_Y)
-    return save(fig, path, HEATMAP_MARGINS)
+    return _Heatmap(fig, ax, image, bar)
 
 
-def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+def grad_flow_png(
+    layer_stats: pd.DataFrame, path: Path | BinaryIO, title: str = "", stat: str = "grad_norm"
+) -> Path | BinaryIO:
+    title = title or f"gradient flow: log10 {stat} per layer"
+    if layer_stats.empty:
+        fig = _figure((8, 4.5))
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no logged steps", ha="center", va="center")
+        ax.set_title(title, y=TITLE_Y)
+        return save(fig, path, HEATMAP_MARGINS)
+    grid = layer_stats.pivot(index="layer", columns="step", values=stat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.log10(grid.to_numpy(dtype=float))
+    values[~np.isfinite(values)] = np.nan
+    steps, layers = grid.columns.to_numpy(), grid.index.to_numpy()
+    left, right = steps[0], steps[-1] if len(steps) > 1 else steps[0] + 1
+    bottom, top = layers[0] - 0.5, layers[-1] + 0.5
+    h = _kept_figure("grad_flow", _build_heatmap)
+    h.image.set_data(values)
+    h.image.set_extent((left, right, bottom, top))  # and the axes' limits
+    h.image.autoscale()  # colour range of this run's values
+    h.bar.set_label(f"log10 {stat}")
+    h.ax.set_title(title, y=TITLE_Y)
+    return save(h.fig, path, HEATMAP_MARGINS)
 
+
+@dataclass
+class _LossPlot:
+    fig: Any
+    ax: Any
+    lines: dict[str, Any]
+    legend_keys: tuple[str, ...] = ()
+
+
+LOSS_KEYS = ("train/loss", "val/loss")
+
+
+def _build_loss() -> _LossPlot:
     fig = _figure((7, 4))
     ax = fig.add_subplot()
-    keys = [k for k in ("train/loss", "val/loss") if k in history]
-    for key in keys:
-        ax.plot(history["step"], history[key], marker="o", markersize=3, label=key)
+    lines = {key: ax.plot([], [], marker="o", markersize=3, label=key)[0] for key in LOSS_KEYS}
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
+    return _LossPlot(fig, ax, lines)
+
+
+def loss_png(history: pd.DataFrame, path: Path | BinaryIO, title: str = "") -> Path | BinaryIO:
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    p = _kept_figure("loss", _build_loss)
+    ax = p.ax
+    keys = [k for k in LOSS_KEYS if k in history and len(history)]
+    for key, line in p.lines.items():
+        line.set_visible(key in keys)
+        if key in keys:
+            line.set_data(history["step"], history[key])
+        else:
+            line.set_data([], [])
     values = history[keys].to_numpy(dtype=float) if keys else np.empty(0)
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > LOG_SCALE_ABOVE:
@@ -121,10 +172,18 @@ def loss_png(history: pd.DataFrame, path: Path, title: str = "") -> Path:
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-    if ax.get_lines():  # a run that diverged at once has no epoch to plot
-        ax.legend()
+    else:
+        ax.set_yscale("linear")
+    ax.relim(visible_only=True)
+    ax.autoscale_view()
+    if tuple(keys) != p.legend_keys:  # a run that diverged at once has no epoch to plot
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        if keys:
+            ax.legend(handles=[p.lines[k] for k in keys])
+        p.legend_keys = tuple(keys)
     ax.set_title(title or "loss", y=TITLE_Y)
-    return save(fig, path, LOSS_MARGINS)
+    return save(p.fig, path, LOSS_MARGINS)
 
 
 def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Path:

@@ -68,11 +68,15 @@ class _Sender(threading.Thread):
         self.client, self.run_id = client, run_id
         self.queue: queue.Queue = queue.Queue()
         self.error: Exception | None = None
+        self.warm = threading.Event()  # matplotlib imported: the pictures may be drawn
 
     def run(self) -> None:
         from bpstudy.tracking.plots import warm_up
 
-        warm_up()  # import matplotlib here, while training runs, not at the end
+        try:
+            warm_up()  # import matplotlib here, while training runs, not at the end
+        finally:
+            self.warm.set()  # two threads importing it at once can fail (circular import)
         pending: list = []
         deadline = 0.0
         while True:
@@ -109,8 +113,12 @@ class _Sender(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - reported by the tracker at the end
             self.error = exc
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Send what is queued and stop; `join` waits for it."""
         self.queue.put(None)
+
+    def close(self) -> None:
+        self.finish()
         self.join()
 
 
@@ -262,9 +270,8 @@ class MlflowTracker(Listener):
         self._send_last_step(trainer)
         self.outcome = classify(result, self.thresholds)
         self._finish_metrics(result)
-        self._sender.close()
-        if self._sender.error is not None:
-            raise self._sender.error
+        self._sender.finish()  # its last batch goes out while the pictures are drawn
+        self._sender.warm.wait()
         self._log_artifacts(trainer, result)
         self._end(result)
 
@@ -302,6 +309,9 @@ class MlflowTracker(Listener):
                     title=f"{self.cfg.learning_rule.name}: {title}",
                 )
             np.savez(root / "model" / "weights.npz", **trainer.net.state())
+            self._sender.join()
+            if self._sender.error is not None:
+                raise self._sender.error
             self.client.log_artifacts(self.run_id, str(root))
         self._artifacts_logged = True
 
@@ -323,7 +333,7 @@ class MlflowTracker(Listener):
         goes wrong here, the run must still end."""
         trainer = self._trainer
         try:
-            if self._sender.is_alive():  # on_train_end closes it before the artifacts
+            if self._sender.is_alive():  # on_train_end has it finish before the artifacts
                 self._send_last_step(trainer)
             if self._artifacts_logged:
                 return
