@@ -8,9 +8,10 @@ warm-up run first (a new mlflow.db costs a few seconds of table migrations once)
 
 Targets (issue 3): default settings <= 1.05 x; log_every=1 <= 1.25 x. The same run takes
 8 to 13 s from one try to the next on this machine (a shared VM), so each setting runs
-interleaved repeats and two ratios are printed: of the medians, and of the fastest runs
-(the least disturbed, the usual estimate of what the code itself costs); use --repeats 7
-or more for the 5% one.
+interleaved repeats and three ratios are printed: of the medians, of the fastest runs
+(the least disturbed, the usual estimate of what the code itself costs), and the median of
+each repeat's own ratio (a tracked run over the untracked one just before it: a slow
+spell of the machine hits both); use --repeats 7 or more for the 5% one.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> None:
             bpstudy.compose([*BASE[:3], "trainer.epochs=1", "trainer.progress=none"])
         )
         tracked_train(warm)
-        print(f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6} {'best':>6}")
+        print(f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6} {'best':>6} {'paired':>6}")
         for label, extra in (("default", []), ("log_every=1", ["trainer.log_every=1"])):
             off = bpstudy.validate(bpstudy.compose([*BASE, *extra, "tracking.enabled=false"]))
             on = bpstudy.validate(bpstudy.compose([*BASE, *extra]))
@@ -62,8 +63,11 @@ def main() -> None:
                 f"(off {min(t_off):.1f}-{max(t_off):.1f} s, on {min(t_on):.1f}-{max(t_on):.1f} s)"
             )
             best = min(t_on) / min(t_off)
+            paired = statistics.median(on / off for on, off in zip(t_on, t_off, strict=True))
             print(
-                f"{label:>14} {a:>7.2f} {b:>7.2f} {b / a:>6.2f} {best:>6.2f}  {spread}", flush=True
+                f"{label:>14} {a:>7.2f} {b:>7.2f} {b / a:>6.2f} {best:>6.2f} {paired:>6.2f}  "
+                f"{spread}",
+                flush=True,
             )
 
 
