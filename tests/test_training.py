@@ -262,3 +262,48 @@ def test_a_run_whose_final_loss_is_not_finite_is_not_healthy(small_cfg):
     assert classify(result) == "diverged"
     result.metrics["val/loss"], result.metrics["test/loss"] = 1.0, float("inf")
     assert classify(result) == "diverged"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+def test_layer_stats_match_their_definitions(small_cfg, activation):
+    """One logged step's row of each statistic, recomputed from its DESIGN §4 definition
+    in float64 from the trainer's state after the step (plain SGD leaves the gradient)."""
+    from bpstudy.model.activations import SATURATED_BELOW
+
+    cfg = small_cfg(
+        "model.depth=4",
+        f"model.activation={activation}",
+        "model.init.scheme=normal",
+        "model.init.sigma_w=2.5",  # some units saturate
+        "trainer.log_every=1",
+    )
+    trainer = make_trainer(cfg)
+    X, y = trainer.data.X_train[:32], trainer.data.y_train[:32]
+    trainer.train_step(X, y)
+    net, ws = trainer.net, trainer.net.last_workspace
+    row = pd.DataFrame(trainer.diagnostics.rows[-1], columns=list(trainer.diagnostics.columns))
+    hidden = [f"hidden.{i}.W" for i in range(net.depth)]
+    W = net.parameters()
+    grad = {name: net.grad[net.slices[name][0]].astype(np.float64) for name in hidden}
+    update = {
+        name: trainer.optimizer.update[net.slices[name][0]].astype(np.float64) for name in hidden
+    }
+    acts = ws.acts.astype(np.float64).reshape(net.depth, -1)
+    deltas = ws.deltas.astype(np.float64)
+    act = net.blocks[0].activation
+    slope = act.derivative(ws.acts, np.empty_like(ws.acts)).reshape(net.depth, -1)
+    expected = pd.DataFrame(
+        {
+            "grad_norm": [np.linalg.norm(grad[name]) for name in hidden],
+            "delta_norm": np.sqrt((np.sum(deltas**2, axis=2) * len(X) ** 2).mean(axis=1)),
+            "weight_norm": [np.linalg.norm(W[name].astype(np.float64)) for name in hidden],
+            "update_ratio": [
+                np.linalg.norm(update[name]) / np.linalg.norm(W[name].astype(np.float64))
+                for name in hidden
+            ],
+            "act_std": acts.std(axis=1),
+            "saturation": (slope < SATURATED_BELOW * act.max_slope).mean(axis=1),
+        }
+    )
+    assert 0 < expected["saturation"].max() < 1  # the case tests something
+    pd.testing.assert_frame_equal(row[list(STATS)], expected[list(STATS)], rtol=1e-5)

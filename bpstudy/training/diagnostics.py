@@ -35,19 +35,30 @@ STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "s
 EXTRA_STATS = ("alignment", "feedback_angle")  # what a non-backprop rule may add
 
 
-def layer_sq_norms(flat: np.ndarray, net) -> np.ndarray:
-    """Squared Frobenius norm of each hidden layer's W inside a flat vector: (depth,).
+class LayerNorms:
+    """Squared Frobenius norm of each hidden layer's W inside one flat vector (theta, its
+    gradient or the update): (depth,). Hidden layers after the first have equal shapes and
+    sit next to each other in the flat vector, so they reduce as one (depth - 1, width^2)
+    block; the views are made once, as the vector lives as long as the network."""
 
-    Hidden layers after the first have equal shapes and sit next to each other in the
-    flat vector, so they reduce as one (depth - 1, width^2) block."""
-    slices = net.hidden_weight_slices
-    out = np.empty(len(slices))
-    first = flat[slices[0]]
-    out[0] = np.dot(first, first)
-    if len(slices) > 1:
-        rest = flat[slices[1].start : slices[-1].stop].reshape(len(slices) - 1, -1)
-        out[1:] = rowwise_sq_norms(rest)
-    return out
+    def __init__(self, flat: np.ndarray, net) -> None:
+        slices = net.hidden_weight_slices
+        self.flat = flat
+        self.first = flat[slices[0]]
+        self.out = np.empty(len(slices))
+        self.rest = None
+        if len(slices) > 1:
+            self.rest = flat[slices[1].start : slices[-1].stop].reshape(len(slices) - 1, -1)
+            self.rows, self.cols = self.rest[:, None, :], self.rest[:, :, None]
+            self.sums = np.empty((len(slices) - 1, 1, 1), dtype=flat.dtype)
+
+    def __call__(self) -> np.ndarray:
+        """The norms now, in a buffer the next call overwrites."""
+        self.out[0] = np.dot(self.first, self.first)
+        if self.rest is not None:
+            np.matmul(self.rows, self.cols, out=self.sums)
+            self.out[1:] = self.sums.reshape(-1)
+        return self.out
 
 
 def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
@@ -97,7 +108,8 @@ class Diagnostics(Listener):
         self.rows: list[np.ndarray] = []  # each (depth, len(self.columns))
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
         self._pending: np.ndarray | None = None
-        self._scratch: dict[tuple[int, ...], np.ndarray] = {}
+        self._norms: dict[str, LayerNorms] = {}
+        self._spread: np.ndarray | None = None
         self._ones: np.ndarray | None = None
 
     def ones(self, n: int, dtype) -> np.ndarray:
@@ -105,29 +117,37 @@ class Diagnostics(Listener):
             self._ones = np.ones(n, dtype=dtype)
         return self._ones
 
-    def scratch(self, like: np.ndarray) -> np.ndarray:
-        buf = self._scratch.get(like.shape)
-        if buf is None or buf.dtype != like.dtype:
-            self._scratch.clear()
-            buf = self._scratch[like.shape] = np.empty_like(like)
-        return buf
+    def spread_buffer(self, A: np.ndarray) -> np.ndarray:
+        """(2, L, n) scratch: centred activations, then saturation flags, so that one
+        batch of dot products sums the squares of both (a flag is 0 or 1: its square too)."""
+        shape = (2, *A.shape)
+        if self._spread is None or self._spread.shape != shape or self._spread.dtype != A.dtype:
+            self._spread = np.empty(shape, dtype=A.dtype)
+        return self._spread
+
+    def layer_norms(self, name: str, flat: np.ndarray, net) -> np.ndarray:
+        norms = self._norms.get(name)
+        if norms is None or norms.flat is not flat:
+            norms = self._norms[name] = LayerNorms(flat, net)
+        return norms()
 
     def on_gradients(self, trainer, step: int) -> None:
         net = trainer.net
         ws = net.last_workspace
         L, N, _ = ws.acts.shape
         A = ws.acts.reshape(L, -1)
-        row = np.empty((L, len(self.columns)))
-        row[:, 0] = np.sqrt(layer_sq_norms(net.grad, net))
         n = A.shape[1]
-        ones = self.ones(n, A.dtype)
+        row = np.empty((L, len(self.columns)))
+        row[:, 0] = np.sqrt(self.layer_norms("grad", net.grad, net))
         row[:, 1] = np.sqrt(N * rowwise_sq_norms(ws.deltas.reshape(L, -1)))
-        mean = (A @ ones) / n  # row sums as one BLAS matrix-vector product
-        centred = np.subtract(A, mean[:, None], out=self.scratch(A))
-        row[:, 4] = np.sqrt(rowwise_sq_norms(centred) / n)
+        spread = self.spread_buffer(A)
+        mean = (A @ self.ones(n, A.dtype)) / n  # row sums as one BLAS matrix-vector product
+        np.subtract(A, mean[:, None], out=spread[0])
         act = net.blocks[0].activation  # one activation for every hidden layer
-        flags = act.saturated(A, out=self.scratch(A))  # 1.0 where saturated
-        row[:, 5] = (flags @ ones) / n
+        act.saturated(A, out=spread[1])  # 1.0 where saturated
+        sums = rowwise_sq_norms(spread.reshape(2 * L, n)) / n
+        row[:, 4] = np.sqrt(sums[:L])
+        row[:, 5] = sums[L:]
         if len(self.columns) > len(STATS):
             self._extra(trainer, row)  # after delta_norm: it re-runs the backward pass
         self._pending = row
@@ -140,15 +160,14 @@ class Diagnostics(Listener):
                 row[:, j] = self.rule.feedback_angles(trainer.net)
 
     def on_update(self, trainer, step: int) -> None:
+        """Weight norms and update ratios after the step. A zero W gives an infinite or
+        NaN ratio, without a warning inside Trainer.fit (it ignores floating-point errors)."""
         net, row = trainer.net, self._pending
-        w_norm = np.sqrt(layer_sq_norms(net.theta, net))
-        u_norm = np.sqrt(layer_sq_norms(trainer.optimizer.update, net))
-        row[:, 2] = w_norm
-        with np.errstate(divide="ignore", invalid="ignore"):
-            row[:, 3] = u_norm / w_norm
-        g = row[:, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = math.log10(g[0] / g[-1]) if g[0] > 0 and g[-1] > 0 else float("nan")
+        np.sqrt(self.layer_norms("theta", net.theta, net), out=row[:, 2])
+        u_norm = np.sqrt(self.layer_norms("update", trainer.optimizer.update, net))
+        np.divide(u_norm, row[:, 2], out=row[:, 3])
+        first, last = float(row[0, 0]), float(row[-1, 0])
+        ratio = math.log10(first) - math.log10(last) if first > 0 and last > 0 else math.nan
         self.steps.append(step)
         self.rows.append(row)
         self.scalars.append((step, trainer.lr, trainer.last_loss, ratio))
