@@ -138,16 +138,15 @@ def test_the_picture_says_what_it_shows():
         assert curve.ax.get_yscale() == "log"
         assert curve.ax.get_title() == "curve"
 
-    thread = threading.Thread(target=check)
     failures: list[BaseException] = []
-    thread.run = lambda: _catch(check, failures)
+
+    def run() -> None:
+        try:
+            check()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)  # a new thread: no figure kept from other tests
     thread.start()
     thread.join()
     assert not failures, failures[0]
-
-
-def _catch(fn, failures: list[BaseException]) -> None:
-    try:
-        fn()
-    except BaseException as exc:  # noqa: BLE001 - re-raised by the test
-        failures.append(exc)
