@@ -43,14 +43,27 @@ def pixels(draw) -> np.ndarray:
     return imread(buffer, format="png")
 
 
-def in_new_thread(*draws) -> list[np.ndarray]:
-    """Each draw's pixels, drawn in order in one new thread (with no kept figures)."""
-    out: list[np.ndarray] = []
-    thread = threading.Thread(target=lambda: out.extend(pixels(d) for d in draws))
+def call_in_new_thread(fn):
+    """fn() in a new thread (one with no kept figures); its result, or its error raised here."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - raised again below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join()
-    assert len(out) == len(draws)
-    return out
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def in_new_thread(*draws) -> list[np.ndarray]:
+    """Each draw's pixels, drawn in order in one new thread."""
+    return call_in_new_thread(lambda: [pixels(d) for d in draws])
 
 
 BOTH = ("train/loss", "val/loss")
@@ -138,15 +151,4 @@ def test_the_picture_says_what_it_shows():
         assert curve.ax.get_yscale() == "log"
         assert curve.ax.get_title() == "curve"
 
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            check()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
-            failures.append(exc)
-
-    thread = threading.Thread(target=run)  # a new thread: no figure kept from other tests
-    thread.start()
-    thread.join()
-    assert not failures, failures[0]
+    call_in_new_thread(check)  # no figure kept from other tests

@@ -34,6 +34,7 @@ def _pyplot():
 
 # Fixed margins instead of tight_layout, which measures every label and costs as much as
 # the drawing: a sweep draws these for every trial (figure fractions; the labels fit).
+HEATMAP_SIZE = (8, 4.5)  # inches, at 100 dpi
 HEATMAP_MARGINS = {"left": 0.08, "right": 0.99, "bottom": 0.11, "top": 0.92}
 LOSS_MARGINS = {"left": 0.11, "right": 0.98, "bottom": 0.12, "top": 0.91}
 # A title at a fixed height: matplotlib otherwise measures every tick label to place it
@@ -95,7 +96,7 @@ class _Heatmap:
 def _build_heatmap() -> _Heatmap:
     from matplotlib.ticker import MaxNLocator
 
-    fig = _figure((8, 4.5))
+    fig = _figure(HEATMAP_SIZE)
     ax = fig.add_subplot()
     image = ax.imshow(
         np.zeros((1, 1)), aspect="auto", origin="lower", cmap="magma", interpolation="nearest"
@@ -112,7 +113,7 @@ def grad_flow_png(
 ) -> Path | BinaryIO:
     title = title or f"gradient flow: log10 {stat} per layer"
     if layer_stats.empty:
-        fig = _figure((8, 4.5))
+        fig = _figure(HEATMAP_SIZE)
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no logged steps", ha="center", va="center")
         ax.set_title(title, y=TITLE_Y)

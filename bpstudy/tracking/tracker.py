@@ -272,7 +272,13 @@ class MlflowTracker(Listener):
         self._finish_metrics(result)
         self._sender.finish()  # its last batch goes out while the pictures are drawn
         self._sender.warm.wait()
-        self._log_artifacts(trainer, result)
+        with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
+            self._write_artifacts(trainer, result, Path(tmp))
+            self._sender.join()
+            if self._sender.error is not None:
+                raise self._sender.error
+            self.client.log_artifacts(self.run_id, tmp)
+        self._artifacts_logged = True
         self._end(result)
 
     def _finish_metrics(self, result) -> None:
@@ -287,33 +293,25 @@ class MlflowTracker(Listener):
         if final:
             self._send(final)
 
-    def _log_artifacts(self, trainer, result) -> None:
+    def _write_artifacts(self, trainer, result, root: Path) -> None:
+        """The run's files under root: diagnostics, pictures, weights."""
         from bpstudy.tracking.plots import alignment_png, grad_flow_png, loss_png
 
-        with tempfile.TemporaryDirectory(prefix="bpstudy-") as tmp:
-            root = Path(tmp)
-            for sub in ("diagnostics", "plots", "model"):
-                (root / sub).mkdir()
-            save_diagnostics(root, result.layer_stats, result.step_stats)
-            title = f"{self.cfg.model.depth} x {self.cfg.model.width} {self.cfg.model.activation}, init {self.cfg.model.init.scheme} ({self.outcome})"
-            grad_flow_png(
+        for sub in ("diagnostics", "plots", "model"):
+            (root / sub).mkdir()
+        save_diagnostics(root, result.layer_stats, result.step_stats)
+        title = f"{self.cfg.model.depth} x {self.cfg.model.width} {self.cfg.model.activation}, init {self.cfg.model.init.scheme} ({self.outcome})"
+        grad_flow_png(
+            result.layer_stats, root / "plots" / "grad_flow.png", title=f"gradient flow: {title}"
+        )
+        loss_png(result.history, root / "plots" / "loss.png", title=f"loss: {title}")
+        if "alignment" in result.layer_stats:
+            alignment_png(
                 result.layer_stats,
-                root / "plots" / "grad_flow.png",
-                title=f"gradient flow: {title}",
+                root / "plots" / "alignment.png",
+                title=f"{self.cfg.learning_rule.name}: {title}",
             )
-            loss_png(result.history, root / "plots" / "loss.png", title=f"loss: {title}")
-            if "alignment" in result.layer_stats:
-                alignment_png(
-                    result.layer_stats,
-                    root / "plots" / "alignment.png",
-                    title=f"{self.cfg.learning_rule.name}: {title}",
-                )
-            np.savez(root / "model" / "weights.npz", **trainer.net.state())
-            self._sender.join()
-            if self._sender.error is not None:
-                raise self._sender.error
-            self.client.log_artifacts(self.run_id, str(root))
-        self._artifacts_logged = True
+        np.savez(root / "model" / "weights.npz", **trainer.net.state())
 
     def _end(self, result) -> None:
         from mlflow.entities import RunTag

@@ -35,27 +35,35 @@ STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "s
 EXTRA_STATS = ("alignment", "feedback_angle")  # what a non-backprop rule may add
 
 
+def hidden_weights(flat: np.ndarray, net) -> tuple[np.ndarray, np.ndarray | None]:
+    """Views of the hidden layers' W inside a flat vector: the first layer's, flat, and the
+    others' as one (depth - 1, width^2) block (they have equal shapes and sit next to each
+    other), or None for a single hidden layer."""
+    slices = net.hidden_weight_slices
+    first = flat[slices[0]]
+    if len(slices) == 1:
+        return first, None
+    return first, flat[slices[1].start : slices[-1].stop].reshape(len(slices) - 1, -1)
+
+
 class LayerNorms:
     """Squared Frobenius norm of each hidden layer's W inside one flat vector (theta, its
-    gradient or the update): (depth,). Hidden layers after the first have equal shapes and
-    sit next to each other in the flat vector, so they reduce as one (depth - 1, width^2)
-    block; the views are made once, as the vector lives as long as the network."""
+    gradient or the update): (depth,), as one dot and one batch of dot products on views
+    made once (the vector lives as long as the network)."""
 
     def __init__(self, flat: np.ndarray, net) -> None:
-        slices = net.hidden_weight_slices
         self.flat = flat
-        self.first = flat[slices[0]]
-        self.out = np.empty(len(slices))
-        self.rest = None
-        if len(slices) > 1:
-            self.rest = flat[slices[1].start : slices[-1].stop].reshape(len(slices) - 1, -1)
-            self.rows, self.cols = self.rest[:, None, :], self.rest[:, :, None]
-            self.sums = np.empty((len(slices) - 1, 1, 1), dtype=flat.dtype)
+        self.first, rest = hidden_weights(flat, net)
+        self.out = np.empty(len(net.hidden_weight_slices))
+        self.rows = self.cols = None
+        if rest is not None:
+            self.rows, self.cols = rest[:, None, :], rest[:, :, None]
+            self.sums = np.empty((rest.shape[0], 1, 1), dtype=flat.dtype)
 
     def __call__(self) -> np.ndarray:
         """The norms now, in a buffer the next call overwrites."""
         self.out[0] = np.dot(self.first, self.first)
-        if self.rest is not None:
+        if self.rows is not None:
             np.matmul(self.rows, self.cols, out=self.sums)
             self.out[1:] = self.sums.reshape(-1)
         return self.out
@@ -69,12 +77,11 @@ def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
 
 def layer_angles(a: np.ndarray, b: np.ndarray, net) -> np.ndarray:
     """Angle in degrees between each hidden layer's W-part of two flat vectors: (depth,)."""
-    slices = net.hidden_weight_slices
-    out = np.empty(len(slices))
-    out[0] = angles_deg(a[slices[0]][None, :], b[slices[0]][None, :])[0]
-    if len(slices) > 1:
-        rest, rows = slice(slices[1].start, slices[-1].stop), (len(slices) - 1, -1)
-        out[1:] = angles_deg(a[rest].reshape(rows), b[rest].reshape(rows))
+    (a_first, a_rest), (b_first, b_rest) = hidden_weights(a, net), hidden_weights(b, net)
+    out = np.empty(len(net.hidden_weight_slices))
+    out[0] = angles_deg(a_first[None, :], b_first[None, :])[0]
+    if a_rest is not None:
+        out[1:] = angles_deg(a_rest, b_rest)
     return out
 
 
