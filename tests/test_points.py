@@ -1,4 +1,5 @@
-"""The bulk path for metric points on a SQL store reads back exactly as `log_batch`."""
+"""The bulk path for metric points on a SQL store reads back exactly as `log_batch`; the
+tracker's sender holds points and sends them in few transactions, yet soon enough."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import math
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from sqlalchemy import event
 
+from bpstudy.tracking import tracker
 from bpstudy.tracking.points import _sql_store, write_points
+from bpstudy.tracking.tracker import _Sender
+from tests.conftest import wait_until
 
 KEYS = [f"{stat}/L{i:02d}" for stat in ("grad_norm", "act_std") for i in range(1, 4)]
 
@@ -78,3 +83,68 @@ def test_a_file_store_goes_through_log_batch(tmp_path, monkeypatch):
     write_points(client, run_id, batches()[0])
     latest, history = readback(client, run_id)
     assert set(latest) == set(KEYS) and all(len(p) == 2 for p in history.values())
+
+
+def sender_for(tmp_path) -> tuple[MlflowClient, str, _Sender, list[int]]:
+    """A started sender on a new run of a SQLite store, and the sizes of the metric
+    inserts its transactions made (one entry per transaction that wrote points)."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("points")).info.run_id
+    inserts: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO METRICS"):
+            inserts.append(len(parameters) if executemany else 1)
+
+    event.listen(_sql_store(client).engine, "before_cursor_execute", count)
+    sender = _Sender(client, run_id)
+    sender.start()
+    return client, run_id, sender, inserts
+
+
+def step_points(steps: range) -> list[list[Metric]]:
+    """One list per step, as the tracker queues them: every key of a depth-50 run."""
+    keys = [f"{stat}/L{i:02d}" for stat in ("grad_norm", "act_std") for i in range(1, 51)]
+    return [[Metric(k, float(step), 1000 + step, step) for k in keys] for step in steps]
+
+
+def points_stored(client: MlflowClient, run_id: str) -> int:
+    return sum(
+        len(client.get_metric_history(run_id, k)) for k in client.get_run(run_id).data.metrics
+    )
+
+
+def test_the_sender_sends_a_short_runs_points_in_one_transaction(tmp_path):
+    client, run_id, sender, inserts = sender_for(tmp_path)
+    for points in step_points(range(0, 120, 10)):  # 12 x 100 points: more than 1,000
+        sender.put(points)
+    sender.close()
+    assert sender.error is None
+    assert inserts == [1200]  # one commit of every page touched, not one per 1,000 points
+    assert points_stored(client, run_id) == 1200
+    assert client.get_run(run_id).data.metrics["grad_norm/L01"] == 110.0  # the latest value
+
+
+def test_held_points_go_out_after_flush_seconds_while_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 0.2)
+    client, run_id, sender, inserts = sender_for(tmp_path)
+    try:
+        sender.put(step_points(range(1))[0])
+        wait_until(lambda: inserts, 30, "the held points to be sent")
+        assert sender.is_alive() and points_stored(client, run_id) == 100  # the dashboard
+    finally:  # follows a run still training
+        sender.close()
+
+
+def test_past_hold_points_they_go_out_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(tracker, "HOLD_POINTS", 250)
+    client, run_id, sender, inserts = sender_for(tmp_path)
+    try:
+        for points in step_points(range(3)):
+            sender.put(points)
+        wait_until(lambda: inserts, 30, "the points past HOLD_POINTS to be sent")
+        assert sender.is_alive() and inserts == [300]
+    finally:
+        sender.close()
+    assert points_stored(client, run_id) == 300

@@ -14,18 +14,22 @@ tests/test_points.py is what checks them against `log_batch`.
 from __future__ import annotations
 
 import sys
+from operator import itemgetter
+
+LOG_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
 def write_points(client, run_id: str, metrics: list) -> None:
     """Add mlflow.entities.Metric points to a run, newest values kept as the latest."""
     store = _sql_store(client)
-    if store is None:
-        client.log_batch(run_id, metrics=metrics)
-        return
-    try:
-        _bulk_insert(store, run_id, metrics)  # one transaction: all or nothing
-    except Exception:  # noqa: BLE001 - e.g. a point already stored, which log_batch skips;
-        client.log_batch(run_id, metrics=metrics)  # a real store error raises again here
+    if store is not None:
+        try:
+            _bulk_insert(store, run_id, metrics)  # one transaction: all or nothing
+            return
+        except Exception:  # noqa: BLE001 - e.g. a point already stored, which log_batch
+            pass  # skips; a real store error raises again there
+    for lo in range(0, len(metrics), LOG_BATCH):
+        client.log_batch(run_id, metrics=metrics[lo : lo + LOG_BATCH])
 
 
 def _sql_store(client):
@@ -48,6 +52,8 @@ def _bulk_insert(store, run_id: str, metrics: list) -> None:
             seen.add(ident)
             rows.append(dict(key=m.key, value=value, timestamp=int(m.timestamp),
                              step=int(m.step), is_nan=is_nan, run_uuid=run_id))  # fmt: skip
+    rows.sort(key=itemgetter("key", "timestamp", "step"))  # the primary key's order: each
+    # insert lands beside the last in the index, and the commit writes fewer pages
     newest: dict[str, dict] = {}
     for row in rows:
         old = newest.get(row["key"])
