@@ -202,7 +202,7 @@ class MlflowTracker(Listener):
     # ------------------------------------------------------------ events
 
     def on_train_start(self, trainer) -> None:
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         from bpstudy import __version__
@@ -227,6 +227,9 @@ class MlflowTracker(Listener):
             tags[THREADS_TAG] = str(threads)
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
+        d, t = trainer.data, trainer.settings
+        total = t.epochs * t.steps_per_epoch(d.X_train.shape[0])
+        tags["bpstudy.planned_steps"] = str(total)
         self._trainer = trainer
         run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
@@ -238,12 +241,9 @@ class MlflowTracker(Listener):
         # now, not with the other artifacts: a run stopped by Ctrl-C or an error still holds
         # what it takes to rerun it
         self.client.log_text(self.run_id, to_yaml(self.cfg), "config.yaml")
-        d, t = trainer.data, trainer.settings
-        total = t.epochs * t.steps_per_epoch(d.X_train.shape[0])
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
         self._sender = _Sender(self.client, self.run_id)
         self._sender.start()
-        self.client.log_batch(self.run_id, tags=[RunTag("bpstudy.planned_steps", str(total))])
 
     def on_update(self, trainer, step: int) -> None:
         if step in self._send_steps:
