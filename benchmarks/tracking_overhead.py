@@ -11,7 +11,9 @@ Targets (issue 3): default settings <= 1.05 x; log_every=1 <= 1.25 x. The same r
 interleaved repeats and three ratios are printed: of the medians, of the fastest runs
 (the least disturbed, the usual estimate of what the code itself costs), and the median of
 each repeat's own ratio (a tracked run over the untracked one just before it: a slow
-spell of the machine hits both); use --repeats 7 or more for the 5% one.
+spell of the machine hits both); use --repeats 7 or more for the 5% one. The last column
+is what tracking adds to a run, in seconds (the median of the same pairs' differences):
+the figure that stays put when the machine's speed does not.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def main() -> None:
             bpstudy.compose([*BASE[:3], "trainer.epochs=1", "trainer.progress=none"])
         )
         tracked_train(warm)
-        print(f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6} {'best':>6} {'paired':>6}")
+        print(
+            f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6} {'best':>6} {'paired':>6}"
+            f" {'+s/run':>7}"
+        )
         for label, extra in (("default", []), ("log_every=1", ["trainer.log_every=1"])):
             off = bpstudy.validate(bpstudy.compose([*BASE, *extra, "tracking.enabled=false"]))
             on = bpstudy.validate(bpstudy.compose([*BASE, *extra]))
@@ -63,9 +68,12 @@ def main() -> None:
                 f"(off {min(t_off):.1f}-{max(t_off):.1f} s, on {min(t_on):.1f}-{max(t_on):.1f} s)"
             )
             best = min(t_on) / min(t_off)
-            paired = statistics.median(on / off for on, off in zip(t_on, t_off, strict=True))
+            pairs = list(zip(t_on, t_off, strict=True))
+            paired = statistics.median(on / off for on, off in pairs)
+            added = statistics.median(on - off for on, off in pairs)
             print(
-                f"{label:>14} {a:>7.2f} {b:>7.2f} {b / a:>6.2f} {best:>6.2f} {paired:>6.2f}  "
+                f"{label:>14} {a:>7.2f} {b:>7.2f} {b / a:>6.2f} {best:>6.2f} {paired:>6.2f} "
+                f"{added:>7.2f}  "
                 f"{spread}",
                 flush=True,
             )
