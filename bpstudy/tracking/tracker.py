@@ -147,10 +147,17 @@ def signals_held():
 
 
 def save_diagnostics(root: Path, layer_stats, step_stats) -> None:
-    """Every logged statistic, under root/diagnostics/ (the run's artifact path)."""
+    """Every logged statistic, under root/diagnostics/ (the run's artifact path). As
+    DataFrame.to_parquet(index=False), but converted in this thread: pyarrow's pool of
+    threads waits for cores that BLAS's threads still hold just after training (twice the
+    time)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     (root / "diagnostics").mkdir(exist_ok=True)
-    layer_stats.to_parquet(root / "diagnostics" / "layers.parquet", index=False)
-    step_stats.to_parquet(root / "diagnostics" / "steps.parquet", index=False)
+    for name, frame in (("layers", layer_stats), ("steps", step_stats)):
+        table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+        pq.write_table(table, root / "diagnostics" / f"{name}.parquet")
 
 
 class MlflowTracker(Listener):
