@@ -131,8 +131,9 @@ def test_held_points_go_out_after_flush_seconds_while_the_run_goes_on(tmp_path, 
     try:
         sender.put(step_points(range(1))[0])
         wait_until(lambda: inserts, 30, "the held points to be sent")
-        assert sender.is_alive() and points_stored(client, run_id) == 100  # the dashboard
-    finally:  # follows a run still training
+        # the dashboard follows a run still training
+        assert sender.is_alive() and points_stored(client, run_id) == 100
+    finally:
         sender.close()
 
 
