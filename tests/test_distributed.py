@@ -456,6 +456,20 @@ def test_an_mlflow_database_with_its_tables_takes_no_lock(pg):
 
 @pytest.mark.slow
 @needs_pg
+def test_a_tracking_store_through_pg8000_takes_the_run(pg, cli, tmp_path):
+    """SQLAlchemy's pure-Python PostgreSQL driver takes no `connect_timeout` (its keyword
+    is `timeout`): the store's check refused every such URI."""
+    url = pg.create_database("mlflow_pg8000").replace("postgresql://", "postgresql+pg8000://")
+    out = cli("train", *TINY, "model.depth=2", "trainer.epochs=1", f"tracking.uri={url}")
+    assert out.returncode == 0, out.stderr
+    client = MlflowClient(url)
+    runs = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert "grad_norm/L01" in runs[0].data.metrics  # the points' bulk path, through pg8000
+
+
+@pytest.mark.slow
+@needs_pg
 def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
     n = 6
     url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)

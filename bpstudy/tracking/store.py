@@ -123,9 +123,13 @@ def _quick_engine(uri: str):
     """An engine whose connection attempts give up after 5 s (PostgreSQL's default is the
     TCP timeout, minutes for a host that drops packets)."""
     from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
 
-    connect_args = {"connect_timeout": 5} if uri.startswith("postgresql") else {}
-    return create_engine(uri, connect_args=connect_args)
+    url = make_url(uri)
+    connect_args = {}
+    if url.get_backend_name() == "postgresql":  # libpq's name; pg8000 has its own
+        connect_args = {"timeout" if url.get_driver_name() == "pg8000" else "connect_timeout": 5}
+    return create_engine(url, connect_args=connect_args)
 
 
 # How long a tracking server that does not answer is waited for, with backoff, before it
