@@ -465,7 +465,7 @@ def test_a_tracking_store_through_pg8000_takes_the_run(pg, cli, tmp_path):
     client = MlflowClient(url)
     runs = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
     assert [r.info.status for r in runs] == ["FINISHED"]
-    assert "grad_norm/L01" in runs[0].data.metrics  # the points' bulk path, through pg8000
+    assert "grad_norm/L01" in runs[0].data.metrics  # its points reached the store too
 
 
 @pytest.mark.slow
