@@ -6,11 +6,18 @@ prints it and exits with code 2, without a traceback (DESIGN §7).
 
 from __future__ import annotations
 
+import re
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none)."""
     lines = str(exc).strip().splitlines()
     return lines[0].strip() if lines else type(exc).__name__
+
+
+def redact(text: str) -> str:
+    """Hide the password of any user:password@ in a URL or message."""
+    return re.sub(r"(//[^/:@\s]+):[^@/\s]+@", r"\1:***@", text)
 
 
 def shown(value) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from bpstudy.errors import BpstudyError
+from bpstudy.errors import BpstudyError, redact
 from bpstudy.report import figures, optuna_plots
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
 from bpstudy.report.selection import Selection, apply, check
@@ -31,7 +31,6 @@ from bpstudy.sweep.storage import (
     default_storage_url,
     is_rdb,
     journal_path,
-    redact,
 )
 
 CSV, SUMMARY = "trials.csv", "summary.md"

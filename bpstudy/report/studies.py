@@ -6,8 +6,8 @@ An unknown name is the user's to fix: one line that lists the studies the storag
 
 from __future__ import annotations
 
-from bpstudy.errors import BpstudyError
-from bpstudy.sweep.storage import check_url, is_rdb, journal_path, open_storage, redact
+from bpstudy.errors import BpstudyError, redact
+from bpstudy.sweep.storage import check_url, is_rdb, journal_path, open_storage
 
 
 class UnknownStudyError(BpstudyError):

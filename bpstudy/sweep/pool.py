@@ -20,6 +20,7 @@ import os
 import signal
 from multiprocessing import forkserver, resource_tracker
 
+from bpstudy.environment import environ
 from bpstudy.errors import BpstudyError
 from bpstudy.shutdown import stop_signals_handled
 
@@ -30,22 +31,6 @@ class WorkerStartError(BpstudyError):
     """Not bad input: a broken installation or a full process table. Exit code 1."""
 
     exit_code = 1
-
-
-@contextlib.contextmanager
-def _environ(changes: dict[str, str]):
-    """os.environ is what the fork server starts with (it reads no env argument): set
-    `changes` for the moment, then put back what was there."""
-    saved = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def blas_threads(workers: int) -> int:
@@ -74,7 +59,7 @@ class WorkerPool:
             # one does not), so a Ctrl-C to the whole process group cannot kill the server
             # mid-start, with a traceback, before it ignores them itself (sweep.warm); one
             # arriving in this moment (a fork and an exec) is lost here
-            with _environ(self.env), stop_signals_handled(signal.SIG_IGN):
+            with environ(self.env), stop_signals_handled(signal.SIG_IGN):
                 forkserver.ensure_running()  # returns at once: the server warms up meanwhile
         except OSError as exc:
             raise WorkerStartError(f"could not start the sweep workers' server: {exc}") from None
@@ -89,7 +74,7 @@ class WorkerPool:
 
         process = self.context.Process(target=run_job, args=(args,), name="bpstudy-worker")
         try:
-            with _environ(self.env):  # should the server have to start again
+            with environ(self.env):  # should the server have to start again
                 process.start()
         except (OSError, EOFError) as exc:  # the server died: its traceback is above
             raise WorkerStartError(f"could not start a sweep worker: {exc!r}") from None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from bpstudy.errors import BpstudyError, shown
+from bpstudy.errors import BpstudyError, redact, shown
 from bpstudy.shutdown import stop_signals_handled
 from bpstudy.sweep.failures import fail_and_retry
 from bpstudy.sweep.pool import WorkerPool
@@ -53,7 +53,6 @@ from bpstudy.sweep.storage import (
     is_rdb,
     journal_path,
     open_storage,
-    redact,
 )
 from bpstudy.sweep.worker import (
     FAILING_EXIT,

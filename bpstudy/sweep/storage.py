@@ -14,13 +14,12 @@ import contextlib
 import functools
 import inspect
 import os
-import re
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from bpstudy.errors import BpstudyError
+from bpstudy.errors import BpstudyError, redact
 from bpstudy.paths import starts_with
 
 JOURNAL = "bpstudy.journal"
@@ -54,11 +53,6 @@ def default_storage_url(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///"):
         folder = Path(tracking_uri[len("sqlite:///") :]).parent
     return f"journal:{folder / JOURNAL}"
-
-
-def redact(text: str) -> str:
-    """Hide the password of any user:password@ in a URL or message."""
-    return re.sub(r"(//[^/:@\s]+):[^@/\s]+@", r"\1:***@", text)
 
 
 def is_rdb(url: str) -> bool:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bpstudy.environment import environ
 from bpstudy.errors import BpstudyError, first_line
 from bpstudy.paths import starts_with
 
@@ -102,7 +103,7 @@ def _check_sqlite_file(uri: str, db: Path) -> None:
 def _check_database(uri: str) -> None:
     """One connection attempt with a short timeout: MLflow's own retries an unreachable
     database for minutes, with a warning every few seconds."""
-    from bpstudy.sweep.storage import redact
+    from bpstudy.errors import redact
 
     try:
         engine = _quick_engine(uri)
@@ -186,7 +187,7 @@ def client_for(uri: str, checked: bool = False):
             client = MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure is the user's URI
-        from bpstudy.sweep.storage import redact
+        from bpstudy.errors import redact
 
         raise TrackingError(f"tracking store {redact(uri)}: {redact(first_line(exc))}") from None
     return client
@@ -222,7 +223,7 @@ def _schema_lock(uri: str):
         return
     from sqlalchemy import text
 
-    from bpstudy.sweep.storage import redact
+    from bpstudy.errors import redact
 
     engine = _quick_engine(uri)
     try:
@@ -301,15 +302,6 @@ def experiment_id(client, name: str) -> str:
 PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-@contextlib.contextmanager
 def quiet_downloads():
     """MLflow draws a download bar on stderr for even one small file."""
-    old = os.environ.get(PROGRESS_BAR_VAR)
-    os.environ[PROGRESS_BAR_VAR] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(PROGRESS_BAR_VAR, None)
-        else:
-            os.environ[PROGRESS_BAR_VAR] = old
+    return environ({PROGRESS_BAR_VAR: "false"})
