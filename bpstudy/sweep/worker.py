@@ -97,11 +97,11 @@ FAILING_EXIT = 3  # its exit code, which the supervisor reports with the last tr
 
 def work(args: WorkerArgs) -> int:
     from bpstudy.sweep.trial import run_trial
-    from bpstudy.tracking import store
+    from bpstudy.tracking.store import WAIT_VAR
 
     # a tracking server that is restarting: wait for it before a trial, instead of failing
     # trial after trial (MLflow's client itself retries each call with backoff)
-    store.SERVER_WAIT_SECONDS = float(os.environ.get("BPSTUDY_TRACKING_WAIT_SECONDS", "120"))
+    os.environ.setdefault(WAIT_VAR, "120")
     spec, study = load(args)
     shared = bool(getattr(study._storage, "get_heartbeat_interval", lambda: None)())
     failed_in_a_row = 0

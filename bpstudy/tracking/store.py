@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from bpstudy.environment import environ
 from bpstudy.errors import BpstudyError, first_line
 from bpstudy.paths import starts_with
+from bpstudy.retry import retry
 
 EMBEDDED_DB = "mlflow.db"
 
@@ -134,25 +135,25 @@ def _quick_engine(uri: str):
 
 
 # How long a tracking server that does not answer is waited for, with backoff, before it
-# is "unreachable". 0 for interactive commands (fail at once); sweep workers wait, so that
-# a server restart does not fail every trial started meanwhile.
-SERVER_WAIT_SECONDS = 0.0
+# is "unreachable": 0 for interactive commands (fail at once); a sweep's workers set
+# WAIT_VAR, so that a server restart does not fail every trial started meanwhile.
+WAIT_VAR = "BPSTUDY_TRACKING_WAIT_SECONDS"
+
+
+def server_wait_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(WAIT_VAR, "0")))
+    except ValueError:
+        return 0.0
 
 
 def _check_server(uri: str) -> None:
-    import time
-
-    deadline = time.monotonic() + SERVER_WAIT_SECONDS
-    delay = 0.5
-    while True:
-        try:
-            _check_server_once(uri)
-            return
-        except TrackingError:
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    retry(
+        lambda: _check_server_once(uri),
+        seconds=server_wait_seconds(),
+        retryable=lambda exc: isinstance(exc, TrackingError),
+        max_delay=10.0,
+    )
 
 
 def _check_server_once(uri: str) -> None:
