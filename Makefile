@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-fast lint format demo bench figures clean
+.PHONY: venv test test-fast lint format docs demo bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,8 +22,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest
+
+# the docs site (mkdocs.yml, docs/) into .site/: a broken link or a page left out of nav fails it
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir .site
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
@@ -39,4 +43,4 @@ figures: $(STAMP)
 	$(BIN)/python docs/make_figures.py --work .figures-work
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .figures-work
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .figures-work .site
