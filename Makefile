@@ -27,7 +27,7 @@ test: lint docs
 
 # the docs site (mkdocs.yml, docs/) into .site/: a broken link or a page left out of nav fails it
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir .site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
