@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bpstudy.model.init import SCHEMES
+from bpstudy.vocabulary import ACTIVATIONS, INIT_SCHEMES
 
 Task = Literal["auto", "classification", "regression"]
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear"]
-InitScheme = Literal[SCHEMES]  # the schemes bpstudy.model.init implements
+Activation = Literal[ACTIVATIONS]  # the activations bpstudy.model.activations implements
+InitScheme = Literal[INIT_SCHEMES]  # the schemes bpstudy.model.init implements
 
 
 def _fraction(default: float) -> float:
