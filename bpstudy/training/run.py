@@ -7,9 +7,8 @@ sweeps, rerun, tests) trains through exactly the same path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from omegaconf import DictConfig
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bpstudy.config.schema import Config
 from bpstudy.config.validate import resolve_loss as validate_loss
@@ -22,7 +21,7 @@ from bpstudy.seeding import Seeds
 from bpstudy.training.events import Listener
 from bpstudy.training.loop import LoopSettings, Trainer, TrainResult
 
-AnyConfig = Config | DictConfig | dict
+AnyConfig = Config | Mapping[str, Any]  # a composed tree (a DictConfig is a Mapping) or typed
 
 
 def load_data(cfg: AnyConfig) -> Dataset:
