@@ -20,11 +20,13 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from bpstudy.config.schema import GROUPS  # the one list; bpstudy.config.compose.GROUPS
 from bpstudy.config.validate import key_owners
 from bpstudy.errors import ConfigError, first_line, malformed_yaml
 from bpstudy.paths import CONF_DIR, not_a_folder
 
-GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
+__all__ = ["GROUPS", "compose", "explain", "glob_options", "group_options", "parse_overrides"]
+
 OVERRIDE_SYNTAX = "write key=value and quote a value holding , [ ] ( ) { } = ~ or spaces"
 
 

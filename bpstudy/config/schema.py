@@ -12,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bpstudy.model.init import SCHEMES
+from bpstudy.vocabulary import ACTIVATIONS, INIT_SCHEMES
+
+# the config groups of conf/ (one folder of options each): compose.GROUPS, read by
+# validation and by the sweep files' checks
+GROUPS = ("data", "model", "optimizer", "learning_rule", "trainer", "tracking", "experiment")
 
 Task = Literal["auto", "classification", "regression"]
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear"]
-InitScheme = Literal[SCHEMES]  # the schemes bpstudy.model.init implements
+Activation = Literal[ACTIVATIONS]  # the activations bpstudy.model.activations implements
+InitScheme = Literal[INIT_SCHEMES]  # the schemes bpstudy.model.init implements
 
 
 def _fraction(default: float) -> float:
@@ -320,3 +324,11 @@ class Config:
     trainer: TrainerConfig
     tracking: TrackingConfig
     outcome: OutcomeConfig = field(default_factory=OutcomeConfig)
+
+
+# the groups whose option is one of several dataclasses, chosen by the node's `name`
+CHOSEN_BY_NAME: dict[str, dict[str, type]] = {
+    "data": DATA_CONFIGS,
+    "optimizer": OPTIMIZER_CONFIGS,
+    "learning_rule": LEARNING_RULE_CONFIGS,
+}

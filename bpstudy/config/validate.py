@@ -22,18 +22,13 @@ from bpstudy.config import schema
 from bpstudy.config.schema import Config
 from bpstudy.errors import ConfigError, shown
 
-# groups whose dataclass is chosen by the node's `name`
-_BY_NAME = {
-    "data": schema.DATA_CONFIGS,
-    "optimizer": schema.OPTIMIZER_CONFIGS,
-    "learning_rule": schema.LEARNING_RULE_CONFIGS,
-}
+# the top-level keys of the config: the groups whose dataclass the node's `name` chooses
+# (in GROUPS' order), then the other fields of Config, each of one dataclass
+_BY_NAME = {g: schema.CHOSEN_BY_NAME[g] for g in schema.GROUPS if g in schema.CHOSEN_BY_NAME}
 _PLAIN = {
-    "model": schema.ModelConfig,
-    "regularization": schema.RegularizationConfig,
-    "trainer": schema.TrainerConfig,
-    "tracking": schema.TrackingConfig,
-    "outcome": schema.OutcomeConfig,
+    f.name: typing.get_type_hints(Config)[f.name]
+    for f in dataclasses.fields(Config)
+    if f.name not in _BY_NAME
 }
 
 
@@ -46,10 +41,7 @@ def to_container(cfg: DictConfig | dict) -> dict:
     except MissingMandatoryValue as exc:
         key = getattr(exc, "full_key", None) or "?"
         if key == "data.path":
-            name = OmegaConf.select(cfg, "data.name", default="?")
-            raise ConfigError(
-                f"data.path is required for data={name}; give data.path=PATH"
-            ) from None
+            raise path_required(OmegaConf.select(cfg, "data.name", default="?")) from None
         raise ConfigError(f"{key} is required (it has no default); give {key}=VALUE") from None
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
@@ -253,15 +245,33 @@ def _physical_memory() -> int | None:
         return None
 
 
+def path_required(data_name: str) -> ConfigError:
+    """The error for a data set read from a file whose data.path is not given (`???` in
+    its YAML, or empty)."""
+    return ConfigError(f"data.path is required for data={data_name}; give data.path=PATH")
+
+
+def resolve_loss(loss: str, task: str, data_name: str) -> str:
+    """The loss for a data set of `task`: `auto` picks it; cross_entropy needs
+    classification (checked here for every data set: from the config where it says the
+    task, else once the data is loaded)."""
+    if loss == "auto":
+        return "cross_entropy" if task == "classification" else "mse"
+    if loss == "cross_entropy" and task != "classification":
+        raise ConfigError(
+            f"model.loss=cross_entropy needs a classification data set; data={data_name} is "
+            "regression (use model.loss=mse or auto)"
+        )
+    return loss
+
+
 def check_combinations(cfg: Config) -> None:
     """Combinations that each key alone allows but that cannot work together."""
     d, m = cfg.data, cfg.model
-    if m.loss == "cross_entropy" and d.name == "teacher":
-        raise ConfigError(
-            "model.loss=cross_entropy needs a classification data set; data=teacher is regression (use model.loss=mse or auto)"
-        )
+    if d.name == "teacher":  # the one data set whose task the config says
+        resolve_loss(m.loss, "regression", d.name)
     if d.name in ("csv", "npz", "mnist") and not d.path:
-        raise ConfigError(f"data.path is required for data={d.name}; give data.path=PATH")
+        raise path_required(d.name)
     test_fraction = getattr(d, "test_fraction", 0.0)  # mnist has its own test set
     if d.val_fraction + test_fraction >= 1:
         raise ConfigError(

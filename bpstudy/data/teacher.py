@@ -17,8 +17,7 @@ import numpy as np
 from bpstudy.config.schema import Activation, TeacherData
 from bpstudy.data.dataset import Dataset
 from bpstudy.data.split import split_and_standardise
-
-_LEAKY_SLOPE = 0.01
+from bpstudy.model.activations import make_activation
 
 
 def make_teacher(
@@ -48,19 +47,8 @@ def _weights(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _activate(name: Activation, z: np.ndarray) -> np.ndarray:
-    if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, _LEAKY_SLOPE * z)
-    if name == "softsign":
-        return z / (1.0 + np.abs(z))
-    if name == "linear":
-        return z
-    raise ValueError(f"unknown activation {name!r}")
+    """The model's activation `name` (leaky_relu: its default slope), applied to z in place."""
+    return make_activation(name).forward(z)
 
 
 def load_teacher(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bpstudy.vocabulary import ACTIVATIONS
+
 SATURATED_BELOW = 0.01  # a unit is saturated where f'(z) < 1% of max f'
 
 
@@ -152,7 +154,5 @@ def make_activation(name: str, leaky_slope: float = 0.01) -> Activation:
         return LeakyReLU(leaky_slope)
     kinds = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, Softsign, Linear)}
     if name not in kinds:
-        raise ValueError(
-            f"unknown activation {name!r}; allowed: {', '.join([*kinds, 'leaky_relu'])}"
-        )
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
     return kinds[name]()

@@ -10,16 +10,9 @@ import math
 
 import numpy as np
 
-SCHEMES = (
-    "standard",
-    "xavier_uniform",
-    "xavier_normal",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "normal",
-)
+from bpstudy.vocabulary import INIT_SCHEMES
+
+SCHEMES = INIT_SCHEMES  # the one enumeration, read by the config schema too
 
 
 def init_weights(

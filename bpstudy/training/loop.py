@@ -40,6 +40,24 @@ class LoopSettings:
         return -(-n_train // self.batch_size)
 
 
+class Diverged(Exception):  # noqa: N818 - an outcome, not an error
+    """A step whose loss or gradient is not finite: the run ends there as `diverged`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the epochs ended: the status and, for it, the step and reason."""
+
+    status: str  # finished | early_stopped | diverged | stopped
+    diverged_step: int | None = None
+    diverged_reason: str | None = None
+    stop_reason: str | None = None
+
+
 @dataclass
 class TrainResult:
     """What a run produced. `history`: one row per epoch; `layer_stats`: one row per
@@ -103,8 +121,8 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
-    def train_step(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | str:
-        """One optimizer step on a batch. Returns (loss, scores), or the reason it diverged."""
+    def train_step(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """One optimizer step on a batch: (loss, scores). Raises Diverged."""
         net, s = self.net, self.settings
         log = self.step % s.log_every == 0
         scores = net.forward(X, train=True)
@@ -115,9 +133,9 @@ class Trainer:
         net.add_penalty_grad()
         sq_norm = float(np.dot(net.grad, net.grad))
         if not math.isfinite(objective):
-            return f"loss is {objective}"
+            raise Diverged(f"loss is {objective}")
         if not math.isfinite(sq_norm):
-            return "gradient is not finite"
+            raise Diverged("gradient is not finite")
         self.last_loss = loss
         self.lr = self.schedule(self.step)
         if log:
@@ -139,16 +157,14 @@ class Trainer:
         rows: list[dict[str, float]] = []
         # overflow on the way to divergence is expected; finiteness checks report it
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            status, diverged_step, diverged_reason, stop_reason = self._epochs(rows)
-        result = self._result(rows, status, diverged_step, diverged_reason, stop_reason)
+            ending = self._epochs(rows)
+        result = self._result(rows, ending)
         result.wall_time = time.perf_counter() - start
         with contextlib.suppress(StopTraining):  # the run has ended: nothing left to stop
             self.emit("on_train_end", result)
         return result
 
-    def _epochs(
-        self, rows: list[dict[str, float]]
-    ) -> tuple[str, int | None, str | None, str | None]:
+    def _epochs(self, rows: list[dict[str, float]]) -> Ending:
         """Run epochs until done, early-stopped, diverged or stopped by a listener."""
         s, d = self.settings, self.data
         best, waited = math.inf, 0
@@ -156,10 +172,11 @@ class Trainer:
             self.emit("on_train_start")
             for epoch in range(1, s.epochs + 1):
                 self.epoch = epoch
-                outcome = self._run_epoch()
-                if isinstance(outcome, str):
-                    return "diverged", self.step, outcome, None
-                metrics = {**outcome, **self.evaluate(d.X_val, d.y_val, "val")}
+                try:
+                    train_metrics = self._run_epoch()
+                except Diverged as diverged:
+                    return Ending("diverged", self.step, diverged.reason)
+                metrics = {**train_metrics, **self.evaluate(d.X_val, d.y_val, "val")}
                 rows.append({"epoch": epoch, "step": self.step, "lr": self.lr, **metrics})
                 self.emit("on_epoch_end", epoch, metrics)
                 if s.patience:
@@ -168,12 +185,12 @@ class Trainer:
                     else:
                         waited += 1
                         if waited >= s.patience:
-                            return "early_stopped", None, None, None
+                            return Ending("early_stopped")
         except StopTraining as stop:
-            return "stopped", None, None, stop.reason
-        return "finished", None, None, None
+            return Ending("stopped", stop_reason=stop.reason)
+        return Ending("finished")
 
-    def _run_epoch(self) -> dict[str, float] | str:
+    def _run_epoch(self) -> dict[str, float]:
         d, B = self.data, self.settings.batch_size
         order = self.shuffle_rng.permutation(d.X_train.shape[0])
         total_loss, correct, seen = 0.0, 0, 0
@@ -181,10 +198,7 @@ class Trainer:
         for lo in range(0, order.size, B):
             idx = order[lo : lo + B]
             X, y = d.X_train[idx], d.y_train[idx]
-            out = self.train_step(X, y)
-            if isinstance(out, str):
-                return out
-            loss, scores = out
+            loss, scores = self.train_step(X, y)
             total_loss += loss * idx.size
             seen += idx.size
             if classify:
@@ -215,24 +229,24 @@ class Trainer:
             metrics[f"{prefix}/accuracy"] = correct / X.shape[0]
         return metrics
 
-    def _result(self, rows, status, diverged_step, diverged_reason, stop_reason) -> TrainResult:
+    def _result(self, rows: list[dict[str, float]], ending: Ending) -> TrainResult:
         d = self.data
         history = pd.DataFrame(rows)
         metrics: dict[str, float] = {}
         if rows:
             metrics.update({k: v for k, v in rows[-1].items() if "/" in k})
-        if status != "diverged":
+        if ending.status != "diverged":
             metrics.update(self.evaluate(d.X_test, d.y_test, "test"))
         return TrainResult(
             history=history,
             layer_stats=self.diagnostics.layer_frame(),
             step_stats=self.diagnostics.step_frame(),
             metrics=metrics,
-            status=status,
+            status=ending.status,
             steps=self.step,
             epochs=len(rows),
-            diverged_step=diverged_step,
-            diverged_reason=diverged_reason,
-            stop_reason=stop_reason,
+            diverged_step=ending.diverged_step,
+            diverged_reason=ending.diverged_reason,
+            stop_reason=ending.stop_reason,
             network=self.net,
         )

@@ -7,14 +7,13 @@ sweeps, rerun, tests) trains through exactly the same path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from omegaconf import DictConfig
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bpstudy.config.schema import Config
+from bpstudy.config.validate import resolve_loss as validate_loss
 from bpstudy.config.validate import validate
 from bpstudy.data import Dataset, load_dataset
-from bpstudy.errors import ConfigError
 from bpstudy.learning_rule import LearningRule, make_learning_rule
 from bpstudy.model import Architecture, Network
 from bpstudy.optimizer import OPTIMIZERS, Optimizer, Schedule
@@ -22,7 +21,7 @@ from bpstudy.seeding import Seeds
 from bpstudy.training.events import Listener
 from bpstudy.training.loop import LoopSettings, Trainer, TrainResult
 
-AnyConfig = Config | DictConfig | dict
+AnyConfig = Config | Mapping[str, Any]  # a composed tree (a DictConfig is a Mapping) or typed
 
 
 def load_data(cfg: AnyConfig) -> Dataset:
@@ -46,15 +45,7 @@ def check_data(configs) -> dict[tuple, str]:
 
 
 def resolve_loss(c: Config, task: str) -> str:
-    loss = c.model.loss
-    if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
-    if loss == "cross_entropy" and task != "classification":
-        raise ConfigError(
-            f"model.loss=cross_entropy needs a classification task; data={c.data.name} is "
-            "regression (use model.loss=mse or auto)"
-        )
-    return loss
+    return validate_loss(c.model.loss, task, c.data.name)
 
 
 def task_of(c: Config) -> str:

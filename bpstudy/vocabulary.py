@@ -1,0 +1,20 @@
+"""The names the config schema and the model share: one enumeration each.
+
+The schema's `Literal` types are built from these tuples and the model dispatches on
+them, so a new activation or init scheme is named here once. Nothing is imported here:
+the lowest layer (beside errors.py), readable by config, data and model alike.
+"""
+
+from __future__ import annotations
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear")
+INIT_SCHEMES = (
+    "standard",
+    "xavier_uniform",
+    "xavier_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "normal",
+)
