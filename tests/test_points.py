@@ -10,7 +10,8 @@ from mlflow.entities import Metric
 from sqlalchemy import event
 
 from bpstudy.tracking import tracker
-from bpstudy.tracking.points import _sql_store, write_points
+from bpstudy.tracking.mlflow_internals import sql_store as _sql_store
+from bpstudy.tracking.points import write_points
 from bpstudy.tracking.tracker import _Sender
 from tests.conftest import wait_until
 
