@@ -111,6 +111,7 @@ def schema_ready(engine) -> bool:
     gone: tests/test_mlflow_internals.py checks them)."""
     from mlflow.store.db import utils
 
-    if not utils._all_tables_exist(engine):
+    if not utils._all_tables_exist(engine):  # private: no public probe (module docstring)
         return False
-    return utils._get_schema_version(engine) == utils._get_latest_schema_revision()
+    current = utils._get_schema_version(engine)  # private: as above
+    return current == utils._get_latest_schema_revision()  # private: as above
