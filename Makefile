@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-fast lint format docs demo bench figures clean
+.PHONY: venv test test-fast lint format docs demo bench figures clean test-latest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ bench: $(STAMP)
 # the PNGs and tables of README.md and docs/studies.md (about 3 minutes; work folder .figures-work/)
 figures: $(STAMP)
 	$(BIN)/python docs/make_figures.py --work .figures-work
+
+# the fast tests and the MLflow-internals tests against the newest releases of our main
+# dependencies, past pyproject's upper bounds (a separate .venv-latest; a few minutes)
+LATEST := .venv-latest
+test-latest:
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -e '.[test]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade optuna mlflow hydra-core numpy SQLAlchemy
+	$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(optuna|mlflow|hydra-core|numpy|sqlalchemy) '
+	$(LATEST)/bin/python -m pytest -m "not slow" tests/test_points.py tests/test_mlflow_internals.py
+	$(LATEST)/bin/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .figures-work .site

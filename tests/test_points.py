@@ -10,7 +10,8 @@ from mlflow.entities import Metric
 from sqlalchemy import event
 
 from bpstudy.tracking import tracker
-from bpstudy.tracking.points import _sql_store, write_points
+from bpstudy.tracking.mlflow_internals import sql_store as _sql_store
+from bpstudy.tracking.points import write_points
 from bpstudy.tracking.tracker import _Sender
 from tests.conftest import wait_until
 
@@ -114,7 +115,9 @@ def points_stored(client: MlflowClient, run_id: str) -> int:
     )
 
 
-def test_the_sender_sends_a_short_runs_points_in_one_transaction(tmp_path):
+def test_the_sender_sends_a_short_runs_points_in_one_transaction(tmp_path, monkeypatch):
+    # no timed flush between the puts, however slow the machine: close() sends them
+    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 3600.0)
     client, run_id, sender, inserts = sender_for(tmp_path)
     for points in step_points(range(0, 120, 10)):  # 12 x 100 points: more than 1,000
         sender.put(points)
@@ -130,9 +133,11 @@ def test_held_points_go_out_after_flush_seconds_while_the_run_goes_on(tmp_path, 
     client, run_id, sender, inserts = sender_for(tmp_path)
     try:
         sender.put(step_points(range(1))[0])
-        wait_until(lambda: inserts, 30, "the held points to be sent")
+        # wait for the points to be readable (the commit), not for the insert statement:
+        # that fires before the commit, and a loaded machine asserted in between
+        wait_until(lambda: points_stored(client, run_id) == 100, 30, "the held points' commit")
         # the dashboard follows a run still training
-        assert sender.is_alive() and points_stored(client, run_id) == 100
+        assert sender.is_alive() and inserts == [100]
     finally:
         sender.close()
 
