@@ -10,9 +10,9 @@ from bpstudy.config.schema import Config
 from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
 from bpstudy.tracking.tracker import MlflowTracker
 from bpstudy.training.events import Listener
-from bpstudy.training.loop import TrainResult
 from bpstudy.training.outcome import Thresholds, classify
 from bpstudy.training.run import make_trainer
+from bpstudy.training.state import TrainResult
 
 
 @dataclass

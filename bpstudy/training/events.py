@@ -11,10 +11,15 @@ other listeners the same event, records the reason and finishes normally (status
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from bpstudy.training.loop import Trainer, TrainResult
+import numpy as np
+
+from bpstudy.data import Dataset
+from bpstudy.learning_rule import LearningRule
+from bpstudy.model import Network
+from bpstudy.optimizer import Optimizer
+from bpstudy.training.state import LoopSettings, TrainResult
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
@@ -25,12 +30,24 @@ class StopTraining(Exception):  # noqa: N818 - a signal, not an error
         self.reason = reason
 
 
+class Trainer(Protocol):
+    """What a hook may read on the trainer (training/loop.py's Trainer is one)."""
+
+    net: Network  # parameters(), flat `theta` and `grad`
+    rule: LearningRule
+    optimizer: Optimizer  # its `update` is the change just applied
+    data: Dataset
+    settings: LoopSettings
+    step: int  # optimizer steps taken: inside `on_update`, this one included
+    epoch: int
+    lr: float
+    last_loss: float  # the batch's data loss
+    dscores: np.ndarray | None  # the batch's dLoss/dscores
+    diagnostics: Any  # training/diagnostics.py's Diagnostics: the per-layer rows so far
+
+
 class Listener:
-    """Override the hooks you need. What a hook may read on the trainer: `net` (the
-    Network: parameters(), flat `theta` and `grad`), `rule`, `optimizer` (its `update` is
-    the change just applied), `data`, `settings`, `step` (optimizer steps taken: inside
-    `on_update`, this one included), `epoch`, `lr`, `last_loss` (the batch's data loss),
-    `dscores` and `diagnostics` (the per-layer rows so far)."""
+    """Override the hooks you need; each gets the `Trainer` it listens to."""
 
     def on_train_start(self, trainer: Trainer) -> None:
         """Before the first step."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,64 +21,11 @@ from bpstudy.model import Network
 from bpstudy.optimizer import Optimizer, Schedule, clip_by_norm, clip_by_value
 from bpstudy.training.diagnostics import Diagnostics
 from bpstudy.training.events import Listener, StopTraining
+from bpstudy.training.state import Diverged, Ending, LoopSettings, TrainResult
+
+__all__ = ["Diverged", "Ending", "LoopSettings", "TrainResult", "Trainer"]
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound memory
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    epochs: int
-    batch_size: int
-    log_every: int = 10
-    clip_mode: str = "none"  # none | norm | value
-    clip_threshold: float = 1.0
-    patience: int = 0  # early stopping on val/loss; 0 = off
-    min_delta: float = 0.0
-
-    def steps_per_epoch(self, n_train: int) -> int:
-        """Optimizer steps in one epoch over n_train examples (the last batch may be short)."""
-        return -(-n_train // self.batch_size)
-
-
-class Diverged(Exception):  # noqa: N818 - an outcome, not an error
-    """A step whose loss or gradient is not finite: the run ends there as `diverged`."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Ending:
-    """How the epochs ended: the status and, for it, the step and reason."""
-
-    status: str  # finished | early_stopped | diverged | stopped
-    diverged_step: int | None = None
-    diverged_reason: str | None = None
-    stop_reason: str | None = None
-
-
-@dataclass
-class TrainResult:
-    """What a run produced. `history`: one row per epoch; `layer_stats`: one row per
-    (logged step, hidden layer); `step_stats`: one row per logged step."""
-
-    history: pd.DataFrame
-    layer_stats: pd.DataFrame
-    step_stats: pd.DataFrame
-    metrics: dict[str, float]  # final: train/*, val/*, test/*
-    status: str  # finished | early_stopped | diverged | stopped
-    steps: int
-    epochs: int
-    diverged_step: int | None = None
-    diverged_reason: str | None = None
-    stop_reason: str | None = None
-    wall_time: float = 0.0
-    network: Network | None = field(default=None, repr=False)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
 
 
 class Trainer:
@@ -107,13 +54,14 @@ class Trainer:
 
     # ------------------------------------------------------------ events
 
-    def emit(self, hook: str, *args) -> None:
-        """Tell every listener; a StopTraining ends training once all of them have seen
-        the event (the pruned epoch's metrics still reach the tracker)."""
+    def emit(self, event: Callable[[Listener], None]) -> None:
+        """Tell every listener, `event(listener)` calling one of its hooks; a StopTraining
+        ends training once all of them have seen the event (the pruned epoch's metrics
+        still reach the tracker)."""
         stop = None
         for listener in self.listeners:
             try:
-                getattr(listener, hook)(self, *args)
+                event(listener)
             except StopTraining as exc:
                 stop = stop or exc
         if stop is not None:
@@ -138,16 +86,17 @@ class Trainer:
             raise Diverged("gradient is not finite")
         self.last_loss = loss
         self.lr = self.schedule(self.step)
+        step = self.step
         if log:
-            self.emit("on_gradients", self.step)
+            self.emit(lambda listener: listener.on_gradients(self, step))
         if s.clip_mode == "norm":
             clip_by_norm(net.grad, s.clip_threshold, sq_norm)
         elif s.clip_mode == "value":
             clip_by_value(net.grad, s.clip_threshold)
         self.optimizer.step(self.lr)
-        step, self.step = self.step, self.step + 1  # taken, even if a listener stops here
+        self.step = step + 1  # taken, even if a listener stops here
         if log:
-            self.emit("on_update", step)
+            self.emit(lambda listener: listener.on_update(self, step))
         return loss, scores
 
     # ------------------------------------------------------------ epochs
@@ -161,7 +110,7 @@ class Trainer:
         result = self._result(rows, ending)
         result.wall_time = time.perf_counter() - start
         with contextlib.suppress(StopTraining):  # the run has ended: nothing left to stop
-            self.emit("on_train_end", result)
+            self.emit(lambda listener: listener.on_train_end(self, result))
         return result
 
     def _epochs(self, rows: list[dict[str, float]]) -> Ending:
@@ -169,7 +118,7 @@ class Trainer:
         s, d = self.settings, self.data
         best, waited = math.inf, 0
         try:
-            self.emit("on_train_start")
+            self.emit(lambda listener: listener.on_train_start(self))
             for epoch in range(1, s.epochs + 1):
                 self.epoch = epoch
                 try:
@@ -178,7 +127,7 @@ class Trainer:
                     return Ending("diverged", self.step, diverged.reason)
                 metrics = {**train_metrics, **self.evaluate(d.X_val, d.y_val, "val")}
                 rows.append({"epoch": epoch, "step": self.step, "lr": self.lr, **metrics})
-                self.emit("on_epoch_end", epoch, metrics)
+                self.emit(lambda listener, e=epoch, m=metrics: listener.on_epoch_end(self, e, m))
                 if s.patience:
                     if metrics["val/loss"] < best - s.min_delta:
                         best, waited = metrics["val/loss"], 0

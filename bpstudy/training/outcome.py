@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpstudy.training.loop import TrainResult
+from bpstudy.training.state import TrainResult
 
 OUTCOMES = ("healthy", "vanishing", "exploding", "diverged", "failed")
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bpstudy.training.loop import TrainResult
+from bpstudy.training.state import TrainResult
 
 MAX_ROWS = 10
 
