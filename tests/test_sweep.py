@@ -30,7 +30,9 @@ from optuna.trial import TrialState
 
 from bpstudy.paths import SWEEPS_DIR
 from bpstudy.sweep.interrupt import INTERRUPTED
-from bpstudy.sweep.spec import check_space, load_spec, make_pruner, make_sampler
+from bpstudy.sweep.samplers import make_pruner, make_sampler
+from bpstudy.sweep.space import check_space
+from bpstudy.sweep.spec import load_spec
 from tests.conftest import wait_until
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
@@ -1060,7 +1062,7 @@ def test_commands_on_other_hosts_seed_their_workers_elsewhere():
     """Two machines that join one PostgreSQL study at the same moment see the same trial
     count: their seeded samplers must still not propose the same values (a walk-through
     saw six trials run three settings twice). A local study stays reproducible."""
-    from bpstudy.sweep.run import seed_base
+    from bpstudy.sweep.supervisor import seed_base
 
     pg = "postgresql://u@db/optuna"
     assert seed_base(0, pg, "node1", 100) != seed_base(0, pg, "node2", 100)
@@ -1094,7 +1096,7 @@ def test_a_worker_sees_settings_another_command_set_meanwhile(tmp_path):
     """What a worker checks under its lock before each trial (the race above, when the
     other command's set-up came second)."""
     from bpstudy.sweep.storage import SETTINGS_ATTR
-    from bpstudy.sweep.worker import settings_clash
+    from bpstudy.sweep.study import settings_clash
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
     study = optuna.create_study(study_name="s", storage=storage)
@@ -1110,7 +1112,7 @@ def test_a_worker_sees_settings_another_command_set_meanwhile(tmp_path):
 def test_commands_joining_a_journal_study_at_one_count_are_ranked(tmp_path):
     """Among the commands still running: the first at a count is rank 0 (a study run by
     one command at a time keeps the seeds it always had), the next rank 1."""
-    from bpstudy.sweep.run import join_rank, seed_base
+    from bpstudy.sweep.supervisor import join_rank, seed_base
 
     url = f"journal:{tmp_path / 'bpstudy.journal'}"
     study = optuna.create_study(
@@ -1242,7 +1244,7 @@ def test_settings_compare_by_value_and_leave_out_how_runs_are_shown(tmp_path):
     """The composed config of the fixed part, by value: restating a value or a default
     (regularization.l2=0.0, optimizer=sgd) is no change; trainer.progress and tracking.*
     (a URI may hold a password) are not settings; the searched keys are the space's."""
-    from bpstudy.sweep.run import _config_change, study_settings
+    from bpstudy.sweep.study import _config_change, study_settings
 
     spec = load_spec(str(write_sweep(tmp_path)))
 
@@ -1293,7 +1295,8 @@ def test_an_experimental_sampler_adds_no_warning_lines(cli, tmp_path):
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
 def test_every_shipped_sampler_runs_on_a_space(tmp_path, sampler):
     """README lists them; cmaes needs the cmaes package (a dependency for that reason)."""
-    from bpstudy.sweep.spec import load_spec, try_sampler_and_pruner
+    from bpstudy.sweep.samplers import try_sampler_and_pruner
+    from bpstudy.sweep.spec import load_spec
 
     path = write_sweep(tmp_path, sampler={"name": sampler, "seed": 0})
     try_sampler_and_pruner(load_spec(str(path)))  # raises SweepError if it cannot
@@ -1401,7 +1404,7 @@ def test_the_best_line_shows_only_the_values_the_trial_used():
 
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from bpstudy.sweep.run import describe_best
+    from bpstudy.sweep.progress import describe_best
 
     study = optuna.create_study()
     study.add_trial(

@@ -60,11 +60,10 @@ def main(argv: list[str]) -> None:
         )
     if args.n_trials is not None and args.n_trials < 1:
         raise BpstudyError(f"--n-trials must be >= 1, got {args.n_trials}")
-    if args.workers < 1:
-        raise BpstudyError(f"--workers must be >= 1, got {args.workers}")
     from bpstudy.sweep.pool import WorkerPool
 
-    pool = WorkerPool(args.workers)  # first of all: its warm-up overlaps everything below
+    # first of all (it checks --workers): its warm-up overlaps everything below
+    pool = WorkerPool(args.workers)
     try:
         from bpstudy.sweep.run import run_sweep
     except BaseException:

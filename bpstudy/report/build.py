@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from optuna.distributions import FloatDistribution, IntDistribution
-from optuna.trial import TrialState
 
 from bpstudy.errors import BpstudyError, redact
 from bpstudy.report import figures, optuna_plots
@@ -26,6 +25,7 @@ from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
+from bpstudy.sweep.counts import count_states
 from bpstudy.sweep.storage import (
     PARENT_ATTR,
     default_storage_url,
@@ -161,7 +161,7 @@ def _facts(src: _Sources, metric_names: list[str], notes: list[str], selected: b
         distributions=dict(sorted(distributions.items())),
         importances=importances,
         multi_objective=len(metric_names) > 1,
-        importance_trials=sum(t.state == TrialState.COMPLETE for t in src.trials),
+        importance_trials=count_states(t.state for t in src.trials).complete,
         selected=selected,
     )
 
@@ -240,9 +240,8 @@ def make_report(
         mlflow_runs.log_report(
             src.client, src.parent, written, note, artifact_dir, describe=not selection.where
         )
-    counts = {"complete": 0, "pruned": 0, "fail": 0}
-    for state in table["state"].dropna():
-        counts[state.lower()] = counts.get(state.lower(), 0) + 1
+    c = count_states(table["state"].dropna())
+    counts = {"complete": c.complete, "pruned": c.pruned, "fail": c.failed}
     return Report(
         study_name=study_name,
         out_dir=out_dir,

@@ -33,6 +33,12 @@ class WorkerStartError(BpstudyError):
     exit_code = 1
 
 
+def check_workers(workers: int) -> None:
+    """The one check of --workers (bad input: exit code 2)."""
+    if workers < 1:
+        raise BpstudyError(f"--workers must be >= 1, got {workers}")
+
+
 def blas_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
@@ -51,6 +57,7 @@ class WorkerPool:
     """Imports nothing heavy itself, so `bpstudy sweep` can start it first of all."""
 
     def __init__(self, workers: int) -> None:
+        check_workers(workers)
         self.env = worker_env(workers)
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([WARM_MODULE])

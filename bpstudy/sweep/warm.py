@@ -14,6 +14,29 @@ import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-from bpstudy.sweep.worker import warm_up  # noqa: E402  (after the handlers, on purpose)
+import os  # noqa: E402  (after the handlers, on purpose: so is everything below)
+
+
+def warm_up() -> None:
+    """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
+    store is a server), Hydra's first compose, matplotlib's first drawing. Run by the fork
+    server, while the supervisor checks the space and sets up the study; the first trial
+    would otherwise pay seconds for them."""
+    import mlflow  # noqa: F401
+
+    import bpstudy.sweep.trial
+    import bpstudy.sweep.worker  # noqa: F401
+    from bpstudy.config import compose
+    from bpstudy.tracking import run  # noqa: F401
+    from bpstudy.tracking.plots import warm_up as warm_up_plots
+
+    if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http:", "https:")):
+        import sqlalchemy.orm
+        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+
+        sqlalchemy.orm.configure_mappers()
+    compose([])
+    warm_up_plots(draw=True)
+
 
 warm_up()

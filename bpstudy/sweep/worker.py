@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import signal
 import socket
@@ -24,8 +23,15 @@ from optuna.trial import TrialState
 
 from bpstudy.shutdown import quick_exit
 from bpstudy.sweep import interrupt
+from bpstudy.sweep.counts import count_trials
+from bpstudy.sweep.locks import file_lock, study_lock
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+FAILS_IN_A_ROW = 10  # a worker whose trials all fail (a store gone, a bug) stops the sweep
+WAIT_SECONDS = 2.0  # an RDB study whose last trials run elsewhere: look again this often
+# exit codes the supervisor reads (130: Ctrl-C or SIGTERM)
+FAILING_EXIT = 3  # FAILS_IN_A_ROW failed: reported with the last trial's error
+SAMPLER_FAILED_EXIT = 4  # the sampler raised: the supervisor stops the sweep with its error
+SETTINGS_CHANGED_EXIT = 5  # another command set the new study up with other settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,28 +48,12 @@ class WorkerArgs:
     settings: dict | None = None  # the study's, as this command set them up
 
 
-@contextmanager
-def file_lock(path: str):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def counts(study) -> dict[TrialState, int]:
-    out = dict.fromkeys(TrialState, 0)
-    for t in study.get_trials(deepcopy=False):
-        out[t.state] += 1
-    return out
-
-
 def load(args: WorkerArgs):
     import optuna
 
     from bpstudy.sweep.failures import end_mlflow_run_of
-    from bpstudy.sweep.spec import load_spec, make_pruner, make_sampler
+    from bpstudy.sweep.samplers import make_pruner, make_sampler
+    from bpstudy.sweep.spec import load_spec
     from bpstudy.sweep.storage import open_storage
 
     spec = dataclasses.replace(
@@ -91,11 +81,8 @@ def load(args: WorkerArgs):
     return spec, study
 
 
-FAILS_IN_A_ROW = 10  # a worker whose trials all fail (a store gone, a bug) stops the sweep
-FAILING_EXIT = 3  # its exit code, which the supervisor reports with the last trial's error
-
-
 def work(args: WorkerArgs) -> int:
+    from bpstudy.sweep.study import settings_clash
     from bpstudy.sweep.trial import run_trial
     from bpstudy.tracking.store import WAIT_VAR
 
@@ -107,15 +94,14 @@ def work(args: WorkerArgs) -> int:
     failed_in_a_row = 0
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
-        with file_lock(args.lock), study_lock(study):
+        with file_lock(args.lock), study_lock(args.storage, study.study_name):
             if settings_clash(study, args.settings):
                 return SETTINGS_CHANGED_EXIT
             fail_stale(study)
-            c = counts(study)
-            done = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
-            if done >= spec.n_trials:
+            c = count_trials(study)
+            if c.finished >= spec.n_trials:
                 return 0
-            if done + c[TrialState.RUNNING] >= spec.n_trials:
+            if c.finished + c.running >= spec.n_trials:
                 if not shared:  # local workers: the supervisor looks after dead ones
                     return 0
                 # an RDB study: the running trials may belong to workers on other hosts;
@@ -134,23 +120,6 @@ def work(args: WorkerArgs) -> int:
         failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
         if failed_in_a_row >= FAILS_IN_A_ROW:
             return FAILING_EXIT
-
-
-WAIT_SECONDS = 2.0
-SAMPLER_FAILED_EXIT = 4  # the sampler raised: the supervisor stops the sweep with its error
-SETTINGS_CHANGED_EXIT = 5  # another command set the new study up with other settings
-
-
-def settings_clash(study, settings: dict | None) -> str | None:
-    """How the settings another command set this new study up with, after this one did
-    (see run.check_settings), differ from `settings`; None if they do not. Its trials win."""
-    from bpstudy.sweep.run import settings_change
-    from bpstudy.sweep.storage import SETTINGS_ATTR
-
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if settings is None or not stored or "config" not in stored:
-        return None
-    return settings_change(stored, settings)
 
 
 def ask(study, spec):
@@ -179,45 +148,6 @@ def ask(study, spec):
         tell(trial, state=TrialState.FAIL)
         return None
     return trial
-
-
-@contextmanager
-def study_lock(study):
-    """PostgreSQL: a session-level advisory lock per study, held while a worker counts the
-    trials and asks for one, so that workers on different hosts (which share no lock
-    file) never start more than n_trials between them. Other storages: no-op."""
-    storage = getattr(study._storage, "_backend", study._storage)
-    engine = getattr(storage, "engine", None)
-    if engine is None or engine.dialect.name != "postgresql":
-        yield
-        return
-    import zlib
-
-    from sqlalchemy import text
-
-    # one bigint key (tracking/store.py's SCHEMA_LOCK uses the two-int4 form: apart)
-    key = zlib.crc32(f"bpstudy:{study.study_name}".encode())  # fits a signed bigint
-    from bpstudy.sweep.storage import RETRY_SECONDS, is_connection_error
-
-    deadline = time.monotonic() + RETRY_SECONDS
-    while True:  # the database may be restarting: retry like the storage does
-        try:
-            conn = engine.connect()
-            break
-        except Exception as exc:
-            if not is_connection_error(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
-    try:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()
-        yield
-    finally:
-        with contextlib.suppress(Exception):  # a lost connection has released it anyway
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 def fail_stale(study) -> None:
@@ -256,27 +186,6 @@ def heartbeat(study, trial_id: int):
     finally:
         stop.set()
         thread.join()
-
-
-def warm_up() -> None:
-    """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
-    store is a server), Hydra's first compose, matplotlib's first drawing. Run by the fork
-    server, while the supervisor checks the space and sets up the study; the first trial
-    would otherwise pay seconds for them."""
-    import mlflow  # noqa: F401
-
-    import bpstudy.sweep.trial  # noqa: F401
-    from bpstudy.config import compose
-    from bpstudy.tracking import run  # noqa: F401
-    from bpstudy.tracking.plots import warm_up as warm_up_plots
-
-    if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http:", "https:")):
-        import sqlalchemy.orm
-        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
-
-        sqlalchemy.orm.configure_mappers()
-    compose([])
-    warm_up_plots(draw=True)
 
 
 def run_job(args: WorkerArgs) -> None:

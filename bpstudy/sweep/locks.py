@@ -1,0 +1,79 @@
+"""The locks under which a command's workers count a study's trials and ask for one, so
+that together they never start more than n_trials: a file lock on this host, and on
+PostgreSQL a session-level advisory lock per study for workers on other hosts."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import tempfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+from bpstudy.retry import retry
+from bpstudy.sweep.storage import RETRY_SECONDS, is_connection_error, is_rdb
+
+
+def lock_path(storage_url: str, study_name: str) -> str:
+    """The workers' lock file: beside a journal, else one per study name in the temp dir."""
+    if not is_rdb(storage_url):
+        return storage_url.removeprefix("journal:") + ".workers-lock"
+    safe = "".join(ch if ch.isalnum() else "_" for ch in study_name)
+    return str(Path(tempfile.gettempdir()) / f"bpstudy-{safe}.lock")
+
+
+@contextmanager
+def file_lock(path: str):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@functools.cache
+def _lock_engine(storage_url: str):
+    """Our own engine for the advisory lock (one connection at a time), not the one inside
+    Optuna's storage: the lock is ours, and so is its connection."""
+    from sqlalchemy import create_engine
+
+    return create_engine(storage_url, pool_pre_ping=True, pool_size=1)
+
+
+def _is_postgresql(storage_url: str) -> bool:
+    if not is_rdb(storage_url):
+        return False
+    from sqlalchemy.engine import make_url
+
+    return make_url(storage_url).get_backend_name() == "postgresql"
+
+
+@contextmanager
+def study_lock(storage_url: str, study_name: str):
+    """PostgreSQL: a session-level advisory lock per study, held while a worker counts the
+    trials and asks for one, so that workers on different hosts (which share no lock
+    file) never start more than n_trials between them. Other storages: no-op."""
+    if not _is_postgresql(storage_url):
+        yield
+        return
+    from sqlalchemy import text
+
+    # one bigint key (tracking/store.py's SCHEMA_LOCK uses the two-int4 form: apart)
+    key = zlib.crc32(f"bpstudy:{study_name}".encode())  # fits a signed bigint
+    engine = _lock_engine(storage_url)
+    # the database may be restarting: wait for it as the storage calls do
+    conn = retry(engine.connect, seconds=RETRY_SECONDS, retryable=is_connection_error,
+                 first_delay=1.0, max_delay=1.0)  # fmt: skip
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a lost connection has released it anyway
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+        with contextlib.suppress(Exception):
+            conn.close()
