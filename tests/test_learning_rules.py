@@ -391,7 +391,8 @@ def test_alignment_is_logged_to_mlflow(cli, tmp_path):
 
 
 def test_learning_rules_sweep_composes():
-    from bpstudy.sweep.spec import check_space, load_spec
+    from bpstudy.sweep.space import check_space
+    from bpstudy.sweep.spec import load_spec
 
     spec = load_spec("learning_rules")
     assert spec.space["learning_rule"].choices == tuple(
