@@ -94,7 +94,7 @@ def _train_line(program: str, line: str) -> str:
     """The line Hydra's completion reads: without `train`, and with the options before
     the overrides (its parser takes the overrides as one run of words, while `bpstudy
     train` takes them interleaved); the word being completed stays last."""
-    from bpstudy.cli.train import split_overrides
+    from bpstudy.cli.hydra_app import split_overrides
 
     words = line.split()[2:]
     partial = [] if line[-1:].isspace() or not words else [words.pop()]
@@ -107,7 +107,7 @@ def _train_line(program: str, line: str) -> str:
 
 def _hydra(action: str) -> None:
     """Hydra's completion for the train app; the program it installs for is `bpstudy`."""
-    from bpstudy.cli.train import run
+    from bpstudy.cli.hydra_app import run
 
     sys.argv = ["bpstudy", "--shell-completion", action]
     run()
