@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +17,41 @@ import bpstudy
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
+
+
+# What the launching shell's environment must not change: a user's MLflow server or run,
+# bpstudy's own knobs, Hydra's full tracebacks, a completion line.
+FOREIGN_ENV = ("MLFLOW_", "BPSTUDY_", "OPTUNA_", "HYDRA_FULL_ERROR", "COMP_LINE", "COMP_POINT")
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch):
+    """Each test starts without the variables of FOREIGN_ENV (a test sets what it needs):
+    with MLFLOW_TRACKING_URI set in the shell, runs went to that store, not to tmp_path."""
+    for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
+        monkeypatch.delenv(key)
+
+
+@contextlib.contextmanager
+def ctrl_c_as_in_a_terminal():
+    """SIGINT as a terminal's foreground job has it, inside the block: it raises
+    KeyboardInterrupt here, and every process started meanwhile begins with SIGINT at its
+    default (exec resets a handled signal to default; an ignored one stays ignored). A
+    suite started as a background job (`make test &` in a script) has SIGINT ignored from
+    the start, and so had every command it ran: a Ctrl-C sent by a test did nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, left as it is now
+            signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def ctrl_c():
+    """For a test that sends Ctrl-C, to itself or to a command it starts."""
+    with ctrl_c_as_in_a_terminal():
+        yield
 
 
 @pytest.fixture

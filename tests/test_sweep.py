@@ -756,7 +756,7 @@ def test_a_killed_fork_server_stops_the_sweep_cleanly(tmp_path):
     [["SIGINT"], ["SIGTERM"], ["SIGINT", 0.05, "SIGINT"]],
     ids=["ctrl-c", "sigterm", "ctrl-c-twice-at-once"],
 )
-def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals):
+def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals, ctrl_c):
     """Ctrl-C, sent as a terminal sends it (to the whole process group) while both
     workers are mid-trial: exit 130, no process left, the interrupted trials queued again
     and their runs KILLED; the same command then finishes the study. SIGTERM (timeout,
@@ -808,7 +808,7 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals):
 
 
 @pytest.mark.slow
-def test_a_second_ctrl_c_later_kills_workers_stuck_in_a_long_step(tmp_path):
+def test_a_second_ctrl_c_later_kills_workers_stuck_in_a_long_step(tmp_path, ctrl_c):
     """The workers act on Ctrl-C at their next safe point (a logging step, an epoch's
     end); in a step of seconds that is a wait. A second Ctrl-C past the half second that
     merges duplicates SIGKILLs them: their runs end FAILED (not KILLED), nothing is left
@@ -866,7 +866,7 @@ def test_the_fork_servers_warm_up_imports_what_trials_need():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["server", "group"])
-def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target):
+def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target, ctrl_c):
     """SIGINT while the workers' fork server is still importing (seconds of warm-up, while
     the supervisor sets up). To the server alone: it ignores it and the sweep finishes.
     To the whole process group, as a terminal's Ctrl-C: exit 130 with one line. Either

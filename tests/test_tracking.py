@@ -398,7 +398,7 @@ def test_unreachable_database_store_is_one_line_at_once(cli, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_sigint_ends_the_run_killed(tmp_path, store):
+def test_sigint_ends_the_run_killed(tmp_path, store, ctrl_c):
     uri, client = store
     exe = Path(sys.executable).with_name("bpstudy")
     proc = subprocess.Popen(
@@ -510,7 +510,7 @@ def test_training_against_an_mlflow_server(cli, mlflow_server):
 
 
 @pytest.mark.slow
-def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store):
+def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store, ctrl_c):
     uri, _ = store
     assert cli("train", *TINY, f"tracking.uri={uri}").returncode == 0
     port = free_port()
@@ -676,7 +676,7 @@ def test_rerun_of_a_run_killed_after_its_last_epoch_compares_all_of_it(cli, stor
     assert "compared up to step 40" in out.stdout and out.stdout.strip().endswith("identical")
 
 
-def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended():
+def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended(ctrl_c):
     """abort() runs under signals_held: a Ctrl-C that cut the sender's join short let the
     final writes meet its SQLite write lock ("database is locked"), and the run stayed
     RUNNING for ever. Held signals reach the previous handler once the block is done."""
@@ -691,7 +691,7 @@ def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_ctrl_c_held_too_long_goes_through(monkeypatch):
+def test_a_ctrl_c_held_too_long_goes_through(monkeypatch, ctrl_c):
     """A store that hangs must not make the run impossible to leave."""
     from bpstudy.tracking import tracker
 
