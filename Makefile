@@ -55,4 +55,4 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .figures-work .site
+	rm -rf $(VENV) .venv-latest outputs multirun .pytest_cache .ruff_cache .figures-work .site

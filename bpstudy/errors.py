@@ -1,7 +1,7 @@
 """Errors a user can act on.
 
 Each carries one line that names the key or file at fault and what is allowed; the CLI
-prints it and exits with code 2, without a traceback (DESIGN §7).
+prints it and exits with code 2, without a traceback (docs/architecture.md §7).
 """
 
 from __future__ import annotations

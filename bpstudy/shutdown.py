@@ -32,6 +32,8 @@ def exit_code(code: object) -> int:
 def quick_exit(code: object = 0) -> None:
     status = exit_code(code)
     _join_threads()
+    # private: the atexit handlers without the interpreter's teardown, which costs about
+    # a second after MLflow's imports (module docstring); atexit has no public runner
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed, or its reader went away
@@ -43,6 +45,7 @@ def _join_threads() -> None:
     """What the interpreter does first on exit. Joining the threads by hand is not
     enough: an idle concurrent.futures worker (MLflow's artifact downloads leave some)
     only ends once threading's exit hooks have told its pool to shut down."""
+    # private: threading's own exit hook, as the interpreter calls it (docstring above)
     shutdown = getattr(threading, "_shutdown", None)
     if shutdown is not None and threading.current_thread() is threading.main_thread():
         shutdown()

@@ -153,19 +153,40 @@ def own_names(root: Path) -> set[str]:
     return names
 
 
+def docstring_lines(tree: ast.AST) -> set[int]:
+    """The (0-based) lines of every bare string statement: docstrings are prose."""
+    return {
+        line
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for line in range(node.lineno - 1, node.end_lineno)
+    }  # fmt: skip
+
+
+def comments_above(lines: list[str], i: int) -> list[str]:
+    """The block of comment lines right above line `i` (none if the line above is code)."""
+    block = []
+    while i > 0 and lines[i - 1].strip().startswith("#"):
+        i -= 1
+        block.append(lines[i].strip())
+    return block
+
+
 def private_uses(root: Path) -> list[str]:
     """`x._name` on a code line where `_name` is nobody's in bpstudy and neither the line
-    nor the comment line right above it says "private:" with a reason. A private name
+    nor the comment block right above it says "private:" with a reason. A private name
     given as a string (getattr(obj, "_name"), a list of method names) counts too."""
     ours = own_names(root) | PUBLIC
     found = []
     for path in sorted(root.rglob("*.py")):
         text = path.read_text()
         lines = text.splitlines()
+        prose = docstring_lines(ast.parse(text))
         uses = []
         for i, line in enumerate(lines):
             code = line.split("#", 1)[0]
-            if code.strip() and not code.lstrip().startswith(('"', "'")):
+            if i not in prose and code.strip() and not code.lstrip().startswith(('"', "'")):
                 uses += [(i, f"{owner}.{attr}") for owner, attr in PRIVATE.findall(code)
                          if owner not in ("self", "cls") and attr not in ours]  # fmt: skip
         strings = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant)]
@@ -173,8 +194,7 @@ def private_uses(root: Path) -> list[str]:
                  if isinstance(n.value, str) and re.fullmatch(r"_[a-z]\w*", n.value)
                  and n.value not in ours]  # fmt: skip
         for i, what in sorted(uses):
-            above = lines[i - 1].strip() if i else ""
-            said = lines[i] + (above if above.startswith("#") else "")
+            said = lines[i] + " ".join(comments_above(lines, i))
             if not re.search(re.escape(REASON) + r"\s*\S", said):
                 found.append(f"{path.relative_to(root.parent)}:{i + 1}: {what}")
     return found
@@ -198,9 +218,28 @@ def test_no_module_is_over_the_line_limit():
     assert not found, f"modules over {MAX_LINES} lines:\n" + "\n".join(found)
 
 
+# Not yet replaced by Optuna's public API (issue 21, left open): the foreign-trial failure
+# (study.tell(number, state=FAIL) with the reason kept) and the RDB storage's retry
+# subclass (call-site retries or GrpcStorageProxy, to be measured). Listed by file and
+# name, not line, so that the list must shrink as they go and cannot grow.
+NOT_YET_PUBLIC = {
+    ("bpstudy/sweep/failures.py", "study._storage"),
+    ("bpstudy/sweep/failures.py", "trial._trial_id"),
+    ("bpstudy/sweep/storage.py", "'_get_stale_trial_ids'"),
+    ("bpstudy/sweep/storage.py", "'_create_new_trial'"),
+    ("bpstudy/sweep/storage.py", "'_get_best_trial_id'"),
+    ("bpstudy/sweep/storage.py", "'_get_trials'"),
+    ("bpstudy/sweep/storage.py", "'_set_trial_param'"),
+}
+
+
 def test_every_private_use_of_a_dependency_says_why():
     found = private_uses(PACKAGE)
-    assert not found, f"private uses without a '{REASON} reason' comment:\n" + "\n".join(found)
+    left = {(f.split(":")[0], f.split(": ", 1)[1]) for f in found}
+    new = [f for f in found if (f.split(":")[0], f.split(": ", 1)[1]) not in NOT_YET_PUBLIC]
+    assert not new, f"private uses without a '{REASON} reason' comment:\n" + "\n".join(new)
+    gone = NOT_YET_PUBLIC - left
+    assert not gone, f"no longer private, take them off NOT_YET_PUBLIC: {sorted(gone)}"
 
 
 # ---------------------------------------------------------------- each rule can fail

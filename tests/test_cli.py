@@ -1,4 +1,4 @@
-"""The `bpstudy` command line: DESIGN §7's error contract and the Hydra app's own paths.
+"""The `bpstudy` command line: docs/architecture.md §7's error contract and the Hydra app's own paths.
 
 Every user error -- a wrong config key, value, type or combination, a bad override or
 sweep, missing or malformed data -- must end with exit code 2 and ONE line on stderr that
@@ -282,7 +282,7 @@ def write_data(folder: Path) -> None:
 
 
 def check_refused(code: int | None, stdout: str, stderr: str, folder: Path, needles) -> None:
-    """DESIGN §7: exit code 2, one line naming the key or file, nothing half-written."""
+    """docs/architecture.md §7: exit code 2, one line naming the key or file, nothing half-written."""
     lines = stderr.splitlines()
     assert code == 2, f"exit code {code}; stderr:\n{stderr}"
     assert "Traceback" not in stderr

@@ -266,7 +266,7 @@ def test_a_run_whose_final_loss_is_not_finite_is_not_healthy(small_cfg):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
 def test_layer_stats_match_their_definitions(small_cfg, activation):
-    """One logged step's row of each statistic, recomputed from its DESIGN §4 definition
+    """One logged step's row of each statistic, recomputed from its docs/architecture.md §4 definition
     in float64 from the trainer's state after the step (plain SGD leaves the gradient)."""
     from bpstudy.model.activations import SATURATED_BELOW
 

@@ -82,12 +82,12 @@ def _initialized(conf_dir: Path, job_name: str, config_dir: Path | None):
     (hydra/_internal/utils.py, _run_hydra). The compose API has no such option."""
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=job_name):
         if config_dir is not None:
-            # private: Hydra 1.3's compose API cannot place --config-dir where its app
-            # start does (a `hydra.searchpath` override lands after the primary folder's
-            # own searchpath entries, so a preset of the user's would lose to a shipped
-            # one); tests/test_hydra_internals.py fails loudly when these two move.
+            # private: Hydra 1.3's compose API has no option to place --config-dir where
+            # its app start does (see the docstring), so `bpstudy train -cd DIR` would
+            # compose another config than Hydra's own run of it; tests/
+            # test_hydra_internals.py fails loudly when these two move.
             from hydra._internal.hydra import Hydra
-            from hydra._internal.utils import create_config_search_path
+            from hydra._internal.utils import create_config_search_path  # private: as above
             from hydra.core.config_search_path import SearchPathQuery
             from hydra.core.global_hydra import GlobalHydra
 

@@ -6,7 +6,7 @@ parameter; only what carries the error from one layer to the one below differs
 alignment: fixed random matrices straight from the output to every hidden layer).
 
 A rule that is not backprop names the extra per-layer statistics the diagnostics should
-log for it in `extra_stats` (DESIGN §4): `alignment`, the angle between its update and the
+log for it in `extra_stats` (docs/architecture.md §4): `alignment`, the angle between its update and the
 true gradient, and for rules with a W-shaped feedback matrix, `feedback_angle`.
 """
 

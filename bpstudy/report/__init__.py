@@ -1,5 +1,5 @@
 """Study reports: a study's Optuna trials joined with their MLflow runs, written as a CSV,
-a Markdown summary and pictures, and logged to the study's parent run (DESIGN §6).
+a Markdown summary and pictures, and logged to the study's parent run (docs/architecture.md §6).
 
     studies.py (Optuna storage) + runs.py (MLflow)     the I/O
     table.py                                           the join (pure)

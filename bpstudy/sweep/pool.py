@@ -94,9 +94,11 @@ class WorkerPool:
         not asked: it holds nothing, and when the set-up fails it may still be importing
         for seconds before it would read the request. multiprocessing has no public way
         to stop either; these are the calls its own tests use."""
-        server = forkserver._forkserver
-        if server._forkserver_pid is not None:
+        # private: multiprocessing has no public stop for either (docstring above); the
+        # server left running would outlive the command by a moment, or by seconds
+        server = forkserver._forkserver  # private: as above
+        if server._forkserver_pid is not None:  # private: as above
             with contextlib.suppress(ProcessLookupError):
-                os.kill(server._forkserver_pid, signal.SIGKILL)
-        server._stop()
-        resource_tracker._resource_tracker._stop()
+                os.kill(server._forkserver_pid, signal.SIGKILL)  # private: as above
+        server._stop()  # private: as above
+        resource_tracker._resource_tracker._stop()  # private: as above

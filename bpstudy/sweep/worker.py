@@ -78,7 +78,7 @@ def load(args: WorkerArgs):
         sampler=make_sampler(spec),
         pruner=make_pruner(spec),
     )
-    return spec, study
+    return spec, storage, study
 
 
 def work(args: WorkerArgs) -> int:
@@ -89,15 +89,15 @@ def work(args: WorkerArgs) -> int:
     # a tracking server that is restarting: wait for it before a trial, instead of failing
     # trial after trial (MLflow's client itself retries each call with backoff)
     os.environ.setdefault(WAIT_VAR, "120")
-    spec, study = load(args)
-    shared = bool(getattr(study._storage, "get_heartbeat_interval", lambda: None)())
+    spec, storage, study = load(args)
+    shared = heartbeat_interval(storage) is not None
     failed_in_a_row = 0
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(args.storage, study.study_name):
             if settings_clash(study, args.settings):
                 return SETTINGS_CHANGED_EXIT
-            fail_stale(study)
+            fail_stale(storage, study)
             c = count_trials(study)
             if c.finished >= spec.n_trials:
                 return 0
@@ -115,7 +115,7 @@ def work(args: WorkerArgs) -> int:
         if trial is None:
             time.sleep(WAIT_SECONDS)
             continue
-        with heartbeat(study, trial._trial_id):
+        with heartbeat(storage, trial_id(storage, study, trial.number)):
             state = run_trial(trial, spec, args.extra, args.parent_run_id)
         failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
         if failed_in_a_row >= FAILS_IN_A_ROW:
@@ -150,10 +150,24 @@ def ask(study, spec):
     return trial
 
 
-def fail_stale(study) -> None:
+def heartbeat_interval(storage) -> int | None:
+    """Seconds between heartbeats for a storage that keeps them (Optuna's BaseHeartbeat:
+    RDB storages), else None."""
+    from optuna.storages import BaseHeartbeat
+
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+
+
+def trial_id(storage, study, number: int) -> int:
+    """The storage's id of trial `number` of `study`, through BaseStorage's public API."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def fail_stale(storage, study) -> None:
     """RDB storages: fail (and retry) trials whose worker stopped beating. Study.optimize
     does this before each trial; ask/tell workers must do it themselves."""
-    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+    if heartbeat_interval(storage):
         import optuna
 
         with warnings.catch_warnings():  # "experimental"
@@ -162,11 +176,10 @@ def fail_stale(study) -> None:
 
 
 @contextmanager
-def heartbeat(study, trial_id: int):
+def heartbeat(storage, trial_id: int):
     """RDB storages: record the trial's heartbeat while it runs. Optuna does this only
     inside Study.optimize, so without it a dead remote worker's trial stays RUNNING."""
-    storage = study._storage
-    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    interval = heartbeat_interval(storage)
     if not interval:
         yield
         return

@@ -40,6 +40,7 @@ SQL_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
 def sql_store(client):
     """The client's SqlAlchemyStore, or None. A process with such a store has imported
     its module; one without it (a server's client) does not import it here (1.5 s)."""
+    # private: MlflowClient has no public accessor for its store (see the docstring)
     store = getattr(getattr(client, "_tracking_client", None), "store", None)
     module = sys.modules.get(SQL_STORE_MODULE)
     return store if module is not None and isinstance(store, module.SqlAlchemyStore) else None

@@ -1,4 +1,4 @@
-"""MLflow tracking as a listener of the training loop (DESIGN §4).
+"""MLflow tracking as a listener of the training loop (docs/architecture.md §4).
 
 Every logged statistic is kept in memory (the loop's Diagnostics) and saved once as
 `diagnostics/layers.parquet`; MLflow's metric store gets the epoch metrics in full and,

@@ -1,4 +1,4 @@
-"""Per-layer statistics of DESIGN §4, computed on logging steps and kept in memory.
+"""Per-layer statistics of docs/architecture.md §4, computed on logging steps and kept in memory.
 
 | grad_norm    | ||dLoss/dW_i||_F, the raw update the rule proposes (before clipping) |
 | delta_norm   | RMS over examples of ||dloss_n/du_i||, u_i the pre-activation        |
