@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command in completion.OPTIONS:  # Hydra's completion script asks here
             completion.main(rest, COMMANDS)
+        elif command == "train" and any(a in completion.OPTIONS for a in rest):
+            completion.main(rest, ())  # `bpstudy train -sc install=bash`
         elif command == "train":
             from bpstudy.cli.train import main as train_main
 

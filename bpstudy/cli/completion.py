@@ -107,7 +107,7 @@ def _train_line(program: str, line: str) -> str:
 
 def _hydra(action: str) -> None:
     """Hydra's completion for the train app; the program it installs for is `bpstudy`."""
-    from bpstudy.cli.hydra_app import run
+    from bpstudy.cli.train import run
 
     sys.argv = ["bpstudy", "--shell-completion", action]
     run()

@@ -1,32 +1,21 @@
-"""The Hydra app behind `bpstudy train`, and how its command line is read.
-
-`run` is the `@hydra.main` app (one job: validate, train with tracking, print the
-summary); the helpers read argv as Hydra's own parser does, so that `bpstudy train` and
-its shell completion (completion.py) see the same options and overrides.
+"""How `bpstudy train`'s command line is read: as Hydra's own parser reads it, so that
+the command (train.py, whose `run` is the @hydra.main app: Hydra names the job after that
+file) and its shell completion (completion.py) see the same options and overrides.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from typing import NoReturn
-
-import hydra
 
 # private: Hydra 1.3 has no public way to get the argument parser @hydra.main uses (its
 # options, -m, --cfg, --info, -cp/-cn, and the overrides as one positional); building a
 # copy of it by hand would drift from Hydra's. tests/test_hydra_internals.py fails loudly
 # when it moves.
 from hydra._internal.utils import get_args_parser
-from omegaconf import DictConfig
 
-from bpstudy.cli.args import command_name
-from bpstudy.config import validate
 from bpstudy.errors import BpstudyError
-from bpstudy.paths import CONF_DIR
-from bpstudy.shutdown import stdout_to_devnull
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -73,50 +62,3 @@ def absolute_config_path(argv: list[str]) -> list[str]:
             if word.startswith(flag) and not os.path.isabs(word[len(flag) :]):
                 out[i] = flag + os.path.abspath(word[len(flag) :])
     return out
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def run(cfg: DictConfig) -> float | None:
-    from bpstudy.tracking import tracked_train
-    from bpstudy.training.progress import EpochLog, Progress
-    from bpstudy.training.summary import render
-
-    runs: list[str] = []
-    try:
-        c = validate(cfg)
-        listeners = [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()]
-        tracked = tracked_train(c, listeners, on_run=runs.append)
-    except BpstudyError as exc:
-        print(f"bpstudy: error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        if runs:  # where the statistics so far are, and how to run it again
-            line = (
-                f"mlflow run {runs[0]} ended KILLED ({command_name()} rerun {runs[0]} retrains it)"
-            )
-            logging.getLogger("bpstudy.train").info("%s", line)
-            print(line, file=sys.stderr, flush=True)
-        raise
-    result = tracked.result
-    summary = render(result, tracked.outcome)
-    log = logging.getLogger("bpstudy.train")
-    log.info("%s", summary)
-    if tracked.run_id:
-        log.info("mlflow run %s in %s", tracked.run_id, tracked.tracking_uri)
-    try:
-        print(summary, flush=True)
-        if tracked.run_id:
-            print(run_line(tracked), flush=True)
-    except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error
-        stdout_to_devnull()
-    return result.metrics.get("val/loss")
-
-
-def run_line(tracked) -> str:
-    """Where to look at the run: its page on an MLflow server, or the store for `ui`."""
-    from bpstudy.tracking.store import run_link
-
-    link = run_link(tracked.tracking_uri, tracked.experiment_id, tracked.run_id)
-    if link:
-        return f"mlflow run {tracked.run_id}: {link}"
-    return f"mlflow run {tracked.run_id} in {tracked.tracking_uri} ({command_name()} ui to browse)"

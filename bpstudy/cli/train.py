@@ -11,20 +11,23 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+import hydra
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig, OmegaConf
 
-from bpstudy.cli import completion
-from bpstudy.cli.hydra_app import absolute_config_path, argument_parser, in_hydra_order, run
+from bpstudy.cli.args import command_name
+from bpstudy.cli.hydra_app import absolute_config_path, argument_parser, in_hydra_order
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import glob_options, parse_overrides
 from bpstudy.errors import BpstudyError, ConfigError, first_line
 from bpstudy.paths import CONF_DIR, not_a_folder, starts_with
+from bpstudy.shutdown import stdout_to_devnull
 
 MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
 
@@ -296,10 +299,54 @@ def check_chdir(overrides: list[str], configs: list[Config]) -> None:
             )
 
 
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def run(cfg: DictConfig) -> float | None:
+    from bpstudy.tracking import tracked_train
+    from bpstudy.training.progress import EpochLog, Progress
+    from bpstudy.training.summary import render
+
+    runs: list[str] = []
+    try:
+        c = validate(cfg)
+        listeners = [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()]
+        tracked = tracked_train(c, listeners, on_run=runs.append)
+    except BpstudyError as exc:
+        print(f"bpstudy: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if runs:  # where the statistics so far are, and how to run it again
+            line = (
+                f"mlflow run {runs[0]} ended KILLED ({command_name()} rerun {runs[0]} retrains it)"
+            )
+            logging.getLogger("bpstudy.train").info("%s", line)
+            print(line, file=sys.stderr, flush=True)
+        raise
+    result = tracked.result
+    summary = render(result, tracked.outcome)
+    log = logging.getLogger("bpstudy.train")
+    log.info("%s", summary)
+    if tracked.run_id:
+        log.info("mlflow run %s in %s", tracked.run_id, tracked.tracking_uri)
+    try:
+        print(summary, flush=True)
+        if tracked.run_id:
+            print(run_line(tracked), flush=True)
+    except BrokenPipeError:  # piped into e.g. `head`, which has exited: not an error
+        stdout_to_devnull()
+    return result.metrics.get("val/loss")
+
+
+def run_line(tracked) -> str:
+    """Where to look at the run: its page on an MLflow server, or the store for `ui`."""
+    from bpstudy.tracking.store import run_link
+
+    link = run_link(tracked.tracking_uri, tracked.experiment_id, tracked.run_id)
+    if link:
+        return f"mlflow run {tracked.run_id}: {link}"
+    return f"mlflow run {tracked.run_id} in {tracked.tracking_uri} ({command_name()} ui to browse)"
+
+
 def main(argv: list[str]) -> None:
-    if any(a in completion.OPTIONS for a in argv):
-        completion.main(argv, ())
-        return
     argv = absolute_config_path(in_hydra_order(argv))
     prevalidate(argv)
     sys.argv = ["bpstudy train", *argv]

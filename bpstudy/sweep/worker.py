@@ -151,11 +151,10 @@ def ask(study, spec):
 
 
 def heartbeat_interval(storage) -> int | None:
-    """Seconds between heartbeats for a storage that keeps them (Optuna's BaseHeartbeat:
-    RDB storages), else None."""
-    from optuna.storages import BaseHeartbeat
-
-    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+    """Seconds between heartbeats for a storage that keeps them (RDB storages: Optuna's
+    public get_heartbeat_interval), else None."""
+    get = getattr(storage, "get_heartbeat_interval", None)
+    return get() if get is not None else None
 
 
 def trial_id(storage, study, number: int) -> int:
