@@ -643,7 +643,8 @@ def test_a_store_killed_while_being_made_leaves_nothing_half_made(cli, tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not (tmp_path / "mlflow.db").exists()
+    # the kill lands while the temporary store exists, or (rarely, on a busy machine) just
+    # after it was linked into place whole: either way the next command must work
     for leftover in tmp_path.glob(".mlflow.db.*.tmp"):
         leftover.unlink()  # a SIGKILL runs no clean-up; Ctrl-C's finally removes it
     out = cli("train", *TINY)
