@@ -33,7 +33,7 @@ from bpstudy.sweep.interrupt import INTERRUPTED
 from bpstudy.sweep.samplers import make_pruner, make_sampler
 from bpstudy.sweep.space import check_space
 from bpstudy.sweep.spec import load_spec
-from tests.conftest import wait_until
+from tests.conftest import processes_marked, wait_until
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 TINY = ["data=digits", "trainer.epochs=2", "model.width=16", "trainer.progress=none"]
@@ -330,16 +330,6 @@ def assert_nothing_started(folder: Path) -> None:
     assert not (folder / "bpstudy.journal").exists()
     if (folder / "mlflow.db").exists():
         assert all_runs(mlflow_client(folder)) == []
-
-
-def processes_marked(marker: str) -> list[int]:
-    """Pids of live processes whose environment holds `marker` (a command's children)."""
-    pids = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours
-            if marker.encode() in environ.read_bytes():
-                pids.append(int(environ.parent.name))
-    return pids
 
 
 @contextlib.contextmanager
