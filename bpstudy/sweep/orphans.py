@@ -2,11 +2,10 @@
 
 The chain: the command starts multiprocessing's resource tracker and the workers' fork
 server (bpstudy.sweep.pool); the fork server forks the workers. A command that ends
-normally, or on Ctrl-C, stops them all itself; a killed one cannot. Measured before this
-module, 3 s after a SIGKILL of the command: each worker ran on with its trial (and the
-next ones), and kept the fork server alive (it exits once no one holds the pipe it
-watches, the command and every worker), and so the resource tracker (the same, without
-the server).
+normally, or on Ctrl-C, stops them all itself; a killed one cannot. Before this module,
+each worker of a SIGKILLed command ran on with its trial and the next ones, and kept the
+fork server alive (it exits once no one holds the pipe it watches: the command and every
+worker hold it) and so the resource tracker (the same, without the server).
 
 So a worker watches its command: `multiprocessing.parent_process().sentinel`, the read
 end of a pipe whose only write end the command holds, reads end-of-file the moment the
@@ -17,10 +16,11 @@ does a live command elsewhere once the trial's heartbeat goes stale (PostgreSQL)
 clean stop instead would write to the stores from a process no one watches any more,
 for as long as they take (a store that hangs is one reason a command gets killed).
 
-The fork server follows within a moment: at once if the command dies during its warm-up
-(it looks at its parent's pid meanwhile: no pipe from the command reaches the warm-up),
-else once the last worker is gone, skipping the second or two of interpreter teardown.
-The resource tracker exits on its own as soon as the command and the workers are gone.
+The fork server follows: at once if the command dies during its warm-up (it looks at its
+parent's pid meanwhile: no pipe from the command reaches the warm-up; it went on for 8.5 s
+before), else once the last worker is gone, skipping the 2.4 s of interpreter teardown.
+The resource tracker exits on its own once the command and the workers are gone. Measured
+here: all of them gone 0.1 s after the SIGKILL.
 """
 
 from __future__ import annotations
