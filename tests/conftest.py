@@ -101,3 +101,14 @@ def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
             return value
         time.sleep(poll)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (a command's children). A
+    zombie's environment reads empty: an ended process that no one reaped is not live."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+            if marker.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+    return pids

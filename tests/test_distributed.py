@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from pg import MlflowServer, PgCluster, have_psycopg, pg_bin
 
 from bpstudy.sweep.storage import open_storage, schema_race
 from bpstudy.tracking.store import client_for
-from tests.conftest import wait_until
+from tests.conftest import processes_marked, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
@@ -470,14 +471,24 @@ def test_a_tracking_store_through_pg8000_takes_the_run(pg, cli, tmp_path):
 
 @pytest.mark.slow
 @needs_pg
-def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_server, tmp_path, hosts):
+@pytest.mark.parametrize("kill", ["host", "command"])
+def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(
+    pg, mlflow_server, tmp_path, hosts, kill
+):
+    """A host SIGKILLed whole, or only its `bpstudy sweep` command (`kill -9`, the OOM
+    killer): the other host fails its trial once the heartbeat is stale, and runs its
+    values again. Killed alone, the command leaves no process behind: its worker went on
+    with the trial (heartbeat and all) and the next ones, burning a core."""
     n = 6
-    url, sweep = pg.url("postgres"), write_sweep(tmp_path, "killed", n, epochs=40)
+    name = f"killed_{kill}"
+    url, sweep = pg.url("postgres"), write_sweep(tmp_path, name, n, epochs=40)
     # both at once (a SLURM array's start): started after the study, host b once found
     # host a through with all six on a loaded machine. Pausing host a instead would let
     # the short heartbeat grace fail its trial.
-    a = hosts("host-a").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
-    b = hosts("host-b").start(sweep, url, mlflow_server.url, env=FAST_HEARTBEAT)
+    marks = {h: {**FAST_HEARTBEAT, "BPSTUDY_TEST_MARK": f"bpstudy-test-{uuid.uuid4().hex}"}
+             for h in ("host-a", "host-b")}  # fmt: skip
+    a = hosts("host-a").start(sweep, url, mlflow_server.url, env=marks["host-a"])
+    b = hosts("host-b").start(sweep, url, mlflow_server.url, env=marks["host-b"])
     groups = {a.proc.pid: a, b.proc.pid: b}
 
     def owner(t) -> Host | None:
@@ -493,7 +504,7 @@ def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_serve
         # dead trial by its pid: only once both have asked for a trial (so are past their
         # set-up) is the heartbeat what finds it
         a.running(), b.running()
-        study = load_study(url, "killed")
+        study = load_study(url, name)
         if study is None:
             return None
         trials = study.get_trials(deepcopy=False)
@@ -508,11 +519,20 @@ def test_sigkilled_host_trial_fails_by_heartbeat_and_is_retried(pg, mlflow_serve
 
     dead, host = wait_until(victim, 300, "a RUNNING trial early in its run")
     survivor = b if host is a else a
-    host.kill()  # the whole host: its supervisor and its worker, no goodbye
+    if kill == "host":
+        host.kill()  # the whole host: its supervisor and its worker, no goodbye
+    else:
+        marker = marks["host-a" if host is a else "host-b"]["BPSTUDY_TEST_MARK"]
+        family = processes_marked(marker)  # the command, tracker, fork server and worker
+        assert len(family) == 4 and int(dead.user_attrs["worker"].rpartition(":")[2]) in family
+        os.kill(host.proc.pid, signal.SIGKILL)  # the command alone: its group lives on
+        host.proc.wait(timeout=10)
+        wait_until(lambda: not processes_marked(marker), 10, "the command's processes to end")
+        assert load_study(url, name).trials[dead.number].state == TrialState.RUNNING
     assert survivor.wait(600) == 0, survivor.stderr()
     assert "Traceback" not in survivor.stderr(), survivor.stderr()
 
-    study = load_study(url, "killed")
+    study = load_study(url, name)
     trials = study.trials
     assert trials[dead.number].state == TrialState.FAIL
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

@@ -33,7 +33,7 @@ from bpstudy.sweep.interrupt import INTERRUPTED
 from bpstudy.sweep.samplers import make_pruner, make_sampler
 from bpstudy.sweep.space import check_space
 from bpstudy.sweep.spec import load_spec
-from tests.conftest import wait_until
+from tests.conftest import processes_marked, wait_until
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 TINY = ["data=digits", "trainer.epochs=2", "model.width=16", "trainer.progress=none"]
@@ -330,16 +330,6 @@ def assert_nothing_started(folder: Path) -> None:
     assert not (folder / "bpstudy.journal").exists()
     if (folder / "mlflow.db").exists():
         assert all_runs(mlflow_client(folder)) == []
-
-
-def processes_marked(marker: str) -> list[int]:
-    """Pids of live processes whose environment holds `marker` (a command's children)."""
-    pids = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours
-            if marker.encode() in environ.read_bytes():
-                pids.append(int(environ.parent.name))
-    return pids
 
 
 @contextlib.contextmanager
@@ -747,6 +737,60 @@ def test_a_killed_fork_server_stops_the_sweep_cleanly(tmp_path):
     assert len(finished(journal_study(tmp_path, "serverless"))) == n
 
 
+@pytest.mark.slow
+def test_a_sigkilled_command_leaves_no_process_and_its_trials_run_again(tmp_path):
+    """The command itself SIGKILLed (`kill -9`, the OOM killer) while both its workers
+    are early in their trials: its workers, their fork server and the resource tracker
+    end within seconds (the workers went on with their trials and the next ones, and
+    kept the other two alive). The trials are left RUNNING; the same command then fails
+    them, runs their values again and finishes the study."""
+    n = 3
+    path = long_sweep(tmp_path, "orphans", n)
+    marker = f"bpstudy-test-{uuid.uuid4().hex}"
+    with background_sweep(tmp_path, path, marker) as proc:
+
+        def two_early_trials():  # far from finishing before the signal lands
+            started = started_trials(tmp_path, "orphans")
+            young = [t for t in started if len(t.intermediate_values) < 50]
+            return young if len(young) == 2 else None
+
+        killed = wait_until(two_early_trials, 180, "2 RUNNING trials early in their runs")
+        family = set(processes_marked(marker))
+        workers = {int(t.user_attrs["worker"].rpartition(":")[2]) for t in killed}
+        server = {int(Path(f"/proc/{w}/stat").read_text().rpartition(")")[2].split()[1])
+                  for w in workers}  # fmt: skip
+        assert len(server) == 1 and server != {proc.pid}  # the workers' parent
+        # the command, the resource tracker, the fork server and the two workers
+        assert len(family) == 5 and workers | server | {proc.pid} <= family, family
+        os.kill(proc.pid, signal.SIGKILL)  # the command alone: its group lives on
+        proc.wait(timeout=10)
+        wait_until(lambda: not processes_marked(marker), 10, "the command's processes to end")
+    study = journal_study(tmp_path, "orphans")
+    for t in killed:  # stopped with their command, not finished by orphans
+        assert study.trials[t.number].state == TrialState.RUNNING
+
+    again = sweep_to_files(tmp_path, str(path), "--workers", "2", "--progress", "lines")
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    study = journal_study(tmp_path, "orphans")
+    trials = study.trials
+    assert len(finished(study)) == n
+    assert sorted(t.number for t in trials if t.state == TrialState.FAIL) == sorted(
+        t.number for t in killed
+    )
+    assert [t for t in trials if t.state not in FINISHED and t.state != TrialState.FAIL] == []
+    client = mlflow_client(tmp_path)
+    for t in killed:
+        dead = trials[t.number]
+        assert "died" in dead.user_attrs["error"]
+        (retry,) = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+        assert retry.state in FINISHED and retry.params == t.params
+        assert client.get_run(t.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+    assert not [r for r in all_runs(client) if r.info.status == "RUNNING"]
+    parent, _ = parent_and_children(client, "orphans")
+    assert parent.info.status == "FINISHED"
+
+
 # ---------------------------------------------------------------- Ctrl-C
 
 
@@ -864,6 +908,18 @@ def test_the_fork_servers_warm_up_imports_what_trials_need():
     assert out.stdout.split() == ["[]", "True"]
 
 
+def server_warming_up(marker: str) -> int | None:
+    """The fork server of the command marked `marker`, once its warm-up imports have
+    reached numpy (seconds before they end)."""
+    for pid in processes_marked(marker):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            maps = Path(f"/proc/{pid}/maps").read_bytes()
+            if b"multiprocessing.forkserver" in command and b"_multiarray_umath" in maps:
+                return pid
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["server", "group"])
 def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target, ctrl_c):
@@ -874,17 +930,9 @@ def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target, ctrl_c)
     path = write_sweep(tmp_path, "early", n_trials=2)
     marker = f"bpstudy-test-{uuid.uuid4().hex}"
     with background_sweep(tmp_path, path, marker) as proc:
-
-        def server_warming_up():  # its warm-up imports have reached numpy
-            for pid in processes_marked(marker):
-                with contextlib.suppress(OSError):
-                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                    maps = Path(f"/proc/{pid}/maps").read_bytes()
-                    if b"multiprocessing.forkserver" in command and b"_multiarray_umath" in maps:
-                        return pid
-            return None
-
-        server = wait_until(server_warming_up, 60, "the fork server's warm-up", poll=0.01)
+        server = wait_until(
+            lambda: server_warming_up(marker), 60, "the fork server's warm-up", poll=0.01
+        )
         if target == "server":
             os.kill(server, signal.SIGINT)
         else:
@@ -900,6 +948,19 @@ def test_ctrl_c_while_the_workers_fork_server_warms_up(tmp_path, target, ctrl_c)
     else:
         assert proc.returncode == 130, stderr
         assert stderr.strip().splitlines()[-1] == "bpstudy: interrupted"
+
+
+@pytest.mark.slow
+def test_a_command_sigkilled_while_the_fork_server_warms_up_leaves_no_process(tmp_path):
+    """The fork server would finish its seconds of warm-up imports before it looked at
+    its pipe from the command (8.5 s measured): it ends at once instead."""
+    path = write_sweep(tmp_path, "early", n_trials=2)
+    marker = f"bpstudy-test-{uuid.uuid4().hex}"
+    with background_sweep(tmp_path, path, marker) as proc:
+        wait_until(lambda: server_warming_up(marker), 60, "the fork server's warm-up", poll=0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_until(lambda: not processes_marked(marker), 3, "the command's processes to end")
 
 
 # ---------------------------------------------------------------- RDB storage: heartbeats

@@ -9,7 +9,8 @@ warm process and starts its first trial at once.
 
 The fork server and its resource tracker carry the workers' environment (BLAS threads
 split between the workers) and are stopped with `close()`, so nothing outlives the
-command.
+command; a command that is killed cannot stop them, and bpstudy.sweep.orphans sees to it
+that they and the workers end with it.
 """
 
 from __future__ import annotations
@@ -93,12 +94,27 @@ class WorkerPool:
         On their own they would exit a moment after this process. The server is killed,
         not asked: it holds nothing, and when the set-up fails it may still be importing
         for seconds before it would read the request. multiprocessing has no public way
-        to stop either; these are the calls its own tests use."""
-        # private: multiprocessing has no public stop for either (docstring above); the
-        # server left running would outlive the command by a moment, or by seconds
-        server = forkserver._forkserver  # private: as above
-        if server._forkserver_pid is not None:  # private: as above
+        to stop either; the calls below are the ones its own tests use."""
+        pid = _fork_server_pid()
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(server._forkserver_pid, signal.SIGKILL)  # private: as above
-        server._stop()  # private: as above
-        resource_tracker._resource_tracker._stop()  # private: as above
+                os.kill(pid, signal.SIGKILL)
+        _forget_fork_server()
+        _stop_resource_tracker()
+
+
+def _fork_server_pid() -> int | None:
+    # private: multiprocessing names its fork server's pid nowhere public; asked to stop
+    # instead of killed, the server goes on with its seconds of warm-up first (close())
+    return forkserver._forkserver._forkserver_pid
+
+
+def _forget_fork_server() -> None:
+    # private: no public stop; ForkServer._stop (what multiprocessing's tests call) closes
+    # the server's pipe and reaps it, so that a later pool starts a server of its own
+    forkserver._forkserver._stop()
+
+
+def _stop_resource_tracker() -> None:
+    # private: no public stop; left alone, the tracker outlives the command by a moment
+    resource_tracker._resource_tracker._stop()

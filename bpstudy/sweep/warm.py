@@ -16,6 +16,8 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 import os  # noqa: E402  (after the handlers, on purpose: so is everything below)
 
+from bpstudy.sweep.orphans import exit_if_parent_ends, exit_without_teardown  # noqa: E402
+
 
 def warm_up() -> None:
     """Import, and run once, what every trial needs: MLflow and its SQL store (unless the
@@ -39,4 +41,6 @@ def warm_up() -> None:
     warm_up_plots(draw=True)
 
 
-warm_up()
+with exit_if_parent_ends():  # the command killed meanwhile: exit, not warm up for no one
+    warm_up()
+exit_without_teardown()

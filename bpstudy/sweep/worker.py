@@ -204,6 +204,9 @@ def run_job(args: WorkerArgs) -> None:
     """A forked worker's life: run trials, then exit with 0, or 130 on Ctrl-C or SIGTERM."""
     signal.signal(signal.SIGINT, interrupt.request)  # acted on at safe points only
     signal.signal(signal.SIGTERM, interrupt.request)
+    from bpstudy.sweep.orphans import exit_with_command
+
+    exit_with_command()  # a SIGKILLed command leaves no worker behind
     try:
         if args.tracking_uri:  # the store the supervisor resolved, for every trial
             os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
