@@ -15,9 +15,26 @@ def first_line(exc: BaseException) -> str:
     return lines[0].strip() if lines else type(exc).__name__
 
 
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be opened, for a message: "permission denied" when its mode
+    forbids it (the user's to fix with chmod), else the system's own words."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or first_line(exc)
+
+
+_PASSWORD = re.compile(r"(//[^/:@\s]+):[^@/\s]+@")  # //user:password@
+
+
 def redact(text: str) -> str:
     """Hide the password of any user:password@ in a URL or message."""
-    return re.sub(r"(//[^/:@\s]+):[^@/\s]+@", r"\1:***@", text)
+    return _PASSWORD.sub(r"\1:***@", text)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password left out (user:password@ or user:***@ -> user@): one store
+    however its password is given (in the URL, or by PGPASSWORD or ~/.pgpass)."""
+    return _PASSWORD.sub(r"\1@", url)
 
 
 def shown(value) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,11 +69,12 @@ def small_cfg():
 def cli(tmp_path):
     """Run the real `bpstudy` console command in tmp_path; returns CompletedProcess."""
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
+    def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None,
+            prefix: list[str] | tuple[str, ...] = ()):  # fmt: skip
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         exe = Path(sys.executable).with_name("bpstudy")
         return subprocess.run(
-            [str(exe), *args],
+            [*prefix, str(exe), *args],
             cwd=cwd or tmp_path,
             capture_output=True,
             text=True,
@@ -82,6 +84,25 @@ def cli(tmp_path):
         )
 
     return run
+
+
+def file_modes_apply() -> list[str]:
+    """A command prefix under which file modes bind the command, so that a file made
+    unreadable (chmod 0) cannot be read: as root, `setpriv` drops the capabilities that let
+    root read and search anything (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH); as another user
+    there is nothing to drop. Not `user="nobody"`: the interpreter may live where nobody
+    may enter (here /root/.pyenv, mode 700). Skips the test without setpriv."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux): root reads any file")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def listing(folder: Path) -> list[str]:
+    """Every path under `folder`, relative, sorted: what a command left behind."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -26,6 +26,7 @@ from bpstudy.cli import main
 from bpstudy.cli.train import MAX_PREVALIDATED_JOBS, in_hydra_order, jobs, prevalidate
 from bpstudy.errors import BpstudyError, ConfigError, DataError
 from bpstudy.paths import CONF_DIR
+from tests.conftest import file_modes_apply
 
 # shrunken settings put before each case's own overrides (a case's own value wins), so a
 # case that wrongly passes validation still trains for a moment, not for minutes
@@ -318,6 +319,32 @@ def test_error_through_console_command(args, needles, cli, tmp_path):
     write_data(tmp_path)
     proc = cli("train", *TINY, *args)
     check_refused(proc.returncode, proc.stdout, proc.stderr, tmp_path, needles)
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz", "folder"])
+def test_unreadable_data_file_is_one_line(kind, cli, tmp_path):
+    """chmod 0 data: one line naming the file and "permission denied", with file modes
+    binding the command (as root they would not)."""
+    write_data(tmp_path)
+    data = tmp_path / ("good.npz" if kind == "npz" else "good.csv")
+    if kind == "npz":
+        np.savez(data, X=np.zeros((10, 2)), y=np.zeros(10))
+    else:
+        data.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    locked = data
+    if kind == "folder":  # the file is readable, the folder it is in cannot be searched
+        locked = tmp_path / "emptydir"
+        data = data.rename(locked / data.name)
+    locked.chmod(0)
+    try:
+        proc = cli("train", *TINY, f"data={'npz' if kind == 'npz' else 'csv'}",
+                   f"data.path={data}", prefix=file_modes_apply())  # fmt: skip
+    finally:
+        locked.chmod(0o700)
+    if kind != "folder":
+        data.unlink()  # not a file the command wrote
+    check_refused(proc.returncode, proc.stdout, proc.stderr, tmp_path,
+                  [data.name, "permission denied"])  # fmt: skip
 
 
 # ---------------------------------------------------------------- what must work

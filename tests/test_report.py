@@ -9,6 +9,7 @@ pruner); sigma_w = 1 completes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -28,6 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
 from bpstudy.report.table import RunRecord, trials_table
+from tests.conftest import file_modes_apply, listing
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 pytestmark = pytest.mark.filterwarnings(  # MLflow's SQL store, not ours
@@ -38,9 +40,9 @@ STUDY = "flow"
 DEPTH = 20
 
 
-def bpstudy(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def bpstudy(*args: str, cwd: Path, timeout: float = 300, prefix=()) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [BPSTUDY, *args],
+        [*prefix, BPSTUDY, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -319,6 +321,46 @@ def test_report_without_a_storage_creates_nothing(tmp_path):
     out = bpstudy("report", "nope", cwd=tmp_path)
     assert_one_line_error(out, "'nope'", "known studies: none")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["missing_file", "empty_file", "other_tables"])
+def test_report_on_a_database_without_studies_creates_nothing(tmp_path, kind):
+    """Opening an RDB storage makes Optuna's tables (13 were left in an empty PostgreSQL
+    database); connecting to SQLite makes the file. tests/test_secrets.py: PostgreSQL."""
+    import sqlite3
+
+    db = tmp_path / "studies.db"
+    if kind == "empty_file":
+        db.write_bytes(b"")
+    elif kind == "other_tables":
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("CREATE TABLE mine (x INTEGER)")
+    before = listing(tmp_path)
+    size = db.stat().st_size if db.exists() else None
+    out = bpstudy("report", "nope", "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    assert_one_line_error(out, "'nope'", "holds no Optuna study", "known studies: none")
+    assert listing(tmp_path) == before
+    if kind != "missing_file":
+        assert db.stat().st_size == size
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert tables == ({"mine"} if kind == "other_tables" else set())
+
+
+def test_report_on_an_unreadable_journal_says_permission_denied(tmp_path):
+    """It said "not an Optuna journal file"; run with file modes binding (see conftest)."""
+    journal = tmp_path / "bpstudy.journal"
+    optuna.create_study(
+        study_name="locked", storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    journal.chmod(0)
+    before = listing(tmp_path)
+    try:
+        out = bpstudy("report", "locked", cwd=tmp_path, prefix=file_modes_apply())
+    finally:
+        journal.chmod(0o600)
+    assert_one_line_error(out, "bpstudy.journal", "permission denied")
+    assert listing(tmp_path) == before
 
 
 @pytest.mark.slow

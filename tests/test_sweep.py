@@ -33,7 +33,7 @@ from bpstudy.sweep.interrupt import INTERRUPTED
 from bpstudy.sweep.samplers import make_pruner, make_sampler
 from bpstudy.sweep.space import check_space
 from bpstudy.sweep.spec import load_spec
-from tests.conftest import processes_marked, wait_until
+from tests.conftest import file_modes_apply, listing, processes_marked, wait_until
 
 BPSTUDY = str(Path(sys.executable).with_name("bpstudy"))
 TINY = ["data=digits", "trainer.epochs=2", "model.width=16", "trainer.progress=none"]
@@ -510,6 +510,35 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     assert_nothing_started(tmp_path)
     assert not (tmp_path / "missing").exists()
     assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either
+
+
+@pytest.mark.parametrize("kind", ["sweep_file", "folder_of_the_sweep_file", "data_file", "journal"])
+def test_unreadable_file_is_one_line_exit_2(cli, tmp_path, kind):
+    """A PermissionError was a 26-line traceback (exit 1), an unreadable journal "not an
+    Optuna journal file". Run with file modes binding, as root they would not."""
+    path = write_sweep(tmp_path, "locked")
+    args: list[str] = []
+    locked = path
+    if kind == "folder_of_the_sweep_file":
+        locked = tmp_path / "private"
+        locked.mkdir()
+        path = path.rename(locked / path.name)
+    elif kind == "data_file":
+        locked = tmp_path / "data.csv"
+        locked.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+        args = ["data=csv", f"data.path={locked}"]
+    elif kind == "journal":
+        locked = tmp_path / "study.journal"
+        locked.write_text("")
+        args = ["--storage", f"journal:{locked}"]
+    locked.chmod(0)
+    before = listing(tmp_path)
+    try:
+        out = cli("sweep", str(path), *args, "--progress", "lines", prefix=file_modes_apply())
+    finally:
+        locked.chmod(0o700)
+    line = assert_one_line_error(out, locked.name, "permission denied")
+    assert listing(tmp_path) == before, line  # no mlflow.db, no journal, no lock file
 
 
 # ---------------------------------------------------------------- a diverging region

@@ -23,6 +23,7 @@ import bpstudy
 from bpstudy.config.serialize import config_hash, flatten, to_dict
 from bpstudy.tracking.ui import stop_group, wait_until_up
 from bpstudy.training.diagnostics import STATS
+from tests.conftest import listing
 
 TINY = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
 
@@ -343,6 +344,31 @@ def test_rerun_unknown_run_id(cli, store):
     )
 
 
+@pytest.mark.parametrize("command", ["rerun", "ui"])
+@pytest.mark.parametrize("where", ["default", "missing_file", "empty_file"])
+def test_read_only_commands_make_no_store(cli, tmp_path, command, where):
+    """`bpstudy rerun BADID` in a folder without a store made an empty mlflow.db."""
+    busy = socket.socket()  # a ui that went on would stop at its port, not serve
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    args = ["0123456789abcdef0123456789abcdef"] if command == "rerun" else ["--port", port]
+    db = tmp_path / "runs.db"
+    if where == "empty_file":
+        db.write_bytes(b"")
+    if where != "default":
+        args += ["--tracking-uri", f"sqlite:///{db}"]
+    before = listing(tmp_path)
+    with busy:
+        out = cli(command, *args, timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no MLflow store at sqlite:///" in lines[0], out.stderr
+    assert listing(tmp_path) == before
+    if where == "empty_file":
+        assert db.stat().st_size == 0
+
+
 def test_unreachable_server_and_unwritable_store(cli, tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     out = cli("train", *TINY, f"tracking.uri={url}")
@@ -391,11 +417,23 @@ def test_unreachable_database_store_is_one_line_at_once(cli, tmp_path):
     """MLflow itself retries an unreachable database for minutes, warning every few
     seconds, and Hydra's output folder was written meanwhile."""
     url = f"postgresql://u:secret@127.0.0.1:{free_port()}/x"
-    out = cli("train", *TINY, f"tracking.uri={url}", timeout=60)
+    out = cli("train", *TINY, timeout=60, env={"MLFLOW_TRACKING_URI": url})
     assert out.returncode == 2, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "cannot connect" in out.stderr
-    assert "secret" not in out.stderr
+    assert "secret" not in out.stderr and "u:***@" in out.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_password_in_tracking_uri_is_refused(cli, tmp_path):
+    """Hydra writes the job's overrides and config to its .hydra/ folder: the password
+    would be kept there in clear. Its message names the ways that keep it out."""
+    url = f"postgresql://u:secret@127.0.0.1:{free_port()}/x"
+    out = cli("train", *TINY, f"tracking.uri={url}", timeout=60)
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "tracking.uri=postgresql://u:***@" in line and "secret" not in line
+    assert "PGPASSWORD" in line and "MLFLOW_TRACKING_URI" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sigint_ends_the_run_killed(tmp_path, store, ctrl_c):

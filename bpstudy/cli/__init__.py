@@ -14,7 +14,7 @@ import signal
 import sys
 
 from bpstudy.cli import completion
-from bpstudy.errors import BpstudyError, first_line
+from bpstudy.errors import BpstudyError, first_line, redact
 
 USAGE = """usage: bpstudy COMMAND [ARGS]
 
@@ -36,8 +36,9 @@ COMMANDS = ("train", "sweep", "report", "rerun", "ui")
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, no traceback, and the exit code."""
-    print(f"bpstudy: error: {message}", file=sys.stderr)
+    """One line on stderr, no traceback, and the exit code; a URL's password hidden, as
+    everywhere (a message may quote a URL the user gave)."""
+    print(f"bpstudy: error: {redact(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 

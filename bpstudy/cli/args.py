@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -21,6 +22,15 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
     parser.error = error  # type: ignore[method-assign]
     return parser
+
+
+STORAGE_VAR = "BPSTUDY_STORAGE"
+
+
+def storage_or_env(given: str | None) -> str | None:
+    """--storage, else $BPSTUDY_STORAGE (a URL kept off the command line, which every user
+    sees in `ps`), else None: the journal beside the MLflow store."""
+    return given or os.environ.get(STORAGE_VAR) or None
 
 
 def command_name() -> str:

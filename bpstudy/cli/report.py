@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bpstudy.cli.args import command_parser
+from bpstudy.cli.args import STORAGE_VAR, command_parser, storage_or_env
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
         "--storage",
         default=None,
         help="Optuna storage of the study: journal:PATH or postgresql://... "
-        "(default: bpstudy.journal beside the MLflow store)",
+        f"(default: ${STORAGE_VAR}, else bpstudy.journal beside the MLflow store)",
     )
     p.add_argument(
         "--out", default=None, help="folder for the report (default: reports/STUDY/ here)"
@@ -57,7 +57,8 @@ def main(argv: list[str]) -> None:
     from bpstudy.report.selection import Selection, parse_where
 
     selection = Selection(parse_where(args.where), args.group)
-    report = make_report(args.study, args.storage, args.out, args.tracking_uri, selection=selection)
+    storage = storage_or_env(args.storage)
+    report = make_report(args.study, storage, args.out, args.tracking_uri, selection=selection)
     c = report.counts
     print(
         f"report for study {report.study_name} ({report.n_trials} trials: {c['complete']} "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bpstudy.cli.args import command_name, command_parser
-from bpstudy.errors import BpstudyError
+from bpstudy.cli.args import STORAGE_VAR, command_name, command_parser, storage_or_env
+from bpstudy.errors import BpstudyError, redact
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--storage",
         default=None,
-        help="Optuna storage: postgresql://... to share a study across machines, journal:PATH (default: bpstudy.journal beside the MLflow store)",
+        help="Optuna storage: postgresql://... to share a study across machines, journal:PATH "
+        f"(default: ${STORAGE_VAR}, else bpstudy.journal beside the MLflow store)",
     )
     p.add_argument("--study-name", default=None, help="study name (default: the file's study_name)")
     p.add_argument(
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> None:
         args.sweep,
         args.n_trials,
         args.workers,
-        args.storage,
+        storage_or_env(args.storage),
         args.study_name,
         args.overrides,
         args.progress,
@@ -81,7 +82,7 @@ def main(argv: list[str]) -> None:
     )
     c = out.counts
     print(
-        f"study {out.study_name}: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed  (storage {out.storage})"
+        f"study {out.study_name}: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed  (storage {redact(out.storage)})"
     )
     if out.best:
         print(out.best)
@@ -92,11 +93,11 @@ def main(argv: list[str]) -> None:
         if link:
             print(f"mlflow parent run {out.parent_run_id}: {link}")
         else:
-            print(f"mlflow parent run {out.parent_run_id} in {out.tracking_uri}")
+            print(f"mlflow parent run {out.parent_run_id} in {redact(out.tracking_uri)}")
             where = (
                 ""
                 if out.tracking_uri.endswith("/mlflow.db")
-                else f" --tracking-uri {out.tracking_uri}"
+                else f" --tracking-uri {redact(out.tracking_uri)}"
             )
             print(f"open the dashboard: {command_name()} ui{where}")
     if out.interrupted:

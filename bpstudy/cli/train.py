@@ -25,7 +25,7 @@ from bpstudy.cli.args import command_name
 from bpstudy.cli.hydra_app import absolute_config_path, argument_parser, in_hydra_order
 from bpstudy.config import Config, compose, validate
 from bpstudy.config.compose import glob_options, parse_overrides
-from bpstudy.errors import BpstudyError, ConfigError, first_line
+from bpstudy.errors import BpstudyError, ConfigError, first_line, redact
 from bpstudy.paths import CONF_DIR, not_a_folder, starts_with
 from bpstudy.shutdown import stdout_to_devnull
 
@@ -278,9 +278,17 @@ def _try_to_make(folder: Path, what: str) -> None:
 
 
 def check_tracking(configs: list[Config]) -> None:
-    """An unreachable tracking server or unwritable store fails before Hydra starts."""
+    """An unreachable tracking server or unwritable store fails before Hydra starts, as does
+    a password in tracking.uri, which Hydra would write to the job's .hydra/ files."""
     from bpstudy.tracking.store import check_store, resolve_uri
 
+    for uri in {c.tracking.uri for c in configs if c.tracking.uri}:
+        if redact(uri) != uri:
+            raise ConfigError(
+                f"tracking.uri={redact(uri)}: a password here is written to the job's .hydra/ "
+                "files; leave it out of the URL (libpq reads PGPASSWORD or ~/.pgpass) or give "
+                "the whole URL in $MLFLOW_TRACKING_URI"
+            )
     for uri in {resolve_uri(c.tracking.uri) for c in configs if c.tracking.enabled}:
         check_store(uri)
 
@@ -311,7 +319,7 @@ def run(cfg: DictConfig) -> float | None:
         listeners = [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()]
         tracked = tracked_train(c, listeners, on_run=runs.append)
     except BpstudyError as exc:
-        print(f"bpstudy: error: {exc}", file=sys.stderr)
+        print(f"bpstudy: error: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         if runs:  # where the statistics so far are, and how to run it again
@@ -326,7 +334,7 @@ def run(cfg: DictConfig) -> float | None:
     log = logging.getLogger("bpstudy.train")
     log.info("%s", summary)
     if tracked.run_id:
-        log.info("mlflow run %s in %s", tracked.run_id, tracked.tracking_uri)
+        log.info("mlflow run %s in %s", tracked.run_id, redact(tracked.tracking_uri))
     try:
         print(summary, flush=True)
         if tracked.run_id:
@@ -343,7 +351,8 @@ def run_line(tracked) -> str:
     link = run_link(tracked.tracking_uri, tracked.experiment_id, tracked.run_id)
     if link:
         return f"mlflow run {tracked.run_id}: {link}"
-    return f"mlflow run {tracked.run_id} in {tracked.tracking_uri} ({command_name()} ui to browse)"
+    where = redact(tracked.tracking_uri)
+    return f"mlflow run {tracked.run_id} in {where} ({command_name()} ui to browse)"
 
 
 def main(argv: list[str]) -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 from bpstudy.config.schema import CsvData, NpzData, Task
 from bpstudy.data.dataset import Dataset, TaskKind
 from bpstudy.data.split import split_and_standardise
-from bpstudy.errors import DataError, shown
+from bpstudy.errors import DataError, os_reason, shown
 
 MAX_AUTO_CLASSES = 50
 _MAX_LISTED = 20  # columns or arrays named in an error message
@@ -47,9 +47,7 @@ def require_path(path: str, data_name: str, what: str, folder: bool = False) -> 
         if not folder and not resolved.is_file():  # a FIFO or a device: reading would block
             raise DataError(f"data.path={path}: not a regular file (expected {what})")
     except OSError as exc:  # a folder on the way that cannot be searched, a name too long
-        raise DataError(
-            f"data.path={path}: cannot read ({exc.strerror or one_line(exc)})"
-        ) from None
+        raise DataError(f"data.path={path}: cannot read ({os_reason(exc)})") from None
     return resolved
 
 
@@ -105,7 +103,7 @@ def _read_frame(path: Path, delimiter: str, header: bool) -> pd.DataFrame:
         msg = f"{path}: cannot parse as CSV with data.delimiter={delimiter!r} ({one_line(exc)})"
         raise DataError(msg) from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({os_reason(exc)})") from None
     if frame.shape[1] < 2:
         raise DataError(
             f"{path}: found {frame.shape[1]} column with data.delimiter={delimiter!r}; "
@@ -219,7 +217,7 @@ def _npz_arrays(path: Path, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndar
             X = _npz_member(archive, x_key, "data.x_key", path)
             return X, _npz_member(archive, y_key, "data.y_key", path)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({os_reason(exc)})") from None
 
 
 def _open_npz(handle: BinaryIO, path: Path, x_key: str, y_key: str) -> np.lib.npyio.NpzFile:

@@ -23,7 +23,7 @@ from bpstudy.config.schema import MnistData
 from bpstudy.data.dataset import Dataset
 from bpstudy.data.files import one_line, require_path
 from bpstudy.data.split import split_val_and_standardise
-from bpstudy.errors import DataError
+from bpstudy.errors import DataError, os_reason
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -124,7 +124,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({os_reason(exc)})") from None
     if not raw.startswith(_GZIP_MAGIC):
         return raw
     try:

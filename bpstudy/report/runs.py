@@ -34,16 +34,10 @@ def _record(run) -> RunRecord:
 
 def connect(tracking_uri: str):
     """An MlflowClient on the store; an embedded store that does not exist is not created."""
-    from bpstudy.tracking.store import client_for
+    from bpstudy.tracking.store import check_store_exists, client_for
 
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
-        if not db.is_file():
-            raise TrackingError(
-                f"tracking store {tracking_uri} does not exist; pass --tracking-uri with the "
-                "store the sweep logged to"
-            )
-    return client_for(tracking_uri)
+    check_store_exists(tracking_uri, "pass --tracking-uri with the store the sweep logged to")
+    return client_for(tracking_uri, checked=True)
 
 
 def parent_run(client, run_id: str, tracking_uri: str):

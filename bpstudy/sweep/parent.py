@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from dataclasses import dataclass
 
-from bpstudy.errors import BpstudyError, redact
+from bpstudy.errors import BpstudyError, redact, without_password
 from bpstudy.sweep.spec import SweepSpec
 from bpstudy.sweep.storage import PARENT_ATTR, STORE_ATTR, is_rdb
 from bpstudy.tracking.tracker import STUDY_TAG
@@ -39,10 +40,7 @@ def parent_run(
     """The study's MLflow parent run: found by tag on resume, created once otherwise;
     recorded in `parent` as soon as it is RUNNING."""
     where = storage_url if not is_rdb(storage_url) else redact(storage_url)
-    query = f"tags.`{STUDY_TAG}` = '{spec.study_name}' and tags.`bpstudy.study_storage` = '{where}'"
-    found = client.search_runs(
-        [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
-    )
+    found = _parent_runs(client, experiment_id, spec.study_name, storage_url)
     if found:
         parent.client, parent.run_id = client, found[0].info.run_id
         client.update_run(parent.run_id, status="RUNNING")
@@ -58,9 +56,7 @@ def parent_run(
     parent.client, parent.run_id = client, run.info.run_id
     # commands started at the same moment on several hosts may each have created one:
     # the earliest wins, the others delete their own
-    found = client.search_runs(
-        [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
-    )
+    found = _parent_runs(client, experiment_id, spec.study_name, storage_url)
     if found and found[0].info.run_id != run.info.run_id:
         parent.run_id = found[0].info.run_id  # RUNNING: its creator's command runs
         client.delete_run(run.info.run_id)
@@ -72,6 +68,26 @@ def parent_run(
         "sweep.json",
     )
     return run.info.run_id
+
+
+def _parent_runs(client, experiment_id: str, study: str, storage_url: str) -> list:
+    """The study's parent runs, earliest first, tagged with its storage as shown (a
+    password as ***) or as given the other way: a study resumed with its password in
+    PGPASSWORD, after a URL that held it (or back), keeps its parent run."""
+    shown = redact(storage_url) if is_rdb(storage_url) else storage_url
+    bare = without_password(shown)
+    masked = _USER_AT.sub(r"\1:***@", bare, count=1)
+    for where in dict.fromkeys((shown, bare, masked)):
+        query = f"tags.`{STUDY_TAG}` = '{study}' and tags.`bpstudy.study_storage` = '{where}'"
+        found = client.search_runs(
+            [experiment_id], filter_string=query, order_by=["attributes.start_time ASC"]
+        )
+        if found:
+            return found
+    return []
+
+
+_USER_AT = re.compile(r"(//[^/:@\s]+)@")  # //user@, without a password
 
 
 def open_parent_run(parent: ParentRun, client, study, spec: SweepSpec, experiment: str,
@@ -111,7 +127,8 @@ def check_store_kept(attrs: dict | None, spec: SweepSpec, tracking_uri: str | No
             f"tracking.enabled=false: study '{name}' logs its trials to MLflow ({stored}); "
             "resume it with tracking on, or give the study another name"
         )
-    if store_id(tracking_uri) == stored or _server_holds_run(tracking_uri, stored, run_id):
+    same = without_password(store_id(tracking_uri)) == without_password(stored)
+    if same or _server_holds_run(tracking_uri, stored, run_id):
         return
     raise BpstudyError(
         f"tracking.uri={redact(tracking_uri)}: study '{name}' logs to the MLflow store "

@@ -39,7 +39,7 @@ from optuna.distributions import (
 )
 
 from bpstudy.config.compose import GROUPS
-from bpstudy.errors import ConfigError, malformed_yaml, shown
+from bpstudy.errors import ConfigError, malformed_yaml, os_reason, shown
 from bpstudy.paths import SWEEPS_DIR
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -81,8 +81,11 @@ def shipped_sweeps() -> str:
 def find_sweep(name_or_path: str) -> Path:
     """A sweep file by path, or by name in the shipped sweeps/ folder."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except OSError as exc:  # a folder on the way that cannot be searched
+        raise SweepError(f"{path}: cannot read ({os_reason(exc)})") from None
     for candidate in (SWEEPS_DIR / f"{name_or_path}.yaml", SWEEPS_DIR / name_or_path):
         if candidate.is_file():
             return candidate
@@ -99,6 +102,8 @@ def load_spec(name_or_path: str) -> SweepSpec:
         raise SweepError(f"{path}: not a UTF-8 text file, so not a sweep file") from None
     except yaml.YAMLError as exc:
         raise SweepError(malformed_yaml(exc, path)) from None
+    except OSError as exc:  # unreadable: e.g. another user's file, mode 600
+        raise SweepError(f"{path}: cannot read ({os_reason(exc)})") from None
     if not isinstance(tree, dict):
         raise SweepError(f"{path}: a sweep file is a mapping with keys {', '.join(KEYS)}")
     return parse_spec(tree, path)

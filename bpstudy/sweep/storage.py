@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bpstudy.errors import BpstudyError, redact
+from bpstudy.errors import BpstudyError, first_line, os_reason, redact
 from bpstudy.paths import starts_with
 
 JOURNAL = "bpstudy.journal"
@@ -77,8 +77,32 @@ def check_url(url: str) -> None:
             )
         if not path.parent.is_dir():
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
+        if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # read and appended to
+            raise StorageError(f"--storage {url}: {path}: cannot read (permission denied)")
         if path.is_file() and not starts_with(path, b"", b"{"):  # empty, or JSON lines
             raise StorageError(f"--storage {url}: {path} is not an Optuna journal file")
+
+
+def holds_studies(url: str) -> bool:
+    """The RDB at `url` has Optuna's tables, so opening it creates none: the commands that
+    only read a study ask this first (RDBStorage makes the schema of an empty database)."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    check_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return False  # connecting would create the file
+    engine = create_engine(parsed)
+    try:
+        tables = inspect(engine)
+        return tables.has_table("studies") and tables.has_table("version_info")
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
+        raise StorageError(
+            f"--storage {redact(url)}: cannot open the study storage ({redact(first_line(exc))})"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _check_dialect(url: str) -> None:
@@ -132,7 +156,7 @@ def open_storage(url: str, on_failed_trial=None):
             lock = JournalFileOpenLock(str(path), grace_period=LOCK_GRACE_SECONDS)
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as exc:
-            raise StorageError(f"--storage {url}: {exc.strerror or exc}") from None
+            raise StorageError(f"--storage {url}: {os_reason(exc)}") from None
     attempt = 1
     while True:
         try:

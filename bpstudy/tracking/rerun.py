@@ -13,7 +13,13 @@ from pathlib import Path
 import yaml
 
 from bpstudy.config.validate import validate
-from bpstudy.tracking.store import TrackingError, client_for, quiet_downloads, resolve_uri
+from bpstudy.tracking.store import (
+    TrackingError,
+    check_store_exists,
+    client_for,
+    quiet_downloads,
+    resolve_uri,
+)
 from bpstudy.tracking.tracker import DATA_HASH_TAG, DATA_PATH_TAG, STUDY_TAG, THREADS_TAG
 from bpstudy.training.events import Listener, StopTraining
 
@@ -227,7 +233,8 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
     from bpstudy.tracking.run import tracked_train
 
     uri = resolve_uri(tracking_uri)
-    client = client_for(uri)
+    check_store_exists(uri, f"pass --tracking-uri with the store that holds run {run_id}")
+    client = client_for(uri, checked=True)  # a store that exists: no new one is made
     original = get_run(client, run_id, uri)
     cfg = load_run_config(client, original, uri)
     status = original.info.status

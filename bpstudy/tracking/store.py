@@ -121,6 +121,35 @@ def _check_database(uri: str) -> None:
         engine.dispose()
 
 
+def check_store_exists(uri: str, hint: str) -> None:
+    """For the commands that only read a store (report, rerun, ui): one that is not there
+    is refused, not made (MLflow makes a new SQLite file, or its tables in an empty
+    database, on first use). `hint`: what to do instead, for the message. A server keeps
+    its own store."""
+    from bpstudy.errors import redact
+
+    check_store(uri)
+    db = sqlite_path(uri)
+    if db is not None and (not db.is_file() or not db.stat().st_size):
+        raise TrackingError(f"no MLflow store at {uri}; {hint}")
+    if db is None and urlparse(uri).scheme.startswith(("postgresql", "mysql", "mssql")):
+        from sqlalchemy import inspect
+
+        engine = _quick_engine(uri)
+        try:
+            found = inspect(engine).has_table("experiments")
+        except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
+            raise TrackingError(
+                f"tracking store {redact(uri)}: cannot connect: {redact(first_line(exc))}"
+            ) from None
+        finally:
+            engine.dispose()
+        if not found:
+            raise TrackingError(
+                f"no MLflow store at {redact(uri)} (the database holds no MLflow tables); {hint}"
+            )
+
+
 def _quick_engine(uri: str):
     """An engine whose connection attempts give up after 5 s (PostgreSQL's default is the
     TCP timeout, minutes for a host that drops packets)."""

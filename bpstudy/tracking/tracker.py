@@ -22,6 +22,7 @@ import numpy as np
 
 from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
+from bpstudy.errors import redact
 from bpstudy.shutdown import STOP_SIGNALS, stop_signals_handled
 from bpstudy.tracking.points import write_points
 from bpstudy.training.events import Listener
@@ -242,12 +243,13 @@ class MlflowTracker(Listener):
         self.run_id = run.info.run_id
         if self.on_run is not None:
             self.on_run(self.run_id)
-        params = [Param(k, str(v)) for k, v in flatten(to_dict(self.cfg)).items()]
+        # a tracking.uri's password (a sweep's worker, a rerun) is no param, nor in config.yaml
+        params = [Param(k, redact(str(v))) for k, v in flatten(to_dict(self.cfg)).items()]
         for lo in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[lo : lo + 100])
         # now, not with the other artifacts: a run stopped by Ctrl-C or an error still holds
         # what it takes to rerun it
-        self.client.log_text(self.run_id, to_yaml(self.cfg), "config.yaml")
+        self.client.log_text(self.run_id, redact(to_yaml(self.cfg)), "config.yaml")
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
         self._sender = _Sender(self.client, self.run_id)
         self._sender.start()

@@ -12,7 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bpstudy.tracking.store import TrackingError, check_store, resolve_uri
+from bpstudy.errors import redact
+from bpstudy.tracking.store import TrackingError, check_store, check_store_exists, resolve_uri
 
 DEFAULT_PORT = 5000
 
@@ -52,14 +53,10 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         check_store(uri)  # a server that is not there: one line, exit 2
-        print(f"the tracking store is an MLflow server: open {uri}")
+        print(f"the tracking store is an MLflow server: open {redact(uri)}")
         return 0
-    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-    if db is not None and str(db) and (not db.exists() or (db.is_file() and not db.stat().st_size)):
-        raise TrackingError(
-            f"no MLflow store at {uri}; train a run first (bpstudy train) or pass --tracking-uri"
-        )
-    check_store(uri)  # a path without a scheme, an unwritable folder: one line, not MLflow's
+    # a path without a scheme, an unwritable folder, no store there: one line, not MLflow's
+    check_store_exists(uri, "train a run first (bpstudy train) or pass --tracking-uri")
     if port is None:
         port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     elif not port_is_free(port):
@@ -69,8 +66,6 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         "-m",
         "mlflow",
         "ui",
-        "--backend-store-uri",
-        uri,
         "--host",
         "127.0.0.1",
         "--port",
@@ -80,7 +75,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     ]
     # MLflow's job runner (GenAI evaluation, prompt optimisation) starts a handful more
     # processes that bpstudy never uses; the user may still ask for it
-    env = {**os.environ}
+    # the store in the environment, not the command line, which every user sees in `ps`
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # MLflow's and uvicorn's start-up lines, a deprecation warning and one line per request
     # go to a log file, kept if the server fails; the terminal shows our address line. The
@@ -97,10 +93,11 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     try:
         if not wait_until_up(url, proc):
             raise TrackingError(
-                f"the MLflow UI did not start on {url} (store {uri}): {_last_line(log)}; "
+                f"the MLflow UI did not start on {url} (store {redact(uri)}): "
+                f"{redact(_last_line(log))}; "
                 f"its log: {log}"
             )
-        print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop; server log {log})", flush=True)
+        print(f"MLflow UI on {redact(uri)}: {url}  (Ctrl-C to stop; server log {log})", flush=True)
         code = proc.wait()
         print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
         return code or 1
