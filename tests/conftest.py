@@ -84,6 +84,14 @@ def cli(tmp_path):
     return run
 
 
+def trainer_for(cfg, listeners=(), data=None):
+    """`make_trainer` for a composed config: validated once, its data loaded unless given."""
+    from bpstudy.training.run import load_data, make_trainer
+
+    config = bpstudy.validate(cfg)
+    return make_trainer(config, data if data is not None else load_data(config), listeners)
+
+
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     """Relative error of two arrays, ||a - b|| / (||a|| + ||b||), safe at zero.
 

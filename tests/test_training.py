@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import bpstudy
-from bpstudy.training import make_trainer
 from bpstudy.training.diagnostics import STATS
+from tests.conftest import trainer_for
 
 
 def test_python_api_as_in_readme():
@@ -30,7 +30,7 @@ def test_python_api_as_in_readme():
     assert 1.5 < loss < 4.0  # about log(10) for a fresh 10-class net
     result = bpstudy.train(cfg)
     # build_network gives exactly the network train() starts from
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     for name, p in net.parameters().items():
         assert np.array_equal(p, trainer.net.parameters()[name])
     assert set(result.history.columns) >= {
@@ -52,8 +52,9 @@ def test_import_bpstudy_is_light_and_its_names_load_on_use():
         "import sys, bpstudy\n"
         "heavy = [m for m in ('hydra', 'pandas', 'mlflow', 'optuna') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "assert bpstudy.training.train is bpstudy.train\n"
-        "assert bpstudy.config.compose is bpstudy.compose\n"
+        "assert bpstudy.api.train is bpstudy.train\n"
+        "from bpstudy.config.compose import compose\n"
+        "assert compose is bpstudy.compose\n"
         "from bpstudy import Listener, validate\n"
         "assert {'train', 'compose', 'Listener'} <= set(dir(bpstudy))\n"
         "try:\n"
@@ -185,12 +186,12 @@ def test_layer_stats_every_log_every_steps(small_cfg):
 
 def test_clip_by_norm_bounds_the_applied_update(small_cfg):
     cfg = small_cfg("trainer.clip.mode=norm", "trainer.clip.threshold=0.01", "optimizer.lr=0.5")
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     data = trainer.data
     trainer.train_step(data.X_train[:64], data.y_train[:64])
     assert np.linalg.norm(trainer.optimizer.update) == pytest.approx(0.5 * 0.01, rel=1e-4)
     cfg = small_cfg("trainer.clip.mode=value", "trainer.clip.threshold=0.001", "optimizer.lr=0.5")
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     trainer.train_step(data.X_train[:64], data.y_train[:64])
     assert np.abs(trainer.optimizer.update).max() == pytest.approx(0.5 * 0.001, rel=1e-5)
 
@@ -232,7 +233,7 @@ def test_a_listener_may_stop_the_run_from_any_hook(small_cfg, hook):
     """StopTraining ends the run as `stopped` wherever it is raised (from on_train_end,
     when the run is over, it changes nothing); a step whose update was applied counts."""
     cfg = small_cfg("trainer.epochs=2", "trainer.log_every=1")
-    trainer = make_trainer(cfg, [stopper(hook)])
+    trainer = trainer_for(cfg, [stopper(hook)])
     before = trainer.net.theta.copy()
     result = trainer.fit()
     moved = not np.array_equal(before, trainer.net.theta)
@@ -277,7 +278,7 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
         "model.init.sigma_w=2.5",  # some units saturate
         "trainer.log_every=1",
     )
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     X, y = trainer.data.X_train[:32], trainer.data.y_train[:32]
     trainer.train_step(X, y)
     net, ws = trainer.net, trainer.net.last_workspace
