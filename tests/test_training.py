@@ -308,3 +308,49 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
     )
     assert 0 < expected["saturation"].max() < 1  # the case tests something
     pd.testing.assert_frame_equal(row[list(STATS)], expected[list(STATS)], rtol=1e-5)
+
+
+def write_csv(path, rows: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lines = ["a,b,label", *(f"{x:.4f},{y:.4f},{int(x > y)}" for x, y in rng.normal(size=(rows, 2)))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_shared_data_is_loaded_once_per_data_set(small_cfg, tmp_path, monkeypatch):
+    """The data set loaded last is given again for a config that determines the same one
+    (data, dtype, seed, and the file as it is now); its arrays are read-only."""
+    from bpstudy.training import run
+
+    monkeypatch.setattr(run, "_last", None)
+    first = run.shared_data(bpstudy.validate(small_cfg("model.width=8")))
+    assert run.shared_data(bpstudy.validate(small_cfg("model.width=128"))) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.X_train[0, 0] = 1.0
+    fresh = bpstudy.load_data(small_cfg())
+    assert fresh.fingerprint() == first.fingerprint()
+    assert run.shared_data(bpstudy.validate(small_cfg("trainer.seed=1"))) is not first
+    assert run.shared_data(bpstudy.validate(small_cfg("trainer.dtype=float64"))) is not first
+    # a file read again once it changed: same config, other numbers
+    csv = tmp_path / "points.csv"
+    write_csv(csv, 40, seed=0)
+    cfg = bpstudy.validate(small_cfg("data=csv", f"data.path={csv}"))
+    before = run.shared_data(cfg)
+    assert run.shared_data(cfg) is before
+    write_csv(csv, 60, seed=1)
+    after = run.shared_data(cfg)
+    assert after.fingerprint() == bpstudy.load_data(cfg).fingerprint() != before.fingerprint()
+
+
+def test_training_on_shared_data_twice_gives_the_same_run(small_cfg, monkeypatch):
+    """A run on the shared (read-only) data set trains as on a fresh one, and leaves it
+    as it found it for the next."""
+    from bpstudy.training import run
+
+    monkeypatch.setattr(run, "_last", None)
+    config = bpstudy.validate(small_cfg("model.batch_norm=true", "model.dropout=0.1"))
+    shared = run.shared_data(config)
+    once = run.make_trainer(config, shared).fit()
+    again = run.make_trainer(config, run.shared_data(config)).fit()
+    fresh = bpstudy.train(config)
+    assert once.metrics == again.metrics == fresh.metrics
+    assert shared.fingerprint() == bpstudy.load_data(config).fingerprint()
