@@ -95,6 +95,7 @@ def prevalidate(argv: list[str]) -> None:
             file=sys.stderr,
         )
     overrides = args.overrides or []
+    _validated.clear()  # this command's jobs only
     if args.experimental_rerun:
         return  # the pickled config is the job's: Hydra reads it
     # the config tree as Hydra will compose it: the primary config (the shipped one, or the
@@ -123,9 +124,9 @@ def prevalidate(argv: list[str]) -> None:
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_output_dir(overrides, multirun, tree)
         check_chdir(overrides, configs)
-        from bpstudy.training.run import check_data
+        from bpstudy.training.run import check_data, shared_data
 
-        check_data(configs)  # before Hydra writes anything
+        check_data(configs, load=shared_data)  # before Hydra writes anything; the run reuses it
         check_tracking(configs)
 
 

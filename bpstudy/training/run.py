@@ -4,12 +4,12 @@ This is the one place where config objects become plain constructor arguments
 (data -> network -> learning rule -> optimizer -> loop), so every entry point (CLI,
 sweeps, rerun, `bpstudy.train`) trains through exactly the same path. It takes the typed
 `Config` that `validate` made once at the edge, never a composed tree: nothing here
-validates again or imports OmegaConf (bpstudy.api is the convenience that does both).
+validates again or imports OmegaConf (bpstudy.api validates a composed tree, then calls these).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bpstudy.config.schema import Config
@@ -72,15 +72,16 @@ def shared_data(c: Config) -> Dataset:
     return _last[1]
 
 
-def check_data(configs) -> dict[tuple, str]:
+def check_data(configs, load: Callable[[Config], Dataset] = load_data) -> dict[tuple, str]:
     """Load each distinct data set of `configs` once: missing or malformed data, or a loss
     that does not fit the data's task, fails here (DataError, ConfigError), before any
-    run or trial starts. Returns each data set's task, keyed (data config, dtype)."""
+    run or trial starts. Returns each data set's task, keyed (data config, dtype).
+    `load=shared_data` keeps the last one for a run of this process to train on."""
     tasks: dict[tuple, str] = {}
     for c in configs:
         key = (c.data, c.trainer.dtype)
         if key not in tasks:
-            tasks[key] = shared_data(c).task
+            tasks[key] = load(c).task
         resolve_loss(c, tasks[key])
     return tasks
 
