@@ -26,6 +26,7 @@ import time
 
 import bpstudy
 from bpstudy.tracking import tracked_train
+from bpstudy.training.run import load_data
 
 BASE = [
     "model.depth=50",
@@ -38,7 +39,7 @@ BASE = [
 
 def wall(cfg) -> float:
     start = time.perf_counter()
-    tracked_train(cfg)
+    tracked_train(cfg, load_data(cfg))  # the data's load timed too, as a run pays it
     return time.perf_counter() - start
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         warm = bpstudy.validate(
             bpstudy.compose([*BASE[:3], "trainer.epochs=1", "trainer.progress=none"])
         )
-        tracked_train(warm)
+        tracked_train(warm, load_data(warm))
         print(
             f"{'setting':>14} {'off s':>7} {'on s':>7} {'ratio':>6} {'best':>6} {'paired':>6}"
             f" {'+s/run':>7}"

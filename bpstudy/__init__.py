@@ -1,7 +1,7 @@
 """bpstudy: study how backpropagation trains deep networks, and why it fails.
 
 import bpstudy
-cfg = bpstudy.compose(["model.depth=10", "model.activation=tanh"])
+cfg = bpstudy.validate(bpstudy.compose(["model.depth=10", "model.activation=tanh"]))
 data = bpstudy.load_data(cfg)
 net = bpstudy.build_network(cfg, data.in_dim, data.out_dim)
 loss, grads = net.loss_and_grads(data.X_train[:32], data.y_train[:32])
@@ -21,28 +21,24 @@ from typing import TYPE_CHECKING
 from bpstudy.errors import BpstudyError, ConfigError, DataError
 
 if TYPE_CHECKING:  # what the names below are, for type checkers and editors
-    from bpstudy.config import Config, compose, validate
-    from bpstudy.training import (
-        Listener,
-        StopTraining,
-        TrainResult,
-        build_network,
-        load_data,
-        train,
-    )
+    from bpstudy.api import build_network, load_data, train
+    from bpstudy.config import Config
+    from bpstudy.config.compose import compose
+    from bpstudy.config.validate import validate
+    from bpstudy.training import Listener, StopTraining, TrainResult
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Config": "bpstudy.config",
-    "compose": "bpstudy.config",
-    "validate": "bpstudy.config",
+    "compose": "bpstudy.config.compose",
+    "validate": "bpstudy.config.validate",
     "Listener": "bpstudy.training",
     "StopTraining": "bpstudy.training",
     "TrainResult": "bpstudy.training",
-    "build_network": "bpstudy.training",
-    "load_data": "bpstudy.training",
-    "train": "bpstudy.training",
+    "build_network": "bpstudy.api",
+    "load_data": "bpstudy.api",
+    "train": "bpstudy.api",
 }
 
 

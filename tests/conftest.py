@@ -105,6 +105,14 @@ def listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+def trainer_for(cfg, listeners=(), data=None):
+    """`make_trainer` for a composed config: validated once, its data loaded unless given."""
+    from bpstudy.training.run import load_data, make_trainer
+
+    config = bpstudy.validate(cfg)
+    return make_trainer(config, data if data is not None else load_data(config), listeners)
+
+
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     """Relative error of two arrays, ||a - b|| / (||a|| + ||b||), safe at zero.
 

@@ -1,6 +1,7 @@
 """The package's layout rules (issue 21's "Done when"), read from the source with ast:
 no import circle, no lower layer importing a higher one, no module over MAX_LINES lines,
-no private attribute of another library without a written reason. Each rule also runs
+no private attribute of another library without a written reason, no Hydra or OmegaConf
+in training (configs are validated at the edge). Each rule also runs
 on a small tree built here, once breaking it and once keeping it, so each can fail."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ LOWER = ("config", "data", "model", "learning_rule", "optimizer", "errors", "ret
 HIGHER = ("training", "tracking", "sweep", "report", "cli")
 PRIVATE = re.compile(r"(?<![\w])(\w+(?:\.\w+)*)\.(_[a-z]\w*)")
 REASON = "private:"
+EDGE_ONLY = ("omegaconf", "hydra")  # composing and validating: the edge's, not training's
 PUBLIC = {"_exit", "_replace", "_asdict", "_fields", "_make", "_global_"}  # os, namedtuple, Hydra
 
 
@@ -126,6 +128,46 @@ def upward(edges: dict[str, set[str]], top: str) -> list[str]:
     )
 
 
+def foreign(path: Path) -> set[str]:
+    """The top-level names of what `path` imports from outside (function level too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def edge_imports(root: Path, layer: str = "training") -> list[str]:
+    """Each module of `layer` that imports Hydra or OmegaConf, itself or through the
+    package modules it imports (a module's import runs its packages' __init__ too), with
+    the chain that does it."""
+    known, edges = modules(root), graph(root)
+    top = root.name
+
+    def with_packages(name: str) -> set[str]:
+        parts = name.split(".")
+        return {".".join(parts[:i]) for i in range(2, len(parts) + 1)} & known.keys()
+
+    found = []
+    for start in sorted(n for n in known if n.split(".")[1:2] == [layer]):
+        came, queue = {start: None}, [start]
+        while queue:
+            v = queue.pop(0)
+            if hit := sorted(foreign(known[v]) & set(EDGE_ONLY)):
+                chain = [v]
+                while came[chain[-1]] is not None:
+                    chain.append(came[chain[-1]])
+                found.append(f"{' -> '.join(reversed(chain))} imports {', '.join(hit)}")
+                break
+            for w in sorted(set().union(*map(with_packages, edges[v]), set())):
+                if w not in came and w != top:
+                    came[w] = v
+                    queue.append(w)
+    return found
+
+
 def long_modules(root: Path) -> list[str]:
     return sorted(
         f"{p.relative_to(root.parent)}: {n} lines"
@@ -213,6 +255,20 @@ def test_no_lower_layer_imports_a_higher_one():
     assert not found, "lower layers importing higher ones:\n" + "\n".join(found)
 
 
+def test_training_imports_no_hydra_or_omegaconf():
+    found = edge_imports(PACKAGE)
+    assert not found, "training reaches the config edge's libraries:\n" + "\n".join(found)
+
+
+def test_importing_training_loads_no_hydra_or_omegaconf():
+    code = (
+        "import sys, bpstudy.training, bpstudy.training.run\n"
+        f"print([m for m in sys.modules if m.split('.')[0] in {EDGE_ONLY}])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
 def test_no_module_is_over_the_line_limit():
     found = long_modules(PACKAGE)
     assert not found, f"modules over {MAX_LINES} lines:\n" + "\n".join(found)
@@ -273,6 +329,23 @@ def test_an_import_up_the_layers_is_found(tmp_path):
     assert upward(graph(root), "pkg") == ["pkg.model.a imports pkg.tracking.store"]
     (root / "model" / "a.py").write_text("from . import b\n")
     assert upward(graph(root), "pkg") == []
+
+
+def test_omegaconf_reached_from_training_is_found(tmp_path):
+    root = tree(tmp_path, {
+        "pkg/training/run.py": "from pkg.config.schema import Config\n",
+        "pkg/config/__init__.py": "from pkg.config.validate import validate\n",
+        "pkg/config/schema.py": "Config = dict\n",
+        "pkg/config/validate.py": "def validate():\n    from omegaconf import OmegaConf\n",
+        "pkg/cli/train.py": "import hydra\n",  # the edge may
+    })  # fmt: skip
+    assert edge_imports(root) == [
+        "pkg.training.run -> pkg.config -> pkg.config.validate imports omegaconf"
+    ]
+    (root / "config" / "__init__.py").write_text("")
+    assert edge_imports(root) == []
+    (root / "training" / "loop.py").write_text("def f():\n    import hydra.utils\n")
+    assert edge_imports(root) == ["pkg.training.loop imports hydra"]
 
 
 def test_a_long_module_is_found(tmp_path):

@@ -736,3 +736,51 @@ def test_completion_takes_one_action_for_a_known_shell():
                       (["install=bash", "-cp", "x"], "nothing else; got also -cp x")):  # fmt: skip
         with pytest.raises(BpstudyError, match=says):
             parse(bad)
+
+
+# `bpstudy train` in its own process, with each validation and each data load counted
+# (the real functions still run): validate is wrapped before any module imports it
+COUNTING_TRAIN = textwrap.dedent("""
+    import atexit, importlib, sys
+    v = importlib.import_module("bpstudy.config.validate")
+    d = importlib.import_module("bpstudy.data")
+
+    calls = {"validate": 0, "load": 0}
+
+    def counted(key, real):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    v.validate = counted("validate", v.validate)
+    for name, loader in list(d._LOADERS.items()):
+        d._LOADERS[name] = counted("load", loader)
+    atexit.register(lambda: print("counted", calls["validate"], calls["load"], file=sys.stderr))
+    from bpstudy.cli import main
+    main(sys.argv[1:])
+""")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "validations", "loads"),
+    [
+        ([], 1, 1),  # one run: checked before Hydra starts, trained on what was checked
+        (["-m", "model.depth=2,3"], 2, 1),  # one validation per job, one data set
+        (["-m", "trainer.seed=0,1"], 2, 2),  # the seed splits the data: read per seed
+    ],
+)
+def test_train_validates_each_job_once_and_reads_its_data_once(
+    tmp_path, overrides, validations, loads
+):
+    if overrides:  # untracked: the jobs' MLflow runs would only cost time here
+        args = ["train", *TINY, f"hydra.sweep.dir={tmp_path / 'multirun'}", *overrides]
+    else:  # the default path: tracked, into a store of the test's own
+        store = f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"
+        args = ["train", *TINY[:-1], store, f"hydra.run.dir={tmp_path / 'run'}"]
+    out = subprocess.run(
+        [sys.executable, "-c", COUNTING_TRAIN, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"counted {validations} {loads}" in out.stderr.splitlines()

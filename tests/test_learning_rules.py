@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 import bpstudy
-from bpstudy.config import validate
+from bpstudy.config.validate import validate
 from bpstudy.errors import ConfigError
 from bpstudy.learning_rule import (
     Backprop,
@@ -21,8 +21,8 @@ from bpstudy.learning_rule import (
 )
 from bpstudy.model import Architecture, Network
 from bpstudy.seeding import Seeds
-from bpstudy.training import make_trainer
 from bpstudy.training.diagnostics import STATS, alignment_angles
+from tests.conftest import trainer_for
 
 RULES = ["feedback_alignment", "direct_feedback_alignment"]
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear"]
@@ -137,7 +137,7 @@ def test_every_activation_and_loss(name, loss, activation):
 
 def test_dfa_hidden_updates_have_the_right_shapes():
     cfg = bpstudy.compose([*DIGITS, "learning_rule=direct_feedback_alignment", "model.depth=4"])
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     net, rule = trainer.net, trainer.rule
     assert isinstance(rule, DirectFeedbackAlignment)
     assert [B.shape for B in rule.feedback.values()] == [(10, 64)] * 4
@@ -186,7 +186,7 @@ def test_fa_starts_near_90_degrees_on_fresh_networks():
         cfg = bpstudy.compose(
             [*DIGITS, "learning_rule=feedback_alignment", "model.depth=4", f"trainer.seed={seed}"]
         )
-        trainer = make_trainer(cfg, data=data)
+        trainer = trainer_for(cfg, data=data)
         net, rule = trainer.net, trainer.rule
         _, dscores = net.loss(net.forward(data.X_train[:64], train=True), data.y_train[:64])
         rule.backward(net, dscores)
@@ -252,7 +252,7 @@ def test_dfa_reduces_training_loss_on_digits_within_a_few_epochs():
     assert loss[-1] < 0.35 * np.log(10), loss  # from about log(10) for ten classes
     assert result.metrics["val/accuracy"] > 0.75
     # the hidden updates do the work: training the output layer alone falls far behind
-    trainer = make_trainer(bpstudy.compose(base))
+    trainer = trainer_for(bpstudy.compose(base))
     trainer.rule = OutputOnly()
     baseline = trainer.fit().history["train/loss"].to_numpy()
     assert loss[-1] < 0.8 * baseline[-1], (loss, baseline)
@@ -311,8 +311,8 @@ def test_supported_architectures_train(small_cfg, overrides):
 
 
 def test_feedback_matrices_come_from_their_own_seeded_stream(small_cfg):
-    fa = make_trainer(small_cfg("learning_rule=feedback_alignment"))
-    again = make_trainer(small_cfg("learning_rule=feedback_alignment"))
+    fa = trainer_for(small_cfg("learning_rule=feedback_alignment"))
+    again = trainer_for(small_cfg("learning_rule=feedback_alignment"))
     assert isinstance(fa.rule, FeedbackAlignment)
     assert np.array_equal(fa.rule.flat, again.rule.flat)
     # drawn from Seeds(seed).rng("feedback") in float64, then cast
@@ -322,12 +322,12 @@ def test_feedback_matrices_come_from_their_own_seeded_stream(small_cfg):
     for name, B in fa.rule.feedback.items():
         assert B.shape == fa.net.parameters()[name].shape
     # the rule draws nothing from the init stream: the same starting weights as backprop
-    bp = make_trainer(small_cfg())
+    bp = trainer_for(small_cfg())
     assert np.array_equal(bp.net.theta, fa.net.theta)
-    other = make_trainer(small_cfg("learning_rule=feedback_alignment", "trainer.seed=1"))
+    other = trainer_for(small_cfg("learning_rule=feedback_alignment", "trainer.seed=1"))
     assert not np.array_equal(fa.rule.flat, other.rule.flat)
     # scale multiplies the same draw
-    doubled = make_trainer(small_cfg("learning_rule=feedback_alignment", "learning_rule.scale=2"))
+    doubled = trainer_for(small_cfg("learning_rule=feedback_alignment", "learning_rule.scale=2"))
     np.testing.assert_allclose(doubled.rule.flat, 2 * fa.rule.flat, rtol=1e-6)
 
 

@@ -1591,3 +1591,40 @@ def test_notes_on_a_pruner_that_never_prunes_and_on_cmaes_choices(cli, tmp_path)
         f"warning: {path}: pruner.n_warmup_steps=3 with trainer.epochs=2: trials report once "
         "per epoch (1 to 2), so the pruner never prunes",
     ], out.stderr
+
+
+def counting(calls: list, real):
+    """`real`, still doing its work, with each call noted in `calls`."""
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+def test_a_trial_validates_once_and_a_worker_reads_its_data_once(tmp_path, monkeypatch):
+    """Each trial validates its config once; trials of one worker on the same data set
+    (data, dtype, seed) read it once, and another seed reads it again."""
+    import bpstudy.data
+    from bpstudy.sweep import trial as trial_module
+    from bpstudy.sweep.spec import suggest
+    from bpstudy.training import run as training_run
+
+    validated, loaded = [], []
+    monkeypatch.setattr(trial_module, "validate", counting(validated, trial_module.validate))
+    monkeypatch.setitem(bpstudy.data._LOADERS, "digits", counting(loaded, bpstudy.data._LOADERS["digits"]))  # fmt: skip
+    monkeypatch.setattr(training_run, "_last", None)  # what an earlier test left
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec("quickstart")
+    study = optuna.create_study()
+    states = []
+    for extra in ([], [], ["trainer.seed=7"]):
+        trial = study.ask()
+        for name, dist in spec.space.items():
+            suggest(trial, name, dist)
+        extra = ["trainer.epochs=1", "tracking.enabled=false", *extra]
+        states.append(trial_module.run_trial(trial, spec, extra, parent_run_id=None))
+        assert len(validated) == len(states)  # once per trial
+    assert all(s in FINISHED for s in states), [t.user_attrs for t in study.trials]
+    assert len(loaded) == 2  # the second trial reused the first's; the seed-7 one did not

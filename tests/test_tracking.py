@@ -290,7 +290,7 @@ def test_rerun_of_a_failed_run_compares_what_it_logged(cli, store):
 
     cfg = bpstudy.validate(bpstudy.compose([*TINY, "trainer.log_every=2", f"tracking.uri={uri}"]))
     with pytest.raises(RuntimeError):
-        tracked_train(cfg, [Boom()])
+        tracked_train(cfg, bpstudy.load_data(cfg), [Boom()])
     run = only_run(client)
     assert run.info.status == "FAILED"
     out = cli("rerun", run.info.run_id, "--tracking-uri", uri)
@@ -607,7 +607,7 @@ def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
     uri, client = store
     cfg = bpstudy.validate(bpstudy.compose([*TINY, f"tracking.uri={uri}"]))
     with pytest.raises(RuntimeError, match="on purpose"):
-        tracked_train(cfg, [Boom()])
+        tracked_train(cfg, bpstudy.load_data(cfg), [Boom()])
     run = only_run(client)
     assert run.info.status == "FAILED"
     assert run.data.tags["bpstudy.outcome"] == "failed"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import bpstudy
-from bpstudy.training import make_trainer
 from bpstudy.training.diagnostics import STATS
+from tests.conftest import trainer_for
 
 
 def test_python_api_as_in_readme():
@@ -30,7 +30,7 @@ def test_python_api_as_in_readme():
     assert 1.5 < loss < 4.0  # about log(10) for a fresh 10-class net
     result = bpstudy.train(cfg)
     # build_network gives exactly the network train() starts from
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     for name, p in net.parameters().items():
         assert np.array_equal(p, trainer.net.parameters()[name])
     assert set(result.history.columns) >= {
@@ -52,8 +52,9 @@ def test_import_bpstudy_is_light_and_its_names_load_on_use():
         "import sys, bpstudy\n"
         "heavy = [m for m in ('hydra', 'pandas', 'mlflow', 'optuna') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "assert bpstudy.training.train is bpstudy.train\n"
-        "assert bpstudy.config.compose is bpstudy.compose\n"
+        "assert bpstudy.api.train is bpstudy.train\n"
+        "from bpstudy.config.compose import compose\n"
+        "assert compose is bpstudy.compose\n"
         "from bpstudy import Listener, validate\n"
         "assert {'train', 'compose', 'Listener'} <= set(dir(bpstudy))\n"
         "try:\n"
@@ -185,12 +186,12 @@ def test_layer_stats_every_log_every_steps(small_cfg):
 
 def test_clip_by_norm_bounds_the_applied_update(small_cfg):
     cfg = small_cfg("trainer.clip.mode=norm", "trainer.clip.threshold=0.01", "optimizer.lr=0.5")
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     data = trainer.data
     trainer.train_step(data.X_train[:64], data.y_train[:64])
     assert np.linalg.norm(trainer.optimizer.update) == pytest.approx(0.5 * 0.01, rel=1e-4)
     cfg = small_cfg("trainer.clip.mode=value", "trainer.clip.threshold=0.001", "optimizer.lr=0.5")
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     trainer.train_step(data.X_train[:64], data.y_train[:64])
     assert np.abs(trainer.optimizer.update).max() == pytest.approx(0.5 * 0.001, rel=1e-5)
 
@@ -232,7 +233,7 @@ def test_a_listener_may_stop_the_run_from_any_hook(small_cfg, hook):
     """StopTraining ends the run as `stopped` wherever it is raised (from on_train_end,
     when the run is over, it changes nothing); a step whose update was applied counts."""
     cfg = small_cfg("trainer.epochs=2", "trainer.log_every=1")
-    trainer = make_trainer(cfg, [stopper(hook)])
+    trainer = trainer_for(cfg, [stopper(hook)])
     before = trainer.net.theta.copy()
     result = trainer.fit()
     moved = not np.array_equal(before, trainer.net.theta)
@@ -277,7 +278,7 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
         "model.init.sigma_w=2.5",  # some units saturate
         "trainer.log_every=1",
     )
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     X, y = trainer.data.X_train[:32], trainer.data.y_train[:32]
     trainer.train_step(X, y)
     net, ws = trainer.net, trainer.net.last_workspace
@@ -307,3 +308,49 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
     )
     assert 0 < expected["saturation"].max() < 1  # the case tests something
     pd.testing.assert_frame_equal(row[list(STATS)], expected[list(STATS)], rtol=1e-5)
+
+
+def write_csv(path, rows: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lines = ["a,b,label", *(f"{x:.4f},{y:.4f},{int(x > y)}" for x, y in rng.normal(size=(rows, 2)))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_shared_data_is_loaded_once_per_data_set(small_cfg, tmp_path, monkeypatch):
+    """The data set loaded last is given again for a config that determines the same one
+    (data, dtype, seed, and the file as it is now); its arrays are read-only."""
+    from bpstudy.training import run
+
+    monkeypatch.setattr(run, "_last", None)
+    first = run.shared_data(bpstudy.validate(small_cfg("model.width=8")))
+    assert run.shared_data(bpstudy.validate(small_cfg("model.width=128"))) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.X_train[0, 0] = 1.0
+    fresh = bpstudy.load_data(small_cfg())
+    assert fresh.fingerprint() == first.fingerprint()
+    assert run.shared_data(bpstudy.validate(small_cfg("trainer.seed=1"))) is not first
+    assert run.shared_data(bpstudy.validate(small_cfg("trainer.dtype=float64"))) is not first
+    # a file read again once it changed: same config, other numbers
+    csv = tmp_path / "points.csv"
+    write_csv(csv, 40, seed=0)
+    cfg = bpstudy.validate(small_cfg("data=csv", f"data.path={csv}"))
+    before = run.shared_data(cfg)
+    assert run.shared_data(cfg) is before
+    write_csv(csv, 60, seed=1)
+    after = run.shared_data(cfg)
+    assert after.fingerprint() == bpstudy.load_data(cfg).fingerprint() != before.fingerprint()
+
+
+def test_training_on_shared_data_twice_gives_the_same_run(small_cfg, monkeypatch):
+    """A run on the shared (read-only) data set trains as on a fresh one, and leaves it
+    as it found it for the next."""
+    from bpstudy.training import run
+
+    monkeypatch.setattr(run, "_last", None)
+    config = bpstudy.validate(small_cfg("model.batch_norm=true", "model.dropout=0.1"))
+    shared = run.shared_data(config)
+    once = run.make_trainer(config, shared).fit()
+    again = run.make_trainer(config, run.shared_data(config)).fit()
+    fresh = bpstudy.train(config)
+    assert once.metrics == again.metrics == fresh.metrics
+    assert shared.fingerprint() == bpstudy.load_data(config).fingerprint()

@@ -3,7 +3,9 @@
 Before Hydra starts, every job the command line describes (one, or the combinations of a
 `-m` sweep) is composed and validated, and each distinct data set is loaded once, so a bad
 key, value or data file fails at once with one line and exit code 2, before any run starts
-or any output folder is written.
+or any output folder is written. The job then trains on what was checked: the `Config`
+validated for the same composed tree, and the data set loaded last if it is the same
+(`shared_data`), so one run validates its config once and reads its data once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import json
 import logging
 import os
 import sys
@@ -23,13 +26,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from bpstudy.cli.args import command_name
 from bpstudy.cli.hydra_app import absolute_config_path, argument_parser, in_hydra_order
-from bpstudy.config import Config, compose, validate
-from bpstudy.config.compose import glob_options, parse_overrides
+from bpstudy.config import Config
+from bpstudy.config.compose import compose, glob_options, parse_overrides
+from bpstudy.config.validate import to_container, validate
 from bpstudy.errors import BpstudyError, ConfigError, first_line, redact
 from bpstudy.paths import CONF_DIR, not_a_folder, starts_with
 from bpstudy.shutdown import stdout_to_devnull
 
 MAX_PREVALIDATED_JOBS = 256  # full combinations checked; beyond, each value still is once
+
+# the jobs' configs that prevalidate validated, by their resolved tree (`tree_key`): the
+# Hydra job that composes the same tree trains on it instead of validating it again
+_validated: dict[str, Config] = {}
 
 
 def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -87,6 +95,7 @@ def prevalidate(argv: list[str]) -> None:
             file=sys.stderr,
         )
     overrides = args.overrides or []
+    _validated.clear()  # this command's jobs only
     if args.experimental_rerun:
         return  # the pickled config is the job's: Hydra reads it
     # the config tree as Hydra will compose it: the primary config (the shipped one, or the
@@ -115,9 +124,9 @@ def prevalidate(argv: list[str]) -> None:
     if not args.cfg:  # --cfg only prints the config: no data to read
         check_output_dir(overrides, multirun, tree)
         check_chdir(overrides, configs)
-        from bpstudy.training.run import check_data
+        from bpstudy.training.run import check_data, shared_data
 
-        check_data(configs)  # before Hydra writes anything
+        check_data(configs, load=shared_data)  # before Hydra writes anything; the run reuses it
         check_tracking(configs)
 
 
@@ -125,12 +134,26 @@ def _job_config(tree, job: list[str], overrides: list[str]) -> Config:
     """The validated config of one job; a -m job's error names the values it sweeps
     (a preset with a bad value did not say which job it came from)."""
     try:
-        return validate(tree(job))
+        plain = to_container(tree(job))
+        config = _validated[tree_key(plain)] = validate(plain)
+        return config
     except ConfigError as exc:
         swept = [o for o in job if o not in overrides]
         if not swept or any(o in str(exc) for o in swept):
             raise
         raise ConfigError(f"the -m job {' '.join(swept)}: {exc}") from None
+
+
+def tree_key(plain: dict) -> str:
+    """A resolved config tree (Hydra's own node left out) as one string, keys sorted."""
+    return json.dumps({k: v for k, v in plain.items() if k != "hydra"}, sort_keys=True, default=str)
+
+
+def job_config(cfg: DictConfig) -> Config:
+    """The Config of Hydra's job: the one prevalidate made for the same tree, else (a
+    --experimental-rerun, a -m job past MAX_PREVALIDATED_JOBS) validated here."""
+    plain = to_container(cfg)
+    return _validated.get(tree_key(plain)) or validate(plain)
 
 
 def primary_name(args: argparse.Namespace) -> str:
@@ -311,13 +334,14 @@ def check_chdir(overrides: list[str], configs: list[Config]) -> None:
 def run(cfg: DictConfig) -> float | None:
     from bpstudy.tracking import tracked_train
     from bpstudy.training.progress import EpochLog, Progress
+    from bpstudy.training.run import shared_data
     from bpstudy.training.summary import render
 
     runs: list[str] = []
     try:
-        c = validate(cfg)
+        c = job_config(cfg)
         listeners = [Progress(c.trainer.progress, c.trainer.epochs), EpochLog()]
-        tracked = tracked_train(c, listeners, on_run=runs.append)
+        tracked = tracked_train(c, shared_data(c), listeners, on_run=runs.append)
     except BpstudyError as exc:
         print(f"bpstudy: error: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bpstudy.errors import ConfigError
 from bpstudy.vocabulary import ACTIVATIONS, INIT_SCHEMES
 
 # the config groups of conf/ (one folder of options each): compose.GROUPS, read by
@@ -332,3 +333,17 @@ CHOSEN_BY_NAME: dict[str, dict[str, type]] = {
     "optimizer": OPTIMIZER_CONFIGS,
     "learning_rule": LEARNING_RULE_CONFIGS,
 }
+
+
+def resolve_loss(loss: str, task: str, data_name: str) -> str:
+    """The loss for a data set of `task`: `auto` picks it; cross_entropy needs
+    classification (checked here for every data set: from the config where it says the
+    task, else once the data is loaded)."""
+    if loss == "auto":
+        return "cross_entropy" if task == "classification" else "mse"
+    if loss == "cross_entropy" and task != "classification":
+        raise ConfigError(
+            f"model.loss=cross_entropy needs a classification data set; data={data_name} is "
+            "regression (use model.loss=mse or auto)"
+        )
+    return loss

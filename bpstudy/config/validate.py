@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bpstudy.config import schema
-from bpstudy.config.schema import Config
+from bpstudy.config.schema import Config, resolve_loss
 from bpstudy.errors import ConfigError, shown
 
 # the top-level keys of the config: the groups whose dataclass the node's `name` chooses
@@ -249,20 +249,6 @@ def path_required(data_name: str) -> ConfigError:
     """The error for a data set read from a file whose data.path is not given (`???` in
     its YAML, or empty)."""
     return ConfigError(f"data.path is required for data={data_name}; give data.path=PATH")
-
-
-def resolve_loss(loss: str, task: str, data_name: str) -> str:
-    """The loss for a data set of `task`: `auto` picks it; cross_entropy needs
-    classification (checked here for every data set: from the config where it says the
-    task, else once the data is loaded)."""
-    if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
-    if loss == "cross_entropy" and task != "classification":
-        raise ConfigError(
-            f"model.loss=cross_entropy needs a classification data set; data={data_name} is "
-            "regression (use model.loss=mse or auto)"
-        )
-    return loss
 
 
 def check_combinations(cfg: Config) -> None:

@@ -37,7 +37,8 @@ def check_command_line(spec: SweepSpec, extra: tuple[str, ...] | list[str]) -> N
 
 
 def _composes(overrides: list[str]) -> bool:
-    from bpstudy.config import compose, validate
+    from bpstudy.config.compose import compose
+    from bpstudy.config.validate import validate
 
     try:
         validate(compose(overrides))
@@ -49,7 +50,8 @@ def _composes(overrides: list[str]) -> bool:
 def check_space(spec: SweepSpec, extra: tuple[str, ...] | list[str] = ()):
     """Compose and validate the config at every choice and at both ends of every range,
     so a bad key or value fails before the study starts. Returns the base config."""
-    from bpstudy.config import compose, validate
+    from bpstudy.config.compose import compose
+    from bpstudy.config.validate import validate
     from bpstudy.training.run import check_data
 
     for metric in spec.metrics:

@@ -15,7 +15,8 @@ import traceback
 
 from optuna.trial import Trial, TrialState
 
-from bpstudy.config import compose, validate
+from bpstudy.config.compose import compose
+from bpstudy.config.validate import validate
 from bpstudy.sweep import interrupt
 from bpstudy.sweep.spec import WALL_TIME, SweepSpec, active_params, trial_overrides
 from bpstudy.training.events import Listener, StopTraining
@@ -64,6 +65,7 @@ def run_trial(
 ) -> TrialState:
     """Train the trial's config and tell the study how it went."""
     from bpstudy.tracking import tracked_train
+    from bpstudy.training.run import shared_data
 
     study = trial.study
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -78,6 +80,7 @@ def run_trial(
             listeners.append(PruningReporter(trial, spec.metrics[0]))
         tracked = tracked_train(
             cfg,
+            shared_data(cfg),  # the worker's last trial's, if it is the same data set
             listeners,
             run_name=f"{spec.study_name} #{trial.number}",
             parent_run_id=parent_run_id,

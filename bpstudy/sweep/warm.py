@@ -28,7 +28,7 @@ def warm_up() -> None:
 
     import bpstudy.sweep.trial
     import bpstudy.sweep.worker  # noqa: F401
-    from bpstudy.config import compose
+    from bpstudy.config.compose import compose
     from bpstudy.tracking import run  # noqa: F401
     from bpstudy.tracking.plots import warm_up as warm_up_plots
 

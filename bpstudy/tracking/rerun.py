@@ -231,6 +231,7 @@ class RerunResult:
 def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunResult:
     """Retrain and compare. An interrupted original is retrained as far as it got."""
     from bpstudy.tracking.run import tracked_train
+    from bpstudy.training.run import load_data
 
     uri = resolve_uri(tracking_uri)
     check_store_exists(uri, f"pass --tracking-uri with the store that holds run {run_id}")
@@ -255,6 +256,7 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
     with _same_blas_threads(original.data.tags.get(THREADS_TAG)):
         tracked = tracked_train(
             cfg,
+            load_data(cfg),
             [*listeners, *_stops(original, stats_at, epoch_at)],
             tags={"bpstudy.rerun_of": run_id},
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bpstudy.config.schema import Config
+from bpstudy.data import Dataset
 from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
 from bpstudy.tracking.tracker import MlflowTracker
 from bpstudy.training.events import Listener
@@ -31,24 +32,26 @@ def thresholds(cfg: Config) -> Thresholds:
 
 def tracked_train(
     cfg: Config,
+    data: Dataset,
     listeners: Sequence[Listener] = (),
     run_name: str | None = None,
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     on_run: Callable[[str], None] | None = None,
 ) -> TrackedResult:
-    """Train `cfg`; with tracking enabled, as one MLflow run (store checked first)."""
+    """Train `cfg` (validated) on `data` (its `load_data`, loaded by the caller); with
+    tracking enabled, as one MLflow run (store checked first)."""
     if not cfg.tracking.enabled:
-        result = make_trainer(cfg, listeners).fit()
+        result = make_trainer(cfg, data, listeners).fit()
         return TrackedResult(result, classify(result, thresholds(cfg)), None, None)
     uri = resolve_uri(cfg.tracking.uri)
-    client = client_for(uri)  # unreachable or unwritable: fails here, before any data
+    client = client_for(uri)  # unreachable or unwritable: fails here, before training
     exp = experiment_id(client, cfg.tracking.experiment)
     trainer_listeners = list(listeners)
     tracker = MlflowTracker(
         client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg), on_run
     )
-    trainer = make_trainer(cfg, [*trainer_listeners, tracker])
+    trainer = make_trainer(cfg, data, [*trainer_listeners, tracker])
     try:
         result = trainer.fit()
     except KeyboardInterrupt:

@@ -1,18 +1,19 @@
-"""From a validated config to a trained network: the public Python API.
+"""From a validated config and its data set to a trainer: the typed core of training.
 
 This is the one place where config objects become plain constructor arguments
 (data -> network -> learning rule -> optimizer -> loop), so every entry point (CLI,
-sweeps, rerun, tests) trains through exactly the same path.
+sweeps, rerun, `bpstudy.train`) trains through exactly the same path. It takes the typed
+`Config` that `validate` made once at the edge, never a composed tree: nothing here
+validates again or imports OmegaConf (bpstudy.api validates a composed tree, then calls these).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from bpstudy.config.schema import Config
-from bpstudy.config.validate import resolve_loss as validate_loss
-from bpstudy.config.validate import validate
+from bpstudy.config.schema import resolve_loss as validate_loss
 from bpstudy.data import Dataset, load_dataset
 from bpstudy.learning_rule import LearningRule, make_learning_rule
 from bpstudy.model import Architecture, Network
@@ -21,25 +22,66 @@ from bpstudy.seeding import Seeds
 from bpstudy.training.events import Listener
 from bpstudy.training.loop import LoopSettings, Trainer, TrainResult
 
-AnyConfig = Config | Mapping[str, Any]  # a composed tree (a DictConfig is a Mapping) or typed
 
-
-def load_data(cfg: AnyConfig) -> Dataset:
-    """The train/val/test splits that `train(cfg)` uses, as arrays of trainer.dtype."""
-    c = validate(cfg)
+def load_data(c: Config) -> Dataset:
+    """The train/val/test splits that `c` trains on, as arrays of trainer.dtype."""
     seeds = Seeds(c.trainer.seed)
     return load_dataset(c.data, c.trainer.dtype, seeds.rng("split"), seeds.rng("data"))
 
 
-def check_data(configs) -> dict[tuple, str]:
+def data_key(c: Config) -> tuple:
+    """What determines `load_data(c)`: the data config, dtype and seed, and for a data set
+    read from disk the size and modification time of its file (or its folder's files)."""
+    return (c.data, c.trainer.dtype, c.trainer.seed, _file_state(getattr(c.data, "path", "")))
+
+
+def _file_state(path: str) -> tuple | None:
+    """(file, size, modification time, inode) of the file at `path`, or of each file in
+    the folder at `path` (mnist); None when there is none to read, and loading says why."""
+    if not path:
+        return None
+    folder_or_file = Path(path).expanduser().resolve()
+    try:
+        files = sorted(folder_or_file.iterdir()) if folder_or_file.is_dir() else [folder_or_file]
+        return tuple(_stat(f) for f in files)
+    except OSError:
+        return None
+
+
+def _stat(file: Path) -> tuple:
+    s = file.stat()
+    return (str(file), s.st_size, s.st_mtime_ns, s.st_ino)
+
+
+_last: tuple[tuple, Dataset] | None = None  # the data set loaded last in this process
+
+
+def shared_data(c: Config) -> Dataset:
+    """`load_data(c)`, but the data set loaded last in this process again when `c`
+    determines the same one (`data_key`): the CLI loads it to check it before Hydra starts
+    and trains on it, a sweep worker's trials share it. Its arrays are made read-only, so
+    no run can change what the next one trains on."""
+    global _last
+    key = data_key(c)
+    if _last is None or _last[0] != key:
+        _last = None  # the old one can go before the new one is read
+        data = load_data(c)
+        for a in (data.X_train, data.y_train, data.X_val, data.y_val, data.X_test, data.y_test):
+            a.flags.writeable = False
+        _last = (key, data)
+    return _last[1]
+
+
+def check_data(configs, load: Callable[[Config], Dataset] = load_data) -> dict[tuple, str]:
     """Load each distinct data set of `configs` once: missing or malformed data, or a loss
     that does not fit the data's task, fails here (DataError, ConfigError), before any
-    run or trial starts. Returns each data set's task, keyed (data config, dtype)."""
+    run or trial starts. Returns each data set's task, keyed (data config, dtype).
+    `load=shared_data` keeps the last one for a run of this process to train on."""
     tasks: dict[tuple, str] = {}
     for c in configs:
         key = (c.data, c.trainer.dtype)
         if key not in tasks:
-            tasks[key] = load_data(c).task
+            tasks[key] = load(c).task
         resolve_loss(c, tasks[key])
     return tasks
 
@@ -59,9 +101,8 @@ def task_of(c: Config) -> str:
     return load_data(c).task  # csv/npz with task=auto: the data decides
 
 
-def build_network(cfg: AnyConfig, in_dim: int, out_dim: int, task: str | None = None) -> Network:
-    """Exactly the network `train(cfg)` starts from (same seeded initialisation)."""
-    c = validate(cfg)
+def build_network(c: Config, in_dim: int, out_dim: int, task: str | None = None) -> Network:
+    """Exactly the network that `c` trains from (same seeded initialisation)."""
     m, seeds = c.model, Seeds(c.trainer.seed)
     arch = Architecture(
         in_dim=in_dim,
@@ -121,12 +162,8 @@ def build_learning_rule(c: Config, net: Network) -> LearningRule:
     )
 
 
-def make_trainer(
-    cfg: AnyConfig, listeners: Sequence[Listener] = (), data: Dataset | None = None
-) -> Trainer:
-    """Everything `train` wires together, ready to `fit()`."""
-    c = validate(cfg)
-    data = data if data is not None else load_data(c)
+def make_trainer(c: Config, data: Dataset, listeners: Sequence[Listener] = ()) -> Trainer:
+    """Everything a run of `c` on `data` (`load_data(c)`) wires together, ready to `fit()`."""
     net = build_network(c, data.in_dim, data.out_dim, task=data.task)
     t = c.trainer
     settings = LoopSettings(
@@ -150,9 +187,9 @@ def make_trainer(
     )
 
 
-def train(cfg: AnyConfig, listeners: Sequence[Listener] = ()) -> TrainResult:
-    """Train one run from its config; returns history, layer_stats and final metrics."""
-    return make_trainer(cfg, listeners).fit()
+def train(c: Config, listeners: Sequence[Listener] = ()) -> TrainResult:
+    """Train one run of the typed config `c` (bpstudy.train takes a composed one)."""
+    return make_trainer(c, load_data(c), listeners).fit()
 
 
-__all__ = ["build_network", "load_data", "make_trainer", "train"]
+__all__ = ["build_network", "load_data", "make_trainer", "shared_data", "train"]
