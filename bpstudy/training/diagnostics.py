@@ -151,7 +151,9 @@ class Diagnostics(Listener):
         self._scratch: dict[str, np.ndarray] = {}
 
     def scratch(self, name: str, shape: tuple[int, ...], dtype, fill: float | None = None):
-        """A buffer kept between logging steps, filled with `fill` when (re)made."""
+        """A buffer kept between logging steps, filled with `fill` when (re)made. The
+        centred activations and the saturation flags share one ("work"): a smaller
+        footprint in the cache the training step needs."""
         buf = self._scratch.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._scratch[name] = np.empty(shape, dtype=dtype)
@@ -193,14 +195,15 @@ class Diagnostics(Listener):
         n = A.shape[1]
         ones = self.scratch("ones_entries", (n,), A.dtype, 1.0)
         mean = (A @ ones) / n  # row sums as one BLAS matrix-vector product
-        centred = np.subtract(A, mean[:, None], out=self.scratch("centred", A.shape, A.dtype))
+        work = self.scratch("work", acts.shape, acts.dtype).reshape(A.shape)
+        centred = np.subtract(A, mean[:, None], out=work)
         return np.sqrt(rowwise_sq_norms(centred) / n)
 
     def _saturated_counts(self, net, acts: np.ndarray) -> np.ndarray:
         """(depth, width): on how many examples of the batch each unit is saturated."""
         N = acts.shape[1]
         act = net.blocks[0].activation  # one activation for every hidden layer
-        flags = act.saturated(acts, out=self.scratch("flags", acts.shape, acts.dtype))
+        flags = act.saturated(acts, out=self.scratch("work", acts.shape, acts.dtype))
         ones = self.scratch("ones_batch", (N,), acts.dtype, 1.0)
         return np.matmul(ones, flags)  # (L, width): a batch of BLAS matrix-vector products
 

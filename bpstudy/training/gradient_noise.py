@@ -57,7 +57,7 @@ def input_sq_norms(net: Network) -> np.ndarray:
     depth, B, width = acts.shape
     out = np.empty((depth, B))
     out[0] = rowwise_sq_norms(net.blocks[0].dense.x)
-    if all(not b.residual and b.dropout is None for b in net.blocks):
+    if not net.arch.residual and not net.arch.dropout:
         out[1:] = rowwise_sq_norms(acts[:-1].reshape(-1, width)).reshape(depth - 1, B)
     else:
         for i in range(1, depth):
@@ -68,19 +68,28 @@ def input_sq_norms(net: Network) -> np.ndarray:
 def error_sq_norms(net: Network, delta_sq: np.ndarray) -> np.ndarray:
     """(depth, B): ||delta_n||^2 at each hidden Linear layer's output. Without batch norm
     that is the pre-activation error whose norms `delta_sq` already holds."""
-    if all(b.bn is None for b in net.blocks):
+    if not net.arch.batch_norm:
         return delta_sq
     return np.stack([rowwise_sq_norms(b.dz) for b in net.blocks])
+
+
+def hidden_biases(flat: np.ndarray, net: Network) -> np.ndarray:
+    """(depth, width) view of the hidden layers' b inside a flat vector: they sit at equal
+    strides after the weights (b alone, or b, gamma, beta with batch norm)."""
+    depth, width = net.depth, net.arch.width
+    start = net.slices["hidden.0.b"][0].start
+    stride = net.slices["hidden.1.b"][0].start - start if depth > 1 else width
+    return flat[start : start + depth * stride].reshape(depth, stride)[:, :width]
 
 
 def data_grad_sq_norms(net: Network, grad_w_sq: np.ndarray) -> np.ndarray:
     """(depth,): ||g||^2 = ||dW||^2 + ||db||^2 of the data loss per hidden layer, given
     grad_w_sq, the squared norms of the W-parts of net.grad (which hold the L1/L2 terms)."""
-    blocks = net.blocks
-    out = np.array([np.dot(b.dense.db, b.dense.db) for b in blocks], dtype=np.float64)
+    db = hidden_biases(net.grad, net)
+    out = np.einsum("ij,ij->i", db, db).astype(np.float64)
     if not (net.l1 or net.l2):
         return out + grad_w_sq
-    for i, b in enumerate(blocks):
+    for i, b in enumerate(net.blocks):
         W = b.dense.W
         dW = b.dense.dW - net.l2 * W - net.l1 * np.sign(W)
         out[i] += np.dot(dW.ravel(), dW.ravel())
