@@ -170,3 +170,17 @@ def test_a_batch_of_one_has_no_noise_figure(small_cfg):
     trainer = make_trainer(small_cfg("trainer.log_every=1"))
     row = logged_row(trainer, 1)
     assert np.isnan(row[:, COL["grad_snr"]]).all() and np.isnan(row[:, COL["norm_test"]]).all()
+
+
+def test_summary_shows_dead_and_saturated_units(small_cfg):
+    """The end-of-run table: a relu net that never fires is 100% dead and saturated."""
+    from bpstudy.training.summary import render
+
+    trainer = make_trainer(small_cfg("model.activation=relu"))
+    for i in range(trainer.net.depth):
+        trainer.net.parameters()[f"hidden.{i}.b"][...] = -1e3
+    lines = render(trainer.fit()).splitlines()
+    header = lines.index("per-layer gradient norm (first vs last logged step):")
+    assert lines[header + 1].split() == ["layer", "first", "last", "dead", "saturated"]
+    for layer, line in enumerate(lines[header + 2 : header + 5], start=1):
+        assert line.split()[0] == str(layer) and line.split()[3:] == ["100.0%", "100.0%"]
