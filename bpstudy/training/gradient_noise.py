@@ -21,11 +21,12 @@ From these, per layer:
                 1/B: a single example's gradient against the batch's);
     norm_test = sqrt(sum_n ||g_n - g||^2 / ((B - 1) B ||g||^2)) = 1 / sqrt((B - 1) grad_snr),
                 the norm test of Byrd et al. (2012, eq. 3.9) as Cockpit computes it
-                (f-dangel/cockpit, cockpit/quantities/norm_test.py, NormTest._compute:
-                the sample variance with 1/(B - 1), and the largest theta for which
-                the test passes). The batch is large enough for a descent step when
-                norm_test <= theta, theta in (0, 1) (Byrd et al. use 0.5 to 0.9);
-                above it, a larger batch would help.
+                (f-dangel/cockpit at 1b7a59e, cockpit/quantities/norm_test.py,
+                NormTest._compute: the sample variance with 1/(B - 1), and the largest
+                theta for which the test passes). The batch is large enough for a descent
+                step when norm_test <= theta, theta in (0, 1) (Cockpit tries 0.5 and 0.9);
+                above it, a larger batch would help. Squared and with the spread's 1/B
+                for 1/(B - 1), it is mean_n ||g_n - g||^2 / (B ||g||^2), against theta^2.
 
 g is the data loss's gradient, without the L1/L2 terms (the same for every example: it
 moves the signal, not the noise). With a learning rule other than backprop, delta_n is the
