@@ -2,8 +2,8 @@
 against MLflow's public `MlflowClient.log_batch`, synchronous and not, on SQLite and on a
 throwaway PostgreSQL cluster (tests/pg.py: fsync off).
 
-One run's points as a depth-50 run logs them (50 layers x 6 stats x 25 logging steps =
-7,500), sent at once as the tracker's sender does, into a store already holding --runs
+One run's points as a depth-50 run logs them (50 layers x 10 stats x 25 logging steps =
+12,500), sent at once as the tracker's sender does, into a store already holding --runs
 runs of as many points. Wall time until the points are stored, and CPU of this process
 (all threads: log_batch's asynchronous mode logs from a thread pool), medians of
 --repeats interleaved tries; the ratio is each against synchronous log_batch.
@@ -26,8 +26,7 @@ from mlflow.entities import Metric
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bpstudy.tracking.mlflow_internals import bulk_insert_metrics, sql_store
-
-STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "saturation")
+from bpstudy.training.diagnostics import STATS
 
 
 def points() -> list[Metric]:

@@ -5,6 +5,14 @@ is importable, the ratio against an equivalent torch.nn.Sequential + SGD step me
 the same run. Run with 1 and 2 BLAS threads.
 
     python benchmarks/train_step.py [--threads 1 2] [--quick]
+    python benchmarks/train_step.py --diagnostics [--repeats 15]
+
+`--diagnostics` times only the step with and without diagnostics (log_every=1 vs off),
+in `--repeats` interleaved rounds, and prints two ratios: of the fastest rounds, and the
+median of each round's own ratio (diagnostics over the plain step just before it, which
+a slow spell of the machine hits alike), with the lowest and highest of those pairs.
+With `--cpu --threads 1` the clock is the process's CPU time, which leaves out the time
+other processes of a shared machine take (not their effect on the caches).
 
 Targets (issue 2): ratio vs torch <= 1.0 at 1 thread and <= 1.15 at 2 threads; for widths
 >= 256, achieved GFLOP/s >= 60% of the matmul rate; diagnostics ratio <= 1.10.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import time
 
 import numpy as np
@@ -44,24 +53,31 @@ def n_weights(depth: int, width: int) -> int:
     return IN_DIM * width + (depth - 1) * width * width + width * CLASSES
 
 
-def best_of(fns: dict, min_time: float, repeats: int) -> dict:
-    """Seconds per call of each function: the fastest of `repeats` interleaved rounds,
-    each round at least `min_time` long."""
+def rounds(
+    fns: dict, min_time: float, repeats: int, clock=time.perf_counter
+) -> dict[str, list[float]]:
+    """Seconds per call of each function in each of `repeats` interleaved rounds, each
+    round at least `min_time` long per function, by `clock`."""
     for fn in fns.values():
         for _ in range(3):
             fn()
-    best = dict.fromkeys(fns, float("inf"))
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            n, start = 0, time.perf_counter()
+            n, start = 0, clock()
             while True:
                 fn()
                 n += 1
-                elapsed = time.perf_counter() - start
+                elapsed = clock() - start
                 if elapsed >= min_time:
                     break
-            best[name] = min(best[name], elapsed / n)
-    return best
+            times[name].append(elapsed / n)
+    return times
+
+
+def best_of(fns: dict, min_time: float, repeats: int) -> dict:
+    """Seconds per call of each function: the fastest of `repeats` interleaved rounds."""
+    return {name: min(t) for name, t in rounds(fns, min_time, repeats).items()}
 
 
 def ours(depth, width, batch, activation, log_every):
@@ -131,12 +147,50 @@ def torch_step(depth, width, batch, activation):
     return step
 
 
+def diagnostics_cost(threads_list: list[int], min_time: float, repeats: int, clock) -> None:
+    """Per net and activation: ms/step off and on, the best-of ratio, and the median,
+    lowest and highest of the paired per-round ratios."""
+    print(
+        f"{'threads':>7} {'net (DxWxB)':>13} {'act':>5} {'off ms':>8} {'on ms':>8} {'best':>6} {'paired':>6} {'min':>6} {'max':>6}"
+    )
+    for threads in threads_list:
+        with threadpool_limits(limits=threads):
+            for depth, width, batch in NETS:
+                for activation in ("tanh", "relu"):
+                    fns = {
+                        "off": ours(depth, width, batch, activation, 10**9),
+                        "on": ours(depth, width, batch, activation, 1),
+                    }
+                    t = rounds(fns, min_time, repeats, clock)
+                    pairs = [on / off for on, off in zip(t["on"], t["off"], strict=True)]
+                    off, on = min(t["off"]), min(t["on"])
+                    print(
+                        f"{threads:>7} {f'{depth}x{width}x{batch}':>13} {activation:>5} {off * 1e3:>8.3f} {on * 1e3:>8.3f}"
+                        f" {on / off:>6.3f} {statistics.median(pairs):>6.3f} {min(pairs):>6.3f} {max(pairs):>6.3f}",
+                        flush=True,
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="shorter timing rounds")
+    parser.add_argument(
+        "--diagnostics", action="store_true", help="only the diagnostics cost, paired rounds"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="rounds per figure")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time by this process's CPU time (with --threads 1: what the neighbours take is left out)",
+    )
     args = parser.parse_args()
     min_time, repeats = (0.1, 3) if args.quick else (0.2, 7)
+    repeats = args.repeats or repeats
+    if args.diagnostics:
+        clock = time.process_time if args.cpu else time.perf_counter
+        diagnostics_cost(args.threads, min_time, repeats, clock)
+        return
     print(
         f"numpy {np.__version__}"
         + (f", torch {torch.__version__}" if torch else ", torch not installed")

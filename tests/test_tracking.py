@@ -99,6 +99,35 @@ def test_every_design_name_is_logged(cli, tmp_path, store):
         assert weights["hidden.0.W"].shape == (64, 16)
 
 
+def test_unit_and_gradient_noise_stats_reach_mlflow(cli, tmp_path, store):
+    """A real `bpstudy train` of a linear net: dead/Lii and saturation/Lii are exactly 0 at
+    every logged step, and grad_snr/Lii and norm_test/Lii arrive as the run computed them
+    (those of diagnostics/layers.parquet), positive and tied by norm_test = 1/sqrt((B-1) snr)."""
+    uri, client = store
+    out = cli(
+        "train", *TINY, "model.activation=linear", "trainer.log_every=3", f"tracking.uri={uri}"
+    )
+    assert out.returncode == 0, out.stderr
+    run = only_run(client)
+    local = Path(client.download_artifacts(run.info.run_id, "diagnostics", str(tmp_path)))
+    layers = pd.read_parquet(local / "layers.parquet").set_index(["step", "layer"])
+    for layer in (1, 2, 3):
+        history = {}
+        for stat in ("dead", "saturation", "saturated_entries", "grad_snr", "norm_test"):
+            points = client.get_metric_history(run.info.run_id, f"{stat}/L{layer:02d}")
+            history[stat] = pd.Series({m.step: m.value for m in points}).sort_index()
+            assert len(history[stat]) > 5
+        for stat in ("dead", "saturation", "saturated_entries"):
+            assert (history[stat] == 0.0).all(), stat
+        for stat in ("grad_snr", "norm_test"):
+            expected = layers.xs(layer, level="layer").loc[history[stat].index, stat]
+            np.testing.assert_array_equal(history[stat].to_numpy(), expected.to_numpy())
+            assert (history[stat] > 0).all(), stat
+        snr, norm_test = history["grad_snr"], history["norm_test"]
+        B = 64  # trainer.batch_size, that of step 0 (an epoch's last batch may be smaller)
+        assert norm_test[0] == pytest.approx(1 / np.sqrt((B - 1) * snr[0]), rel=1e-9)
+
+
 def test_max_points_per_metric_keeps_first_and_last(cli, tmp_path, store):
     uri, client = store
     out = cli(

@@ -173,6 +173,7 @@ def test_layer_stats_every_log_every_steps(small_cfg):
     assert sorted(stats["layer"].unique()) == [1, 2, 3, 4]
     assert np.isfinite(stats[list(STATS)].to_numpy()).all()
     assert ((stats["saturation"] >= 0) & (stats["saturation"] <= 1)).all()
+    assert (stats["dead"] <= stats["saturation"]).all()  # dead: saturated on every example
     # plain SGD without clipping applies lr * grad: update_ratio * |W| = lr * |dW|
     lr = bpstudy.validate(small_cfg()).optimizer.lr
     assert np.allclose(
@@ -292,7 +293,8 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
     acts = ws.acts.astype(np.float64).reshape(net.depth, -1)
     deltas = ws.deltas.astype(np.float64)
     act = net.blocks[0].activation
-    slope = act.derivative(ws.acts, np.empty_like(ws.acts)).reshape(net.depth, -1)
+    slope = act.derivative(ws.acts, np.empty_like(ws.acts))  # (depth, N, width)
+    saturated = slope < SATURATED_BELOW * act.max_slope
     expected = pd.DataFrame(
         {
             "grad_norm": [np.linalg.norm(grad[name]) for name in hidden],
@@ -303,11 +305,15 @@ def test_layer_stats_match_their_definitions(small_cfg, activation):
                 for name in hidden
             ],
             "act_std": acts.std(axis=1),
-            "saturation": (slope < SATURATED_BELOW * act.max_slope).mean(axis=1),
+            "dead": saturated.all(axis=1).mean(axis=1),
+            "saturation": (saturated.mean(axis=1) >= 0.9).mean(axis=1),
+            "saturated_entries": saturated.mean(axis=(1, 2)),
         }
     )
-    assert 0 < expected["saturation"].max() < 1  # the case tests something
-    pd.testing.assert_frame_equal(row[list(STATS)], expected[list(STATS)], rtol=1e-5)
+    assert 0 < expected["saturated_entries"].max() < 1  # the case tests something
+    # dead and saturation at 0 and 1, and grad_snr and norm_test: tests/test_diagnostics.py
+    per_layer = [s for s in STATS if s not in ("grad_snr", "norm_test")]
+    pd.testing.assert_frame_equal(row[per_layer], expected[per_layer], rtol=1e-5)
 
 
 def write_csv(path, rows: int, seed: int) -> None:

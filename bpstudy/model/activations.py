@@ -2,9 +2,9 @@
 
 Keeping only the output `a = f(z)` lets the forward pass overwrite `z` in place; every
 activation here has f'(z) expressible through a (for relu and leaky_relu, by sign).
-`max_slope` is the derivative's maximum, used by the saturation diagnostic, which asks
-`saturated` for the units whose slope is below `SATURATED_BELOW` of it: a test of a itself
-where one exists (tanh: a^2 > 0.99), a pass or two fewer than computing f' first.
+`max_slope` is the derivative's maximum, used by the dead and saturation diagnostics,
+which ask `saturated` for the entries whose slope is below `SATURATED_BELOW` of it: a test
+of a itself where one exists (tanh: a^2 > 0.99), a pass or two fewer than computing f' first.
 """
 
 from __future__ import annotations

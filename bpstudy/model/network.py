@@ -61,6 +61,7 @@ class HiddenBlock:
         self.residual = residual
         self.a: np.ndarray | None = None  # activation output (N, H), before dropout
         self.delta: np.ndarray | None = None  # error at the pre-activation (N, H)
+        self.dz: np.ndarray | None = None  # error at the Linear output (N, H): through batch norm
         self._dropped = False
 
     def forward(self, h: np.ndarray, train: bool, out: np.ndarray | None = None) -> np.ndarray:
@@ -88,6 +89,7 @@ class HiddenBlock:
             delta_out = np.empty_like(self.a)
         self.delta = self.activation.backward(d, self.a, out=delta_out)
         dz = self.bn.backward(self.delta) if self.bn is not None else self.delta
+        self.dz = dz  # kept for the per-example gradient norms (training/gradient_noise.py)
         dh = self.dense.backward(dz, need_dx, feedback)
         if self.residual and dh is not None:
             dh += dout  # the skip path; dh is a fresh array, dout is left intact

@@ -1,14 +1,24 @@
 """Per-layer statistics of docs/architecture.md §4, computed on logging steps and kept in memory.
 
-| grad_norm    | ||dLoss/dW_i||_F, the raw update the rule proposes (before clipping) |
-| delta_norm   | RMS over examples of ||dloss_n/du_i||, u_i the pre-activation        |
-| weight_norm  | ||W_i||_F after the step                                             |
-| update_ratio | ||applied update of W_i||_F / ||W_i||_F                              |
-| act_std      | std of the activation output f(u_i) over batch and units             |
-| saturation   | fraction of (example, unit) entries with f'(u) < 1% of max f'        |
+| grad_norm         | ||dLoss/dW_i||_F, the raw update the rule proposes (before clipping)  |
+| delta_norm        | RMS over examples of ||dloss_n/du_i||, u_i the pre-activation         |
+| weight_norm       | ||W_i||_F after the step                                              |
+| update_ratio      | ||applied update of W_i||_F / ||W_i||_F                               |
+| act_std           | std of the activation output f(u_i) over batch and units              |
+| dead              | fraction of units with f'(u) < 1% of max f' for every example        |
+| saturation        | fraction of units with f'(u) < 1% of max f' for >= 90% of the batch   |
+| saturated_entries | fraction of (example, unit) entries with f'(u) < 1% of max f'         |
+| grad_snr          | ||mean g_n||^2 / mean ||g_n - mean g_n||^2 of layer i's (W_i, b_i)    |
+| norm_test         | Byrd et al.'s norm test, as Cockpit computes it (gradient_noise.py)   |
+
+A unit is saturated on an example where its slope is below 1% of the activation's largest
+(relu: it did not fire), so `dead` <= `saturation`: a dead unit passes no gradient for the
+whole batch. The gradient-noise pair comes from per-example gradient norms without
+per-example gradients; gradient_noise.py says how, and what they mean for a rule other
+than backprop.
 
 With a learning rule other than backprop, the columns its `extra_stats` names follow
-(backprop runs keep exactly the six above; its angle is 0 by definition):
+(backprop runs keep exactly the columns above; its angle is 0 by definition):
 
 | alignment      | angle in degrees between the rule's update of W_i (L1/L2 included, |
 |                | before clipping) and the true gradient dLoss/dW_i on the same batch |
@@ -30,8 +40,28 @@ import pandas as pd
 
 from bpstudy.learning_rule import Backprop, LearningRule, angles_deg
 from bpstudy.training.events import Listener
+from bpstudy.training.gradient_noise import (
+    data_grad_sq_norms,
+    error_sq_norms,
+    input_sq_norms,
+    noise_stats,
+    rowwise_sq_norms,
+)
 
-STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_std", "saturation")
+STATS = (
+    "grad_norm",
+    "delta_norm",
+    "weight_norm",
+    "update_ratio",
+    "act_std",
+    "dead",
+    "saturation",
+    "saturated_entries",
+    "grad_snr",
+    "norm_test",
+)
+COL = {name: j for j, name in enumerate(STATS)}
+SATURATED_SHARE = 0.9  # a unit counts in `saturation` when saturated on >= 90% of the batch
 EXTRA_STATS = ("alignment", "feedback_angle")  # what a non-backprop rule may add
 
 
@@ -69,10 +99,12 @@ class LayerNorms:
         return self.out
 
 
-def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
-    """Sum of squares of each row of a 2-D array, as a batch of BLAS dot products
-    (about twice as fast as einsum here)."""
-    return np.matmul(A[:, None, :], A[:, :, None]).reshape(-1)
+def unit_stats(counts: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dead, saturation, saturated_entries), each (depth,), from counts: (depth, width),
+    the number of examples of a batch of N on which each unit is saturated."""
+    dead = (counts >= N).mean(axis=1)
+    saturation = (counts >= SATURATED_SHARE * N).mean(axis=1)
+    return dead, saturation, counts.mean(axis=1) / N
 
 
 def layer_angles(a: np.ndarray, b: np.ndarray, net) -> np.ndarray:
@@ -116,21 +148,18 @@ class Diagnostics(Listener):
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
         self._pending: np.ndarray | None = None
         self._norms: dict[str, LayerNorms] = {}
-        self._spread: np.ndarray | None = None
-        self._ones: np.ndarray | None = None
+        self._scratch: dict[str, np.ndarray] = {}
 
-    def ones(self, n: int, dtype) -> np.ndarray:
-        if self._ones is None or self._ones.size != n or self._ones.dtype != dtype:
-            self._ones = np.ones(n, dtype=dtype)
-        return self._ones
-
-    def spread_buffer(self, A: np.ndarray) -> np.ndarray:
-        """(2, L, n) scratch: centred activations, then saturation flags, so that one
-        batch of dot products sums the squares of both (a flag is 0 or 1: its square too)."""
-        shape = (2, *A.shape)
-        if self._spread is None or self._spread.shape != shape or self._spread.dtype != A.dtype:
-            self._spread = np.empty(shape, dtype=A.dtype)
-        return self._spread
+    def scratch(self, name: str, shape: tuple[int, ...], dtype, fill: float | None = None):
+        """A buffer kept between logging steps, filled with `fill` when (re)made. The
+        centred activations and the saturation flags share one ("work"): a smaller
+        footprint in the cache the training step needs."""
+        buf = self._scratch.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._scratch[name] = np.empty(shape, dtype=dtype)
+            if fill is not None:
+                buf.fill(fill)
+        return buf
 
     def layer_norms(self, name: str, flat: np.ndarray, net) -> np.ndarray:
         norms = self._norms.get(name)
@@ -141,23 +170,42 @@ class Diagnostics(Listener):
     def on_gradients(self, trainer, step: int) -> None:
         net = trainer.net
         ws = net.last_workspace
-        L, N, _ = ws.acts.shape
-        A = ws.acts.reshape(L, -1)
-        n = A.shape[1]
+        L, N, width = ws.acts.shape
         row = np.empty((L, len(self.columns)))
-        row[:, 0] = np.sqrt(self.layer_norms("grad", net.grad, net))
-        row[:, 1] = np.sqrt(N * rowwise_sq_norms(ws.deltas.reshape(L, -1)))
-        spread = self.spread_buffer(A)
-        mean = (A @ self.ones(n, A.dtype)) / n  # row sums as one BLAS matrix-vector product
-        np.subtract(A, mean[:, None], out=spread[0])
-        act = net.blocks[0].activation  # one activation for every hidden layer
-        act.saturated(A, out=spread[1])  # 1.0 where saturated
-        sums = rowwise_sq_norms(spread.reshape(2 * L, n)) / n
-        row[:, 4] = np.sqrt(sums[:L])
-        row[:, 5] = sums[L:]
+        grad_sq = self.layer_norms("grad", net.grad, net)
+        row[:, COL["grad_norm"]] = np.sqrt(grad_sq)
+        delta_sq = rowwise_sq_norms(ws.deltas.reshape(L * N, width)).reshape(L, N)
+        row[:, COL["delta_norm"]] = np.sqrt(N * delta_sq.sum(axis=1))
+        row[:, COL["act_std"]] = self._act_std(ws.acts)
+        counts = self._saturated_counts(net, ws.acts)
+        row[:, COL["dead"]], row[:, COL["saturation"]], row[:, COL["saturated_entries"]] = (
+            unit_stats(counts, N)
+        )
+        signal = data_grad_sq_norms(net, grad_sq)
+        row[:, COL["grad_snr"]], row[:, COL["norm_test"]] = noise_stats(
+            error_sq_norms(net, delta_sq), input_sq_norms(net), signal
+        )
         if len(self.columns) > len(STATS):
-            self._extra(trainer, row)  # after delta_norm: it re-runs the backward pass
+            self._extra(trainer, row)  # after the error signals are read: it re-runs backward
         self._pending = row
+
+    def _act_std(self, acts: np.ndarray) -> np.ndarray:
+        """(depth,) std of each layer's activations over batch and units."""
+        A = acts.reshape(acts.shape[0], -1)
+        n = A.shape[1]
+        ones = self.scratch("ones_entries", (n,), A.dtype, 1.0)
+        mean = (A @ ones) / n  # row sums as one BLAS matrix-vector product
+        work = self.scratch("work", acts.shape, acts.dtype).reshape(A.shape)
+        centred = np.subtract(A, mean[:, None], out=work)
+        return np.sqrt(rowwise_sq_norms(centred) / n)
+
+    def _saturated_counts(self, net, acts: np.ndarray) -> np.ndarray:
+        """(depth, width): on how many examples of the batch each unit is saturated."""
+        N = acts.shape[1]
+        act = net.blocks[0].activation  # one activation for every hidden layer
+        flags = act.saturated(acts, out=self.scratch("work", acts.shape, acts.dtype))
+        ones = self.scratch("ones_batch", (N,), acts.dtype, 1.0)
+        return np.matmul(ones, flags)  # (L, width): a batch of BLAS matrix-vector products
 
     def _extra(self, trainer, row: np.ndarray) -> None:
         for j, name in enumerate(self.columns[len(STATS) :], start=len(STATS)):
@@ -170,10 +218,11 @@ class Diagnostics(Listener):
         """Weight norms and update ratios after the step. A zero W gives an infinite or
         NaN ratio, without a warning inside Trainer.fit (it ignores floating-point errors)."""
         net, row = trainer.net, self._pending
-        np.sqrt(self.layer_norms("theta", net.theta, net), out=row[:, 2])
+        w_norm = np.sqrt(self.layer_norms("theta", net.theta, net))
         u_norm = np.sqrt(self.layer_norms("update", trainer.optimizer.update, net))
-        np.divide(u_norm, row[:, 2], out=row[:, 3])
-        first, last = float(row[0, 0]), float(row[-1, 0])
+        row[:, COL["weight_norm"]] = w_norm
+        row[:, COL["update_ratio"]] = u_norm / w_norm
+        first, last = float(row[0, COL["grad_norm"]]), float(row[-1, COL["grad_norm"]])
         ratio = math.log10(first) - math.log10(last) if first > 0 and last > 0 else math.nan
         self.steps.append(step)
         self.rows.append(row)

@@ -14,10 +14,11 @@ MAX_ROWS = 10
 
 
 def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
-    """Per layer: grad_norm at the first and last logged step, and the last saturation."""
+    """Per layer: grad_norm at the first and last logged step, and the last step's shares
+    of dead and of saturated units."""
     if layer_stats.empty:
         return pd.DataFrame(
-            columns=["layer", "grad_norm_first", "grad_norm_last", "saturation_last"]
+            columns=["layer", "grad_norm_first", "grad_norm_last", "dead_last", "saturation_last"]
         )
     first_step, last_step = layer_stats["step"].min(), layer_stats["step"].max()
     first = layer_stats[layer_stats["step"] == first_step].set_index("layer")
@@ -26,6 +27,7 @@ def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataF
         {
             "grad_norm_first": first["grad_norm"],
             "grad_norm_last": last["grad_norm"],
+            "dead_last": last["dead"],
             "saturation_last": last["saturation"],
         }
     ).reset_index()
@@ -50,10 +52,11 @@ def render(result: TrainResult, outcome: str | None = None) -> str:
     table = layer_table(result.layer_stats)
     if not table.empty:
         lines.append("per-layer gradient norm (first vs last logged step):")
-        lines.append(f"  {'layer':>5}  {'first':>10}  {'last':>10}  {'saturation':>10}")
+        lines.append(f"  {'layer':>5}  {'first':>10}  {'last':>10}  {'dead':>7}  {'saturated':>9}")
         for row in table.itertuples(index=False):
             lines.append(
-                f"  {row.layer:>5}  {row.grad_norm_first:>10.3e}  {row.grad_norm_last:>10.3e}  {row.saturation_last:>10.2%}"
+                f"  {row.layer:>5}  {row.grad_norm_first:>10.3e}  {row.grad_norm_last:>10.3e}"
+                f"  {row.dead_last:>7.1%}  {row.saturation_last:>9.1%}"
             )
         g = result.layer_stats[result.layer_stats["step"] == result.layer_stats["step"].min()][
             "grad_norm"
