@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bpstudy.learning_rule import Backprop
-from bpstudy.training import make_trainer
 from bpstudy.training.diagnostics import COL, unit_stats
 from bpstudy.training.events import Listener
 from bpstudy.training.gradient_noise import error_sq_norms, input_sq_norms, rowwise_sq_norms
+from tests.conftest import trainer_for
 
 
 def logged_row(trainer, batch: int = 32) -> np.ndarray:
@@ -31,7 +31,7 @@ def test_unit_stats_count_units_not_entries():
 
 
 def test_dead_is_zero_for_a_linear_net(small_cfg):
-    trainer = make_trainer(small_cfg("model.activation=linear", "trainer.log_every=1"))
+    trainer = trainer_for(small_cfg("model.activation=linear", "trainer.log_every=1"))
     row = logged_row(trainer)
     for stat in ("dead", "saturation", "saturated_entries"):
         assert (row[:, COL[stat]] == 0.0).all(), stat
@@ -39,7 +39,7 @@ def test_dead_is_zero_for_a_linear_net(small_cfg):
 
 def test_dead_is_one_for_relu_units_that_never_fire(small_cfg):
     """A large negative bias in every hidden layer: every pre-activation is negative."""
-    trainer = make_trainer(small_cfg("model.activation=relu", "trainer.log_every=1"))
+    trainer = trainer_for(small_cfg("model.activation=relu", "trainer.log_every=1"))
     for i in range(trainer.net.depth):
         trainer.net.parameters()[f"hidden.{i}.b"][...] = -1e3
     row = logged_row(trainer)
@@ -51,7 +51,7 @@ def test_dead_is_one_for_relu_units_that_never_fire(small_cfg):
 def test_tanh_saturation_follows_the_weights(small_cfg, sigma_w, low, high):
     """Huge weights drive tanh units to +-1 on nearly every example; tiny ones keep every
     unit in the linear part."""
-    trainer = make_trainer(
+    trainer = trainer_for(
         small_cfg(
             "model.activation=tanh",
             "model.init.scheme=normal",
@@ -101,7 +101,7 @@ def test_gradient_noise_matches_a_per_example_loop(small_cfg, extra):
     """The norm identity ||g_n|| = B ||delta_n|| sqrt(||a_n||^2 + 1), grad_snr and
     norm_test against the gradients of each example's own loss (float64, 1e-10)."""
     cfg = small_cfg("model.depth=3", "trainer.dtype=float64", "trainer.log_every=1", *extra)
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     net, B = trainer.net, 16
     X, y = trainer.data.X_train[:B], trainer.data.y_train[:B]
     theta = net.theta.copy()
@@ -145,7 +145,7 @@ def test_gradient_noise_of_a_coupled_batch_or_another_rule(small_cfg, extra):
     the layer's batch update (the rule's, for FA/DFA): the terms add up to dW and db, and
     the statistics are theirs (float64, 1e-10)."""
     cfg = small_cfg("model.depth=3", "trainer.dtype=float64", "trainer.log_every=1", *extra)
-    trainer = make_trainer(cfg)
+    trainer = trainer_for(cfg)
     net = trainer.net
     grads = {}
 
@@ -167,7 +167,7 @@ def test_gradient_noise_of_a_coupled_batch_or_another_rule(small_cfg, extra):
 
 
 def test_a_batch_of_one_has_no_noise_figure(small_cfg):
-    trainer = make_trainer(small_cfg("trainer.log_every=1"))
+    trainer = trainer_for(small_cfg("trainer.log_every=1"))
     row = logged_row(trainer, 1)
     assert np.isnan(row[:, COL["grad_snr"]]).all() and np.isnan(row[:, COL["norm_test"]]).all()
 
@@ -176,7 +176,7 @@ def test_summary_shows_dead_and_saturated_units(small_cfg):
     """The end-of-run table: a relu net that never fires is 100% dead and saturated."""
     from bpstudy.training.summary import render
 
-    trainer = make_trainer(small_cfg("model.activation=relu"))
+    trainer = trainer_for(small_cfg("model.activation=relu"))
     for i in range(trainer.net.depth):
         trainer.net.parameters()[f"hidden.{i}.b"][...] = -1e3
     lines = render(trainer.fit()).splitlines()
