@@ -7,7 +7,7 @@ An unknown name is the user's to fix: one line that lists the studies the storag
 from __future__ import annotations
 
 from bpstudy.errors import BpstudyError, redact
-from bpstudy.sweep.storage import check_url, is_rdb, journal_path, open_storage
+from bpstudy.sweep.storage import check_url, is_rdb, journal_path, open_storage, stored
 
 
 class UnknownStudyError(BpstudyError):
@@ -17,7 +17,7 @@ class UnknownStudyError(BpstudyError):
 def study_names(storage) -> list[str]:
     import optuna
 
-    return sorted(optuna.get_all_study_names(storage))
+    return sorted(stored(lambda: optuna.get_all_study_names(storage)))
 
 
 def load_study(name: str, storage_url: str):
@@ -39,4 +39,4 @@ def load_study(name: str, storage_url: str):
         raise UnknownStudyError(
             f"no study '{name}' in {where}; known studies: {', '.join(known) or 'none'}"
         )
-    return optuna.load_study(study_name=name, storage=storage)
+    return stored(lambda: optuna.load_study(study_name=name, storage=storage))
