@@ -714,6 +714,45 @@ def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_trial_failed_by_another_worker_is_kept_and_its_worker_goes_on(tmp_path):
+    """Issue 22, finding 2: a worker whose live trial another worker had failed (stale
+    after an outage) died with UpdateFinishedTrialError tracebacks, its work lost. Here
+    the trial is failed from outside, as that other worker would."""
+    from bpstudy.sweep.storage import open_storage
+
+    n = 3
+    path = long_sweep(tmp_path, "taken", n)
+    with background_sweep(tmp_path, path) as proc:
+        victim = wait_until(
+            lambda: next((t for t in started_trials(tmp_path, "taken")
+                          if 3 <= len(t.intermediate_values) < 50), None),
+            180, "a RUNNING trial early in its run",
+        )  # fmt: skip
+        storage = open_storage(f"journal:{tmp_path / 'bpstudy.journal'}")  # the workers' lock
+        optuna.load_study(study_name="taken", storage=storage).tell(
+            victim.number, state=TrialState.FAIL
+        )
+        proc.wait(timeout=300)
+    _, stderr = outputs(tmp_path)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    said = [line for line in stderr.splitlines() if f"trial #{victim.number} " in line]
+    assert len(said) == 1 and "failed by another worker" in said[0], stderr
+
+    study = journal_study(tmp_path, "taken")
+    kept = [t for t in study.trials if t.user_attrs.get("taken_from") == victim.number]
+    assert len(kept) == 1 and f"kept as trial #{kept[0].number}" in said[0]
+    assert kept[0].state == TrialState.COMPLETE and kept[0].params == victim.params
+    assert len(kept[0].intermediate_values) == 200  # every epoch, those after the fail too
+    assert kept[0].user_attrs["mlflow_run_id"] == victim.user_attrs["mlflow_run_id"]
+    assert study.trials[victim.number].state == TrialState.FAIL
+    assert len(finished(study)) == n
+    run = mlflow_client(tmp_path).get_run(victim.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert f"kept as trial #{kept[0].number}" in run.data.tags["bpstudy.error"]
+
+
+@pytest.mark.slow
 def test_a_killed_fork_server_stops_the_sweep_cleanly(tmp_path):
     """The workers' fork server SIGKILLed (OOM killer) while both workers are mid-trial:
     their exit codes, which come through it, are lost, but the supervisor sees they still
