@@ -95,13 +95,17 @@ def taken(trial: Trial, spec: SweepSpec, state: TrialState, values, tracked,
     if state in (TrialState.COMPLETE, TrialState.PRUNED) and (
         count_trials(study).finished < spec.n_trials
     ):
+        attrs = {k: v for k, v in stored(lambda: trial.user_attrs).items()
+                 if k not in ("error", "traceback")}  # fmt: skip  # the failer's, not its own
         done = optuna.trial.create_trial(
             state=state, values=values, params=trial.params, distributions=trial.distributions,
-            user_attrs={**stored(lambda: trial.user_attrs), "taken_from": trial.number},
-            intermediate_values=reported,
+            user_attrs={**attrs, "taken_from": trial.number}, intermediate_values=reported,
         )  # fmt: skip
         stored(lambda: study.add_trial(done))
-        kept = stored(lambda: study.get_trials(deepcopy=False))[-1].number
+        trials = stored(lambda: study.get_trials(deepcopy=False))
+        kept = next(
+            t.number for t in reversed(trials) if t.user_attrs.get("taken_from") == trial.number
+        )
     note = (
         f"{where} was failed by another worker while this one ran it (its heartbeat lapsed); "
         + (f"its result is kept as trial #{kept}" if kept is not None else "its result is not kept")
