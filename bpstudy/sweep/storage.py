@@ -217,8 +217,14 @@ def _retry_then(retry, then):
 
 # pool_pre_ping replaces connections that died while idle in the pool; `stored` retries
 # the calls made while the database is down or that lose their connection half-way. Each
-# of bpstudy's calls into a study, trial or storage goes through it (measured against a
-# retrying RDBStorage subclass and GrpcStorageProxy: benchmarks/storage_calls.py).
+# of bpstudy's calls into a study, trial or storage goes through it. Measured with
+# benchmarks/storage_calls.py (a trial's ask, 20 report + should_prune, tell; median ms,
+# 2 shared cores): the retrying RDBStorage subclass used before (which had to wrap five
+# private methods) 64.3, these call-site retries 62.0 (0.96 x), GrpcStorageProxy 66.5
+# (1.03 x; 0.56 to 0.88 x in noisier runs). The proxy was not taken: it keeps no
+# heartbeats (a dead worker's trial stays RUNNING), needs a server process per study,
+# and fails a call with StatusCode.UNKNOWN when PostgreSQL stops for 3 s, where both
+# others get through.
 
 
 def connection_error(exc: BaseException) -> BaseException | None:
