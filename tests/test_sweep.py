@@ -1540,3 +1540,24 @@ def test_notes_on_a_pruner_that_never_prunes_and_on_cmaes_choices(cli, tmp_path)
         f"warning: {path}: pruner.n_warmup_steps=3 with trainer.epochs=2: trials report once "
         "per epoch (1 to 2), so the pruner never prunes",
     ], out.stderr
+
+
+def test_retry_ends_when_its_sleep_says_the_wait_was_cut_short():
+    """The heartbeat retries a beat through an outage, and the trial's end (an Event set)
+    must end those retries at once instead of after RETRY_SECONDS."""
+    import threading
+
+    from bpstudy.retry import retry
+
+    calls, stop = [], threading.Event()
+
+    def beat() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()  # the trial ends during the second try
+        raise ConnectionError("down")
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionError):
+        retry(beat, seconds=60, retryable=lambda e: True, first_delay=0.01, sleep=stop.wait)
+    assert len(calls) == 2 and time.monotonic() - started < 5
