@@ -580,19 +580,23 @@ def test_an_outage_longer_than_the_heartbeat_grace_kills_no_live_trial(
     failed as stale by the other command's worker as soon as the database came back; its
     own worker then died with UpdateFinishedTrialError tracebacks. Finding 6: each command
     printed two warnings, and sometimes Optuna's 8-line block."""
-    n, grace = 4, float(OUTAGE_HEARTBEAT["BPSTUDY_HEARTBEAT_GRACE_SECONDS"])
-    url, sweep = study_pg.url("postgres"), write_sweep(tmp_path, "outage", n, epochs=15)
-    a = hosts("host-a").start(sweep, url, mlflow_server.url, env=OUTAGE_HEARTBEAT)
-    b = hosts("host-b").start(sweep, url, mlflow_server.url, env=OUTAGE_HEARTBEAT)
+    # 3 trials for 4 workers: one waits for the others, judging their heartbeats as it
+    # waits (it failed them as soon as the database was back)
+    n, grace = 3, float(OUTAGE_HEARTBEAT["BPSTUDY_HEARTBEAT_GRACE_SECONDS"])
+    url, sweep = study_pg.url("postgres"), write_sweep(tmp_path, "outage", n, epochs=200)
+    a, b = (
+        hosts(name).start(sweep, url, mlflow_server.url, "--workers", "2", env=OUTAGE_HEARTBEAT)
+        for name in ("host-a", "host-b")
+    )
 
-    def both_training():
+    def all_training():
         a.running(), b.running()
         study = load_study(url, "outage")
         running = [] if study is None else study.get_trials(states=(TrialState.RUNNING,))
         live = [t for t in running if t.intermediate_values and "mlflow_run_id" in t.user_attrs]
-        return [t.number for t in live] if len(live) == 2 else None
+        return [t.number for t in live] if len(live) == n else None
 
-    live = wait_until(both_training, 300, "a trial training in each command")
+    live = wait_until(all_training, 300, f"{n} trials training")
     study_pg.stop()
     time.sleep(3 * grace)  # the outage itself: the commands must ride it out
     study_pg.start()
@@ -604,7 +608,7 @@ def test_an_outage_longer_than_the_heartbeat_grace_kills_no_live_trial(
         assert "Falling back" not in err, err
     study = load_study(url, "outage")
     trials = study.trials
-    assert [trials[k].state for k in live] == [TrialState.COMPLETE] * 2
+    assert [trials[k].state for k in live] == [TrialState.COMPLETE] * n
     assert [t.number for t in trials if t.state == TrialState.FAIL] == []
     assert len([t for t in trials if t.state in FINISHED]) == n
     assert_no_duplicates(study)
