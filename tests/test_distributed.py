@@ -575,6 +575,65 @@ def test_sweep_survives_a_postgresql_restart(pg, mlflow_server, tmp_path, hosts)
     check_runs(mlflow_server, study, study.user_attrs["mlflow_parent_run_id"], n)
 
 
+@pytest.fixture
+def study_pg():
+    """A cluster of its own for the study storage, to be stopped while the MLflow server
+    (on the module's cluster) stays up."""
+    cluster = PgCluster().init()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+OUTAGE_HEARTBEAT = {"BPSTUDY_HEARTBEAT_SECONDS": "1", "BPSTUDY_HEARTBEAT_GRACE_SECONDS": "4"}
+UNREACHABLE = "warning: study storage unreachable"
+
+
+@pytest.mark.slow
+@needs_pg
+def test_an_outage_longer_than_the_heartbeat_grace_kills_no_live_trial(
+    study_pg, mlflow_server, tmp_path, hosts
+):
+    """Issue 22, finding 2: PostgreSQL down for twice the grace, and a live trial was
+    failed as stale by the other command's worker as soon as the database came back; its
+    own worker then died with UpdateFinishedTrialError tracebacks. Finding 6: each command
+    printed two warnings, and sometimes Optuna's 8-line block."""
+    # 3 trials for 4 workers: one waits for the others, judging their heartbeats as it
+    # waits (it failed them as soon as the database was back)
+    n, grace = 3, float(OUTAGE_HEARTBEAT["BPSTUDY_HEARTBEAT_GRACE_SECONDS"])
+    url, sweep = study_pg.url("postgres"), write_sweep(tmp_path, "outage", n, epochs=200)
+    a, b = (
+        hosts(name).start(sweep, url, mlflow_server.url, "--workers", "2", env=OUTAGE_HEARTBEAT)
+        for name in ("host-a", "host-b")
+    )
+
+    def all_training():
+        a.running(), b.running()
+        study = load_study(url, "outage")
+        running = [] if study is None else study.get_trials(states=(TrialState.RUNNING,))
+        live = [t for t in running if t.intermediate_values and "mlflow_run_id" in t.user_attrs]
+        return [t.number for t in live] if len(live) == n else None
+
+    live = wait_until(all_training, 300, f"{n} trials training")
+    study_pg.stop()
+    time.sleep(3 * grace)  # the outage itself: the commands must ride it out
+    study_pg.start()
+    for host in (a, b):
+        assert host.wait(600) == 0, host.stderr()
+        err = host.stderr()
+        assert "Traceback" not in err, err
+        assert err.count(UNREACHABLE) == 1, err
+        assert "Falling back" not in err, err
+    study = load_study(url, "outage")
+    trials = study.trials
+    assert [trials[k].state for k in live] == [TrialState.COMPLETE] * n
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == []
+    assert len([t for t in trials if t.state in FINISHED]) == n
+    assert_no_duplicates(study)
+
+
 @pytest.mark.slow
 @needs_pg
 def test_sweep_survives_an_mlflow_server_restart(pg, mlflow_server, tmp_path, hosts):

@@ -733,6 +733,45 @@ def test_sigkilled_worker_trial_fails_and_is_retried(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_trial_failed_by_another_worker_is_kept_and_its_worker_goes_on(tmp_path):
+    """Issue 22, finding 2: a worker whose live trial another worker had failed (stale
+    after an outage) died with UpdateFinishedTrialError tracebacks, its work lost. Here
+    the trial is failed from outside, as that other worker would."""
+    from bpstudy.sweep.storage import open_storage
+
+    n = 3
+    path = long_sweep(tmp_path, "taken", n)
+    with background_sweep(tmp_path, path) as proc:
+        victim = wait_until(
+            lambda: next((t for t in started_trials(tmp_path, "taken")
+                          if 3 <= len(t.intermediate_values) < 50), None),
+            180, "a RUNNING trial early in its run",
+        )  # fmt: skip
+        storage = open_storage(f"journal:{tmp_path / 'bpstudy.journal'}")  # the workers' lock
+        optuna.load_study(study_name="taken", storage=storage).tell(
+            victim.number, state=TrialState.FAIL
+        )
+        proc.wait(timeout=300)
+    _, stderr = outputs(tmp_path)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    said = [line for line in stderr.splitlines() if f"trial #{victim.number} " in line]
+    assert len(said) == 1 and "failed by another worker" in said[0], stderr
+
+    study = journal_study(tmp_path, "taken")
+    kept = [t for t in study.trials if t.user_attrs.get("taken_from") == victim.number]
+    assert len(kept) == 1 and f"kept as trial #{kept[0].number}" in said[0]
+    assert kept[0].state == TrialState.COMPLETE and kept[0].params == victim.params
+    assert len(kept[0].intermediate_values) == 200  # every epoch, those after the fail too
+    assert kept[0].user_attrs["mlflow_run_id"] == victim.user_attrs["mlflow_run_id"]
+    assert study.trials[victim.number].state == TrialState.FAIL
+    assert len(finished(study)) == n
+    run = mlflow_client(tmp_path).get_run(victim.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert f"kept as trial #{kept[0].number}" in run.data.tags["bpstudy.error"]
+
+
+@pytest.mark.slow
 def test_a_killed_fork_server_stops_the_sweep_cleanly(tmp_path):
     """The workers' fork server SIGKILLed (OOM killer) while both workers are mid-trial:
     their exit codes, which come through it, are lost, but the supervisor sees they still
@@ -1628,3 +1667,24 @@ def test_a_trial_validates_once_and_a_worker_reads_its_data_once(tmp_path, monke
         assert len(validated) == len(states)  # once per trial
     assert all(s in FINISHED for s in states), [t.user_attrs for t in study.trials]
     assert len(loaded) == 2  # the second trial reused the first's; the seed-7 one did not
+
+
+def test_retry_ends_when_its_sleep_says_the_wait_was_cut_short():
+    """The heartbeat retries a beat through an outage, and the trial's end (an Event set)
+    must end those retries at once instead of after RETRY_SECONDS."""
+    import threading
+
+    from bpstudy.retry import retry
+
+    calls, stop = [], threading.Event()
+
+    def beat() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()  # the trial ends during the second try
+        raise ConnectionError("down")
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionError):
+        retry(beat, seconds=60, retryable=lambda e: True, first_delay=0.01, sleep=stop.wait)
+    assert len(calls) == 2 and time.monotonic() - started < 5

@@ -8,7 +8,14 @@ database that has none (opening either would).
 from __future__ import annotations
 
 from bpstudy.errors import BpstudyError, redact
-from bpstudy.sweep.storage import check_url, holds_studies, is_rdb, journal_path, open_storage
+from bpstudy.sweep.storage import (
+    check_url,
+    holds_studies,
+    is_rdb,
+    journal_path,
+    open_storage,
+    stored,
+)
 
 
 class UnknownStudyError(BpstudyError):
@@ -18,7 +25,7 @@ class UnknownStudyError(BpstudyError):
 def study_names(storage) -> list[str]:
     import optuna
 
-    return sorted(optuna.get_all_study_names(storage))
+    return sorted(stored(lambda: optuna.get_all_study_names(storage)))
 
 
 def load_study(name: str, storage_url: str):
@@ -43,4 +50,4 @@ def load_study(name: str, storage_url: str):
         raise UnknownStudyError(
             f"no study '{name}' in {where}; known studies: {', '.join(known) or 'none'}"
         )
-    return optuna.load_study(study_name=name, storage=storage)
+    return stored(lambda: optuna.load_study(study_name=name, storage=storage))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from optuna.trial import TrialState
 
+from bpstudy.sweep.storage import stored
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -44,5 +46,5 @@ def count_states(states: Iterable[TrialState | str]) -> TrialCounts:
 
 
 def count_trials(study) -> TrialCounts:
-    """The study's trials by state, as the storage holds them now."""
-    return count_states(t.state for t in study.get_trials(deepcopy=False))
+    """The study's trials by state, as the storage holds them now (waiting out an outage)."""
+    return count_states(t.state for t in stored(lambda: study.get_trials(deepcopy=False)))

@@ -12,8 +12,7 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
-from bpstudy.retry import retry
-from bpstudy.sweep.storage import RETRY_SECONDS, is_connection_error, is_rdb
+from bpstudy.sweep.storage import is_rdb, stored
 
 
 def lock_path(storage_url: str, study_name: str) -> str:
@@ -64,9 +63,10 @@ def study_lock(storage_url: str, study_name: str):
     # one bigint key (tracking/store.py's SCHEMA_LOCK uses the two-int4 form: apart)
     key = zlib.crc32(f"bpstudy:{study_name}".encode())  # fits a signed bigint
     engine = _lock_engine(storage_url)
-    # the database may be restarting: wait for it as the storage calls do
-    conn = retry(engine.connect, seconds=RETRY_SECONDS, retryable=is_connection_error,
-                 first_delay=1.0, max_delay=1.0)  # fmt: skip
+    # the database may be restarting: wait for it as the storage calls do (and, as they
+    # do, note the outage: an idle worker waits here through it, and must not then judge
+    # the others' heartbeats at once; see worker.fail_stale)
+    conn = stored(engine.connect)
     try:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         conn.commit()

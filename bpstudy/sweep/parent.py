@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bpstudy.errors import BpstudyError, redact, without_password
 from bpstudy.sweep.spec import SweepSpec
-from bpstudy.sweep.storage import PARENT_ATTR, STORE_ATTR, is_rdb
+from bpstudy.sweep.storage import PARENT_ATTR, STORE_ATTR, is_rdb, stored
 from bpstudy.tracking.tracker import STUDY_TAG
 
 
@@ -99,8 +99,8 @@ def open_parent_run(parent: ParentRun, client, study, spec: SweepSpec, experimen
     check_experiment(client, study, spec, experiment)
     parent.experiment_id = experiment_id(client, experiment)
     run_id = parent_run(client, parent.experiment_id, spec, storage_url, parent)
-    study.set_user_attr(PARENT_ATTR, run_id)
-    study.set_user_attr(STORE_ATTR, store_id(tracking_uri))
+    stored(lambda: study.set_user_attr(PARENT_ATTR, run_id))
+    stored(lambda: study.set_user_attr(STORE_ATTR, store_id(tracking_uri)))
     return run_id
 
 
@@ -161,7 +161,7 @@ def check_experiment(client, study, spec: SweepSpec, name: str) -> None:
     `bpstudy report` logged to that one."""
     from mlflow.exceptions import MlflowException
 
-    run_id = study.user_attrs.get(PARENT_ATTR)
+    run_id = stored(lambda: study.user_attrs).get(PARENT_ATTR)
     if not run_id:
         return
     try:

@@ -8,14 +8,15 @@ import sys
 
 from bpstudy.sweep.counts import TrialCounts, count_trials
 from bpstudy.sweep.spec import SweepSpec, format_value
+from bpstudy.sweep.storage import stored
 
 
 def describe_best(study, spec: SweepSpec) -> str | None:
     try:
         if spec.multi_objective:
-            best = study.best_trials
+            best = stored(lambda: study.best_trials)
             return f"{len(best)} Pareto-optimal trials" if best else None
-        t = study.best_trial
+        t = stored(lambda: study.best_trial)
     except ValueError:
         return None
     inactive = set(t.user_attrs.get("inactive_params", ()))  # sampled, but not used
@@ -44,7 +45,7 @@ class Progress:
         best = None
         if not self.spec.multi_objective and c.complete:
             try:
-                best = study.best_value
+                best = stored(lambda: study.best_value)
             except ValueError:
                 best = None
         status = {

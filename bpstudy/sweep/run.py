@@ -108,7 +108,7 @@ def _run(
             if study is None:  # in the set-up: nothing to stop or recover
                 raise
             stop_workers(procs.values())
-            recover_orphans(study, tracking_uri, pids={p.pid for p in procs.values()})
+            recover_orphans(study, storage_url, tracking_uri, pids={p.pid for p in procs.values()})
             signals.absorb_repeats()
         except BaseException as exc:
             signals.stopping, status = True, "FAILED"  # a Ctrl-C now kills the workers

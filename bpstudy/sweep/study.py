@@ -14,7 +14,7 @@ from bpstudy.errors import BpstudyError, redact, shown
 from bpstudy.sweep.locks import file_lock, lock_path, study_lock
 from bpstudy.sweep.samplers import make_pruner, make_sampler
 from bpstudy.sweep.spec import SweepSpec
-from bpstudy.sweep.storage import SETTINGS_ATTR, journal_path, open_storage
+from bpstudy.sweep.storage import SETTINGS_ATTR, journal_path, open_storage, stored
 
 OBJECTIVE_ATTR = "bpstudy.objective"  # the metrics and directions the study was created with
 
@@ -23,13 +23,15 @@ def create_study(spec: SweepSpec, storage):
     import optuna
 
     try:
-        study = optuna.create_study(
-            study_name=spec.study_name,
-            storage=storage,
-            sampler=make_sampler(spec),
-            pruner=make_pruner(spec),
-            directions=list(spec.directions),
-            load_if_exists=True,
+        study = stored(
+            lambda: optuna.create_study(
+                study_name=spec.study_name,
+                storage=storage,
+                sampler=make_sampler(spec),
+                pruner=make_pruner(spec),
+                directions=list(spec.directions),
+                load_if_exists=True,
+            )
         )
     except ValueError as exc:
         raise BpstudyError(f"study '{spec.study_name}': {str(exc).splitlines()[0]}") from None
@@ -45,7 +47,7 @@ def stored_attrs(storage_url: str, opened, name: str) -> dict | None:
             return None
         opened = open_storage(storage_url)
     try:
-        return opened.get_study_user_attrs(opened.get_study_id_from_name(name))
+        return stored(lambda: opened.get_study_user_attrs(opened.get_study_id_from_name(name)))
     except KeyError:
         return None
 
@@ -56,15 +58,15 @@ def check_objective(study, spec: SweepSpec) -> None:
     trial at `tell`, for ever; one switched to another metric or direction labelled the
     stored values with the new name."""
     wanted = [[m, d] for m, d in zip(spec.metrics, spec.directions, strict=True)]
-    stored = study.user_attrs.get(OBJECTIVE_ATTR)
-    if stored is None:  # new (or made by an older bpstudy): its directions at least
+    was = stored(lambda: study.user_attrs).get(OBJECTIVE_ATTR)
+    if was is None:  # new (or made by an older bpstudy): its directions at least
         stored_dirs = [d.name.lower() for d in study.directions]
         if stored_dirs == list(spec.directions):
-            study.set_user_attr(OBJECTIVE_ATTR, wanted)
+            stored(lambda: study.set_user_attr(OBJECTIVE_ATTR, wanted))
             return
-        stored = [["its objective", d] for d in stored_dirs]
-    if stored != wanted:
-        said = ", ".join(f"{m} ({d})" for m, d in stored)
+        was = [["its objective", d] for d in stored_dirs]
+    if was != wanted:
+        said = ", ".join(f"{m} ({d})" for m, d in was)
         asks = ", ".join(f"{m} ({d})" for m, d in wanted)
         raise BpstudyError(
             f"study '{spec.study_name}' optimises {said}; {spec.path.name} asks for {asks}: "
@@ -111,11 +113,15 @@ def check_settings(study, spec: SweepSpec, base, storage_url: str) -> dict:
     # settings either comes before every trial, or sees one and compares
     lock = lock_path(storage_url, spec.study_name)
     with file_lock(lock), study_lock(storage_url, spec.study_name):
-        stored = study.user_attrs.get(SETTINGS_ATTR)
-        if stored is None or "config" not in stored or not study.get_trials(deepcopy=False):
-            study.set_user_attr(SETTINGS_ATTR, wanted)
+        was = stored(lambda: study.user_attrs).get(SETTINGS_ATTR)
+        if (
+            was is None
+            or "config" not in was
+            or not stored(lambda: study.get_trials(deepcopy=False))
+        ):
+            stored(lambda: study.set_user_attr(SETTINGS_ATTR, wanted))
             return wanted
-    change = settings_change(stored, wanted)
+    change = settings_change(was, wanted)
     if change:
         raise BpstudyError(
             f"study '{spec.study_name}' was run with {redact(change)}: its trials would not "
@@ -127,10 +133,10 @@ def check_settings(study, spec: SweepSpec, base, storage_url: str) -> dict:
 def settings_clash(study, settings: dict | None) -> str | None:
     """How the settings another command set this new study up with, after this one did
     (see check_settings), differ from `settings`; None if they do not. Its trials win."""
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if settings is None or not stored or "config" not in stored:
+    was = study.user_attrs.get(SETTINGS_ATTR)
+    if settings is None or not was or "config" not in was:
         return None
-    return settings_change(stored, settings)
+    return settings_change(was, settings)
 
 
 def settings_change(stored: dict, wanted: dict) -> str | None:

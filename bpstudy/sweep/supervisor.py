@@ -27,7 +27,7 @@ from bpstudy.sweep.locks import file_lock
 from bpstudy.sweep.pool import WorkerPool
 from bpstudy.sweep.progress import Progress
 from bpstudy.sweep.spec import SweepSpec
-from bpstudy.sweep.storage import is_rdb
+from bpstudy.sweep.storage import is_rdb, stored
 from bpstudy.sweep.study import settings_clash
 from bpstudy.sweep.worker import (
     FAILING_EXIT,
@@ -66,11 +66,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_orphans(study, tracking_uri: str | None, pids: set[int] | None = None) -> int:
+def recover_orphans(study, storage_url: str, tracking_uri: str | None,
+                    pids: set[int] | None = None) -> int:  # fmt: skip
     """Fail and retry RUNNING trials of workers on this host that are gone."""
     host = socket.gethostname()
     recovered = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for t in stored(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
         worker = str(t.user_attrs.get("worker", ""))
         whost, _, pid = worker.rpartition(":")
         if whost != host or not pid.isdigit():
@@ -78,7 +79,8 @@ def recover_orphans(study, tracking_uri: str | None, pids: set[int] | None = Non
         pid_n = int(pid)
         if (pids is not None and pid_n in pids) or (pids is None and not _pid_alive(pid_n)):
             try:
-                fail_and_retry(study, t, tracking_uri, f"worker {worker} died during the trial")
+                reason = f"worker {worker} died during the trial"
+                fail_and_retry(study, storage_url, t, tracking_uri, reason)
                 recovered += 1
             except Exception:  # noqa: BLE001 - finished meanwhile: nothing to recover
                 pass
@@ -107,9 +109,9 @@ def join_rank(study, lock: str, storage_url: str, n_trials: int, host: str, pid:
         return 0
     key = f"bpstudy.joined_at.{n_trials}"  # a user attribute, Optuna's public per-study store
     with file_lock(lock):
-        joined = study.user_attrs.get(key, [])
+        joined = stored(lambda: study.user_attrs).get(key, [])
         live = [w for w in joined if _still_runs(w, host)]
-        study.set_user_attr(key, [*live, f"{host}:{pid}"])
+        stored(lambda: study.set_user_attr(key, [*live, f"{host}:{pid}"]))
     return len(live)
 
 
@@ -130,9 +132,10 @@ class Supervisor:
         self.next_index, self.deaths = 0, 0
 
     def start(self, workers: int) -> None:
-        recover_orphans(self.study, self.args.tracking_uri)  # this host's dead workers' trials
-        n = len(self.study.get_trials(deepcopy=False))
-        host, pid, a = socket.gethostname(), os.getpid(), self.args
+        a = self.args
+        recover_orphans(self.study, a.storage, a.tracking_uri)  # this host's dead workers' trials
+        n = len(stored(lambda: self.study.get_trials(deepcopy=False)))
+        host, pid = socket.gethostname(), os.getpid()
         rank = join_rank(self.study, a.lock, a.storage, n, host, pid)
         base = seed_base(n, a.storage, host, pid, rank)
         self.args = dataclasses.replace(self.args, seed_offset=base)
@@ -169,7 +172,7 @@ class Supervisor:
                 f"The study is resumable once {self.spec.path.name}'s sampler is fixed"
             )
         if code == SETTINGS_CHANGED_EXIT:
-            change = settings_clash(self.study, self.args.settings)
+            change = stored(lambda: settings_clash(self.study, self.args.settings))
             raise SettingsClashError(
                 f"sweep '{name}': another command set the study up meanwhile with "
                 f"{redact(change or 'other settings')}; stopped before this command ran a "
@@ -181,7 +184,7 @@ class Supervisor:
                 "stopped. The study is resumable once the cause is fixed"
             )
         self.deaths += 1  # died mid-study: recover its trial, start a replacement
-        recover_orphans(self.study, self.args.tracking_uri, pids={proc.pid})
+        recover_orphans(self.study, self.args.storage, self.args.tracking_uri, pids={proc.pid})
         if self.deaths > MAX_WORKER_DEATHS:
             raise SweepAbortedError(
                 f"sweep '{name}': workers died {self.deaths} times (last exit code {code}); "
@@ -193,7 +196,7 @@ class Supervisor:
 
 def _last_error(study, starting: str = "") -> str:
     """The error of the last FAIL trial (of those whose error starts with `starting`)."""
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = stored(lambda: study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     errors = [str(t.user_attrs.get("error", "no error recorded")) for t in failed]
     errors = [e for e in errors if e.startswith(starting)]
     return errors[-1] if errors else "?"

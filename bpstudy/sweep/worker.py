@@ -54,7 +54,7 @@ def load(args: WorkerArgs):
     from bpstudy.sweep.failures import end_mlflow_run_of
     from bpstudy.sweep.samplers import make_pruner, make_sampler
     from bpstudy.sweep.spec import load_spec
-    from bpstudy.sweep.storage import open_storage
+    from bpstudy.sweep.storage import open_storage, stored
 
     spec = dataclasses.replace(
         load_spec(args.sweep), study_name=args.study_name, n_trials=args.n_trials
@@ -72,19 +72,24 @@ def load(args: WorkerArgs):
         end_mlflow_run_of(trial, args.tracking_uri, "worker lost (heartbeat stopped)")
 
     storage = open_storage(args.storage, on_failed_trial=on_failed)
-    study = optuna.load_study(
-        study_name=spec.study_name,
-        storage=storage,
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
+    study = stored(
+        lambda: optuna.load_study(
+            study_name=spec.study_name,
+            storage=storage,
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec),
+        )
     )
     return spec, storage, study
 
 
 def work(args: WorkerArgs) -> int:
+    from bpstudy.sweep.storage import OUTAGE, stored, trial_id
     from bpstudy.sweep.study import settings_clash
     from bpstudy.sweep.trial import run_trial
     from bpstudy.tracking.store import WAIT_VAR
+
+    OUTAGE.warns = False  # the supervisor says it, once for the command (see Outage)
 
     # a tracking server that is restarting: wait for it before a trial, instead of failing
     # trial after trial (MLflow's client itself retries each call with backoff)
@@ -95,7 +100,7 @@ def work(args: WorkerArgs) -> int:
     while True:
         interrupt.check()  # between trials: the last one is told and its run ended
         with file_lock(args.lock), study_lock(args.storage, study.study_name):
-            if settings_clash(study, args.settings):
+            if stored(lambda: settings_clash(study, args.settings)):
                 return SETTINGS_CHANGED_EXIT
             fail_stale(storage, study)
             c = count_trials(study)
@@ -115,7 +120,7 @@ def work(args: WorkerArgs) -> int:
         if trial is None:
             time.sleep(WAIT_SECONDS)
             continue
-        with heartbeat(storage, trial_id(storage, study, trial.number)):
+        with heartbeat(storage, trial_id(storage, study.study_name, trial.number)):
             state = run_trial(trial, spec, args.extra, args.parent_run_id)
         failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
         if failed_in_a_row >= FAILS_IN_A_ROW:
@@ -129,22 +134,28 @@ def ask(study, spec):
     Returns None then."""
     from bpstudy.errors import first_line
     from bpstudy.sweep.spec import suggest
-    from bpstudy.sweep.storage import is_connection_error
-    from bpstudy.sweep.trial import tell
+    from bpstudy.sweep.storage import is_connection_error, stored
+    from bpstudy.sweep.trial import set_attr, tell
 
     with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": see heartbeat()
         warnings.simplefilter("ignore")
-        trial = study.ask()
+        # Not idempotent: retried after a lost connection, and a connection lost after
+        # PostgreSQL committed the new trial but before its reply came makes a second
+        # one. The first then stays RUNNING, with no worker attribute and no heartbeat,
+        # so neither the supervisor nor fail_stale_trials (which skips trials that never
+        # beat) fails it; the study counts it as running until it is failed by hand.
+        # The window is one round trip; a refused connection (the usual outage) is safe.
+        trial = stored(study.ask)
     # at once, so a worker killed from here on is found by its pid
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    set_attr(trial, "worker", f"{socket.gethostname()}:{os.getpid()}")
     try:
         for name, dist in spec.space.items():
-            suggest(trial, name, dist)
+            stored(lambda n=name, d=dist: suggest(trial, n, d))
     except Exception as exc:
         if is_connection_error(exc):  # the database, not the sampler: as any storage outage
             raise
         error = f"sampler {spec.sampler['name']} failed: {type(exc).__name__}: {first_line(exc)}"
-        trial.set_user_attr("error", error[:2000])
+        set_attr(trial, "error", error[:2000])
         tell(trial, state=TrialState.FAIL)
         return None
     return trial
@@ -157,27 +168,32 @@ def heartbeat_interval(storage) -> int | None:
     return get() if get is not None else None
 
 
-def trial_id(storage, study, number: int) -> int:
-    """The storage's id of trial `number` of `study`, through BaseStorage's public API."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
-
-
 def fail_stale(storage, study) -> None:
     """RDB storages: fail (and retry) trials whose worker stopped beating. Study.optimize
-    does this before each trial; ask/tell workers must do it themselves."""
-    if heartbeat_interval(storage):
-        import optuna
+    does this before each trial; ask/tell workers must do it themselves.
 
-        with warnings.catch_warnings():  # "experimental"
-            warnings.simplefilter("ignore")
-            optuna.storages.fail_stale_trials(study)
+    Not right after an outage: the other workers could not beat either, and a worker
+    that judged their beats by the time it was cut off failed their live trials as soon
+    as the database came back. It waits until the storage has answered it for a grace
+    period and a heartbeat interval, so that the live workers' beats are in again."""
+    from bpstudy.sweep.storage import GRACE_SECONDS, OUTAGE, stored
+
+    interval = heartbeat_interval(storage)
+    if not interval or OUTAGE.answering_for() < GRACE_SECONDS + interval:
+        return
+    import optuna
+
+    with warnings.catch_warnings():  # "experimental"
+        warnings.simplefilter("ignore")
+        stored(lambda: optuna.storages.fail_stale_trials(study))
 
 
 @contextmanager
 def heartbeat(storage, trial_id: int):
     """RDB storages: record the trial's heartbeat while it runs. Optuna does this only
     inside Study.optimize, so without it a dead remote worker's trial stays RUNNING."""
+    from bpstudy.sweep.storage import stored
+
     interval = heartbeat_interval(storage)
     if not interval:
         yield
@@ -186,8 +202,10 @@ def heartbeat(storage, trial_id: int):
 
     def beat() -> None:
         while True:
-            with contextlib.suppress(Exception):  # a missed beat is not worth a failed trial
-                storage.record_heartbeat(trial_id)
+            # retried through an outage like any call (the trial's end stops the retries);
+            # a beat that still fails is not worth a failed trial
+            with contextlib.suppress(Exception):
+                stored(lambda: storage.record_heartbeat(trial_id), sleep=stop.wait)
             if stop.wait(interval):
                 return
 
