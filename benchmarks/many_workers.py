@@ -5,7 +5,7 @@ the same cluster.
     .venv/bin/python benchmarks/many_workers.py [--commands 4] [--workers 8] [--trials 200]
 
 Needs PostgreSQL's binaries (/usr/lib/postgresql/*/bin) and the `postgres` extra. The
-cluster (max_connections=200) and the server run on free 127.0.0.1 ports and are removed
+cluster (max_connections=200 unless --max-connections) and the server run on free 127.0.0.1 ports and are removed
 afterwards. Prints what the scaling-out docs quote:
 
 - trials/min over the wall time of the last command to end;
@@ -124,11 +124,17 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=4)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=200,
+        help="the cluster's max_connections (PostgreSQL's default is 100)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bpstudy-many-") as tmp:
         root = Path(tmp)
-        cluster = PgCluster().init()
+        cluster = PgCluster(args.max_connections).init()
         server = sampler = None
         commands: list[subprocess.Popen] = []
         try:

@@ -53,7 +53,8 @@ def _run_as() -> pwd.struct_passwd | None:
 class PgCluster:
     """initdb + pg_ctl on a free port; `url(db)` gives a SQLAlchemy URL (psycopg 3)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = 200) -> None:
+        self.max_connections = max_connections
         self.bin = pg_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
@@ -92,7 +93,7 @@ class PgCluster:
         return (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
+            f"-c max_connections={self.max_connections}"
         )
 
     def init(self) -> PgCluster:

@@ -411,6 +411,46 @@ def test_unreachable_server_and_unwritable_store(cli, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1 and bad in out.stderr
 
 
+def test_a_busy_server_is_asked_again_and_a_refusing_one_is_not(monkeypatch):
+    """Among 32 workers logging to a 2-worker `mlflow server`, a sweep command starting
+    timed out on /health and exited 2 "unreachable". A server that takes the connection
+    but answers late is asked again; a port where nothing listens fails at once."""
+    import http.server
+    import threading
+
+    from bpstudy.tracking import store
+
+    monkeypatch.setattr(store, "HEALTH_TIMEOUT_SECONDS", 0.3)
+    asked, answer_first = [], threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            if len(asked) == 1:
+                answer_first.wait(30)  # busy: the client gives up on this one first
+            else:
+                answer_first.set()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store.check_store(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        answer_first.set()
+        server.shutdown()
+        server.server_close()
+    assert asked == ["/health", "/health"]
+    refused = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(store.TrackingError, match="unreachable"):
+        store.check_store(refused)
+
+
 @pytest.mark.parametrize(
     ("make_uri", "needle"),
     [
