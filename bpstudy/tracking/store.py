@@ -195,7 +195,9 @@ def _check_server(uri: str) -> None:
 
     def retryable(exc: BaseException) -> bool:
         waited = time.monotonic() - start
-        return isinstance(exc, ServerBusyError) or (isinstance(exc, TrackingError) and waited < wait)
+        return isinstance(exc, ServerBusyError) or (
+            isinstance(exc, TrackingError) and waited < wait
+        )
 
     retry(
         lambda: _check_server_once(uri),
