@@ -435,6 +435,59 @@ def test_commands_opening_a_new_database_at_once_all_open_it(pg, opener):
 
 @pytest.mark.slow
 @needs_pg
+def test_a_full_server_is_waited_for_when_the_storage_opens(capfd):
+    """32 workers on a PostgreSQL at its default max_connections took every slot; the
+    workers that started next died at once of "too many clients" (exit 1 after six). Now
+    the storage waits, as through an outage, until a slot frees up."""
+    import threading
+
+    import psycopg
+
+    from bpstudy.sweep import storage as storage_module
+
+    cluster = PgCluster(max_connections=6).init()
+    held: list = []
+    try:
+        cluster.start()
+        url = cluster.create_database("optuna")
+        while True:  # take every slot
+            try:
+                held.append(psycopg.connect(cluster.url("postgres")))
+            except psycopg.OperationalError as exc:
+                assert "too many clients" in str(exc)
+                break
+        result: dict = {}
+
+        def open_it() -> None:
+            try:
+                result["storage"] = open_storage(url)
+            except Exception as exc:  # noqa: BLE001 - the test shows what it was
+                result["error"] = exc
+
+        opening = threading.Thread(target=open_it)
+        opening.start()
+        wait_until(
+            lambda: storage_module.OUTAGE.down or not opening.is_alive(), 60, "a refused open"
+        )
+        assert "error" not in result, result  # the old code failed here, at once
+        for conn in held:
+            conn.close()
+        held.clear()
+        opening.join(timeout=120)
+        assert "error" not in result, result
+        assert result["storage"].get_all_studies() == []
+        assert not storage_module.OUTAGE.down
+        err = capfd.readouterr().err
+        assert err.count("warning: study storage unreachable") == 1, err
+        assert "too many clients" in err
+    finally:
+        for conn in held:
+            conn.close()
+        cluster.cleanup()
+
+
+@pytest.mark.slow
+@needs_pg
 def test_an_mlflow_database_with_its_tables_takes_no_lock(pg):
     """Only a new database needs the lock around MLflow's migrations: a command paused
     while holding it (Ctrl-Z) must not stall every trial on a database already made."""

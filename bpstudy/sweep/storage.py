@@ -171,9 +171,16 @@ def open_storage(url: str, on_failed_trial=None):
         except OSError as exc:
             raise StorageError(f"--storage {url}: {os_reason(exc)}") from None
     quiet_fallback_warning()
-    try:
+
+    def opened():
         return retry(lambda: _rdb_storage(url, on_failed_trial), seconds=SCHEMA_SECONDS,
                      retryable=schema_race, first_delay=0.1, max_delay=1.0)  # fmt: skip
+
+    try:
+        storage = retry(opened, seconds=RETRY_SECONDS, retryable=server_full,
+                        max_delay=min(8.0, HEARTBEAT_SECONDS), on_retry=OUTAGE.failed)  # fmt: skip
+        OUTAGE.answered()
+        return storage
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of many kinds
         raise StorageError(
             f"--storage {redact(url)}: cannot open the study storage ({redact(first_line(exc)[:300])})"
@@ -214,6 +221,24 @@ def schema_race(exc: BaseException) -> bool:
     made = (sa_exc.ProgrammingError, sa_exc.OperationalError)  # PostgreSQL; SQLite, MySQL
     return any(
         isinstance(e, sa_exc.IntegrityError) or (isinstance(e, made) and "already exists" in str(e))
+        for e in causes(exc)
+    )
+
+
+# 32 workers in 4 commands on a PostgreSQL at its default max_connections (100) took every
+# slot (benchmarks/many_workers.py: about 3.4 connections per worker); the workers that
+# started next failed at once with "FATAL: sorry, too many clients already", six such
+# deaths stopped their command, and it exited 1. A full server is waited out like an
+# outage, for up to RETRY_SECONDS, as slots free up when trials end.
+TOO_MANY_CONNECTIONS = "53300"  # PostgreSQL's SQLSTATE too_many_connections
+
+
+def server_full(exc: BaseException) -> bool:
+    """`exc` is the database refusing a connection because all its slots are taken."""
+    return any(
+        getattr(e, "sqlstate", None) == TOO_MANY_CONNECTIONS
+        or "too many clients" in str(e)
+        or "remaining connection slots are reserved" in str(e)
         for e in causes(exc)
     )
 
