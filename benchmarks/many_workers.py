@@ -5,8 +5,9 @@ the same cluster.
     .venv/bin/python benchmarks/many_workers.py [--commands 4] [--workers 8] [--trials 200]
 
 Needs PostgreSQL's binaries (/usr/lib/postgresql/*/bin) and the `postgres` extra. The
-cluster (max_connections=200 unless --max-connections) and the server run on free 127.0.0.1 ports and are removed
-afterwards. Prints what the scaling-out docs quote:
+cluster (max_connections=200 unless --max-connections) and the server run on free
+127.0.0.1 ports and are removed afterwards. Prints what docs/sweeps.md (Many workers on
+one study) quotes:
 
 - trials/min over the wall time of the last command to end;
 - peak PostgreSQL connections (pg_stat_activity, sampled every 0.2 s), and how many of
