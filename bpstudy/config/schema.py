@@ -304,12 +304,24 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class OutcomeConfig:
-    """Thresholds that name a run's outcome (bpstudy.training.outcome)."""
+    """Thresholds that name a run's outcome (bpstudy.training.outcome) and its training
+    verdict (bpstudy.training.verdict)."""
 
     vanishing_log10: float = -3.0  # median log10(|dW_1| / |dW_L|) below this: vanishing
     exploding_log10: float = 3.0  # ... above this: exploding
     vanishing_norm: float = field(default=1e-8, metadata={"ge": 0.0})
     exploding_norm: float = field(default=1e4, metadata={"gt": 0.0})
+    # the training verdict (bpstudy.training.verdict): learned, or its symptoms
+    stalled_loss_ratio: float = field(default=0.9, metadata={"gt": 0.0})
+    stalled_accuracy_margin: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})
+    unstable_spike_ratio: float = field(default=3.0, metadata={"gt": 1.0})
+    unstable_rise: float = field(default=0.1, metadata={"ge": 0.0})
+    unstable_rise_share: float = field(default=0.3, metadata={"gt": 0.0, "le": 1.0})
+    unstable_floor: float = field(default=0.05, metadata={"ge": 0.0})
+    overfit_val_rise: float = field(default=0.2, metadata={"ge": 0.0})
+    overfit_accuracy_gap: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})
+    dead_share: float = field(default=0.5, metadata={"gt": 0.0, "le": 1.0})
+    saturated_share: float = field(default=0.5, metadata={"gt": 0.0, "le": 1.0})
 
 
 # ---------------------------------------------------------------- the whole

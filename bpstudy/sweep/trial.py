@@ -176,6 +176,8 @@ def outcome(trial: Trial, spec: SweepSpec, tracked) -> tuple[TrialState, list[fl
     by the pruner), FAIL (an objective that is not finite), else COMPLETE with its values."""
     result = tracked.result
     set_attr(trial, "outcome", tracked.outcome)
+    set_attr(trial, "training", tracked.verdict.training)
+    set_attr(trial, "symptoms", tracked.verdict.symptoms_tag)
     if result.diverged:
         set_attr(trial, "diverged_step", result.diverged_step)
         set_attr(trial, "prune_reason",

@@ -14,6 +14,7 @@ from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 from bpstudy.training.run import make_trainer
 from bpstudy.training.state import TrainResult
+from bpstudy.training.verdict import Verdict, verdict_of
 
 
 @dataclass
@@ -23,6 +24,7 @@ class TrackedResult:
     run_id: str | None
     tracking_uri: str | None
     experiment_id: str | None = None
+    verdict: Verdict | None = None  # how training went (bpstudy.training.verdict)
 
 
 def thresholds(cfg: Config) -> Thresholds:
@@ -43,7 +45,8 @@ def tracked_train(
     tracking enabled, as one MLflow run (store checked first)."""
     if not cfg.tracking.enabled:
         result = make_trainer(cfg, data, listeners).fit()
-        return TrackedResult(result, classify(result, thresholds(cfg)), None, None)
+        outcome = classify(result, thresholds(cfg))
+        return TrackedResult(result, outcome, None, None, verdict=verdict_of(result, cfg))
     uri = resolve_uri(cfg.tracking.uri)
     client = client_for(uri)  # unreachable or unwritable: fails here, before training
     exp = experiment_id(client, cfg.tracking.experiment)
@@ -60,4 +63,4 @@ def tracked_train(
     except Exception as exc:
         tracker.abort("FAILED", exc)
         raise
-    return TrackedResult(result, tracker.outcome, tracker.run_id, uri, exp)
+    return TrackedResult(result, tracker.outcome, tracker.run_id, uri, exp, tracker.verdict)

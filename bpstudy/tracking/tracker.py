@@ -27,6 +27,7 @@ from bpstudy.shutdown import STOP_SIGNALS, stop_signals_handled
 from bpstudy.tracking.points import write_points
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
+from bpstudy.training.verdict import Verdict, verdict_of
 
 FLUSH_SECONDS = 5.0  # the longest a point waits before it is sent
 HOLD_POINTS = 10_000  # the most points sent at once (one transaction)
@@ -181,6 +182,7 @@ class MlflowTracker(Listener):
         self.max_points = cfg.tracking.max_points_per_metric
         self.run_id: str | None = None
         self.outcome: str | None = None
+        self.verdict: Verdict | None = None
         self._sender: _Sender | None = None
         self._trainer = None  # for what an interrupted run can still log
         self._artifacts_logged = False  # diagnostics/ and the rest, by on_train_end
@@ -277,6 +279,7 @@ class MlflowTracker(Listener):
     def on_train_end(self, trainer, result) -> None:
         self._send_last_step(trainer)
         self.outcome = classify(result, self.thresholds)
+        self.verdict = verdict_of(result, self.cfg)
         self._finish_metrics(result)
         self._sender.finish()  # its last batch goes out while the pictures are drawn
         self._sender.warm.wait()
@@ -324,7 +327,12 @@ class MlflowTracker(Listener):
     def _end(self, result) -> None:
         from mlflow.entities import RunTag
 
-        tags = [RunTag("bpstudy.outcome", self.outcome), RunTag("bpstudy.status", result.status)]
+        tags = [
+            RunTag("bpstudy.outcome", self.outcome),
+            RunTag("bpstudy.training", self.verdict.training),
+            RunTag("bpstudy.symptoms", self.verdict.symptoms_tag),
+            RunTag("bpstudy.status", result.status),
+        ]
         if result.diverged:
             tags.append(RunTag("bpstudy.diverged_step", str(result.diverged_step)))
             tags.append(RunTag("bpstudy.diverged_reason", result.diverged_reason or ""))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bpstudy.training.state import TrainResult
+from bpstudy.training.verdict import Verdict
 
 MAX_ROWS = 10
 
@@ -37,12 +38,15 @@ def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataF
     return table
 
 
-def render(result: TrainResult, outcome: str | None = None) -> str:
+def render(result: TrainResult, outcome: str | None = None, verdict: Verdict | None = None) -> str:
     lines = [
         f"status: {result.status}  epochs: {result.epochs}  steps: {result.steps}  time: {result.wall_time:.1f}s"
     ]
     if outcome:
         lines.append(f"outcome: {outcome}")
+    if verdict is not None:
+        shown = f" (symptoms: {', '.join(verdict.symptoms)})" if len(verdict.symptoms) > 1 else ""
+        lines.append(f"training: {verdict.training}{shown}")
     if result.diverged:
         lines.append(f"diverged at step {result.diverged_step}: {result.diverged_reason}")
     if result.stop_reason:
