@@ -1688,3 +1688,16 @@ def test_retry_ends_when_its_sleep_says_the_wait_was_cut_short():
     with pytest.raises(ConnectionError):
         retry(beat, seconds=60, retryable=lambda e: True, first_delay=0.01, sleep=stop.wait)
     assert len(calls) == 2 and time.monotonic() - started < 5
+
+
+def test_a_trial_attr_is_stored_without_a_password(tmp_path):
+    """A failed trial's error and traceback may quote a URL with its password."""
+    from bpstudy.sweep.storage import open_storage
+    from bpstudy.sweep.trial import set_attr
+
+    storage = open_storage(f"journal:{tmp_path / 'study.log'}")
+    study = optuna.create_study(storage=storage, study_name="secrets")
+    trial = study.ask()
+    set_attr(trial, "error", "OperationalError: postgresql://alice:Pw7secret@db/optuna refused")
+    stored = optuna.load_study(study_name="secrets", storage=storage).trials[0].user_attrs
+    assert stored["error"] == "OperationalError: postgresql://alice:***@db/optuna refused"

@@ -683,6 +683,24 @@ def test_an_exception_ends_the_run_failed_with_the_error(tmp_path, store):
     assert "listener exploded on purpose" in run.data.tags["bpstudy.error"]
 
 
+class LeakyBoom(bpstudy.Listener):
+    def on_epoch_end(self, trainer, epoch, metrics):
+        raise RuntimeError("cannot reach postgresql://alice:Pw7secret@db:5432/optuna")
+
+
+def test_the_error_tag_of_a_failed_run_hides_a_password(tmp_path, store):
+    """An exception may quote a URL with its password; the bpstudy.error tag must not."""
+    from bpstudy.tracking import tracked_train
+
+    uri, client = store
+    cfg = bpstudy.validate(bpstudy.compose([*TINY, f"tracking.uri={uri}"]))
+    with pytest.raises(RuntimeError):
+        tracked_train(cfg, bpstudy.load_data(cfg), [LeakyBoom()])
+    error = only_run(client).data.tags["bpstudy.error"]
+    assert "Pw7secret" not in error
+    assert "postgresql://alice:***@db:5432/optuna" in error
+
+
 @pytest.mark.parametrize(
     "args, says",
     [

@@ -23,6 +23,7 @@ from optuna.trial import Trial, TrialState
 
 from bpstudy.config.compose import compose
 from bpstudy.config.validate import validate
+from bpstudy.errors import redact
 from bpstudy.sweep import interrupt
 from bpstudy.sweep.counts import count_trials
 from bpstudy.sweep.failures import note_taken_run
@@ -60,7 +61,10 @@ class PruningReporter(Listener):
 
 def set_attr(trial: Trial, key: str, value) -> None:
     """trial.set_user_attr through an outage; a trial another worker has failed takes no
-    more attributes (its end finds that out: see tell)."""
+    more attributes (its end finds that out: see tell). A text is stored redacted: an
+    error or traceback may quote a URL with its password."""
+    if isinstance(value, str):
+        value = redact(value)
     with contextlib.suppress(UpdateFinishedTrialError):
         stored(lambda: trial.set_user_attr(key, value))
 

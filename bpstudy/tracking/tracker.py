@@ -380,7 +380,7 @@ class MlflowTracker(Listener):
         if status == "FAILED":
             tags.append(RunTag("bpstudy.outcome", "failed"))
         if error is not None:
-            text = f"{type(error).__name__}: {error}"
+            text = redact(f"{type(error).__name__}: {error}")  # it may quote a URL
             tags.append(RunTag("bpstudy.error", text[:5000]))
         try:
             self.client.log_batch(self.run_id, tags=tags)
