@@ -511,6 +511,7 @@ def test_trials_the_user_interrupted_are_not_read_as_failures():
     runs["run2"] = RunRecord("run2", "KILLED", {"grad_norm/L01": 1e-9, "grad_norm/L02": 1e9})
     table = trials_table(trials, runs)
     assert list(table["outcome"]) == ["healthy", "healthy", "interrupted", "healthy", "failed"]
+    assert list(table["state"]) == ["COMPLETE", "COMPLETE", "INTERRUPTED", "COMPLETE", "FAIL"]
     facts = StudyFacts("val/loss", "minimize", "objective", dist)
     text = " ".join(reading(table, facts, None))
     assert "1 of 4 finished trials failed" in text, text

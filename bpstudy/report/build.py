@@ -25,7 +25,7 @@ from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
-from bpstudy.sweep.counts import count_states
+from bpstudy.sweep.counts import TrialCounts, count_states, state_name
 from bpstudy.sweep.storage import (
     PARENT_ATTR,
     default_storage_url,
@@ -49,7 +49,7 @@ class Report:
     out_dir: Path
     files: list[Path]
     n_trials: int
-    counts: dict[str, int]
+    counts: TrialCounts
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -161,7 +161,7 @@ def _facts(src: _Sources, metric_names: list[str], notes: list[str], selected: b
         distributions=dict(sorted(distributions.items())),
         importances=importances,
         multi_objective=len(metric_names) > 1,
-        importance_trials=count_states(t.state for t in src.trials).complete,
+        importance_trials=count_states(state_name(t) for t in src.trials).complete,
         selected=selected,
     )
 
@@ -240,15 +240,13 @@ def make_report(
         mlflow_runs.log_report(
             src.client, src.parent, written, note, artifact_dir, describe=not selection.where
         )
-    c = count_states(table["state"].dropna())
-    counts = {"complete": c.complete, "pruned": c.pruned, "fail": c.failed}
     return Report(
         study_name=study_name,
         out_dir=out_dir,
         files=written,
         n_trials=len(table),
         artifact_dir=artifact_dir,
-        counts=counts,
+        counts=count_states(table["state"]),
         parent_run_id=parent_id,
         tracking_uri=ctx.tracking_uri,
         notes=notes,
