@@ -20,6 +20,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from bpstudy.errors import BpstudyError, redact
 from bpstudy.report import figures, optuna_plots
+from bpstudy.report.depths import check_panels, check_sampled, describe_panels, panel_depths
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
 from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
@@ -123,6 +124,7 @@ def _read(
     study = load_study(study_name, storage_url)
     trials = study.get_trials(deepcopy=False)
     check(selection, trials)
+    check_sampled(evidence(apply(trials_table(trials, {}), selection)), selection.group)
     src = _Sources(study, trials)
     parent_id = study.user_attrs.get(PARENT_ATTR)
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.user_attrs.get("mlflow_run_id")]
@@ -200,6 +202,7 @@ def make_report(
             f"not only the trials with {selection.describe()}"
         )
     group = selection.group or main_group(table, facts)
+    check_panels(evidence(table), group)  # before the folder is touched
     artifact_dir = f"{ARTIFACT_DIR}/{selection.slug}" if selection.where else ARTIFACT_DIR
 
     out_dir = Path(out).expanduser().resolve() if out else default_out_dir(study_name)
@@ -258,7 +261,8 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
     pictures: list[Picture] = []
     table = evidence(table)  # medians over what the trials' values did, not interruptions
     if grad_columns(table) and table[grad_columns(table)].notna().any().any():
-        by = f"one line per {group}" if group else "all trials"
+        lines = f"one line per {group}" if group else ""
+        by = ", ".join(p for p in (describe_panels(panel_depths(table, group)), lines) if p)
         figures.grad_flow_profile_png(
             table, out_dir / PROFILE, group, title=f"{study.study_name}: gradient-flow profile"
         )
@@ -266,7 +270,7 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
             Picture(
                 PROFILE,
                 f"gradient-flow profile: median final grad norm by hidden "
-                f"layer (log scale), {by}; dashed: diverged runs",
+                f"layer (log scale), {by or 'all trials'}; dashed: diverged runs",
             )
         )
     else:
