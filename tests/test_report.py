@@ -284,6 +284,94 @@ def test_where_narrows_the_report_into_its_own_folder_and_artifacts(reported):
     assert "trials shown" not in note  # the run's description stays the whole study's
 
 
+# ---------------------------------------------------------------- a study over depths
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG's header chunk."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.mark.slow
+def test_a_profile_over_two_depths_draws_one_panel_per_depth(tmp_path):
+    """A median of layer i over nets of depths 2 and 3 mixes nets that have a layer 3 with
+    nets that do not (the false cliff at the shallow depth's end): the profile is one panel
+    per depth, and the summary names the depth of every profile it reads."""
+    sweep = {
+        "study_name": "depths",
+        "metric": "val/loss",
+        "direction": "minimize",
+        "n_trials": 4,
+        "sampler": {"name": "grid", "seed": 0},
+        "pruner": {"name": "none"},
+        "overrides": ["data=digits", "trainer.epochs=1", "model.width=8", "trainer.progress=none"],
+        "params": {"model.depth": "choice(2, 3)", "model.activation": "choice(tanh, sigmoid)"},
+    }
+    (tmp_path / "depths.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    swept = bpstudy("sweep", "depths.yaml", "--progress", "lines", cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    out = bpstudy("report", "depths", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = tmp_path / "reports" / "depths"
+
+    summary = (report / "summary.md").read_text()
+    assert "one panel per depth (2, 3), one line per model.activation" in summary
+    (reading,) = [line for line in summary.splitlines() if "first over its last" in line]
+    for name in ("sigmoid, depth 2:", "tanh, depth 2:", "sigmoid, depth 3:", "tanh, depth 3:"):
+        assert name in reading, reading
+    assert reading.index("depth 2") < reading.index("depth 3")
+
+    import matplotlib.pyplot as plt
+
+    from bpstudy.report.figures import grad_flow_profile_figure
+
+    table = pd.read_csv(report / "trials.csv")
+    fig = grad_flow_profile_figure(table, "model.activation")
+    try:
+        assert [ax.get_title() for ax in fig.axes] == ["depth 2", "depth 3"]
+        for ax, depth in zip(fig.axes, (2, 3), strict=True):  # each over its own layers
+            xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+            assert max(xs) == depth, (depth, xs)
+        drawn = fig.get_size_inches() * fig.dpi
+    finally:
+        plt.close(fig)
+    assert_png(report / "grad_flow_profile.png")  # and the PNG is that figure
+    assert png_size(report / "grad_flow_profile.png") == tuple(drawn.round().astype(int))
+
+
+def test_a_profile_of_too_many_depths_is_refused_with_the_way_out(tmp_path):
+    """13 depths would be 13 panels, past the 12 that stay readable: exit 2 with one line
+    that names --where model.depth=D, and nothing written; with it, the report is drawn."""
+    from mlflow.entities import Metric
+
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "bpstudy.journal")))
+    study = optuna.create_study(study_name="deep", storage=journal)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("bpstudy")
+    dist = {"model.depth": optuna.distributions.IntDistribution(2, 14)}
+    for depth in range(2, 15):
+        run_id = client.create_run(experiment).info.run_id
+        norms = [Metric(f"grad_norm/L{i:02d}", 0.1 / i, 0, 10) for i in range(1, depth + 1)]
+        client.log_batch(run_id, metrics=norms)
+        client.set_terminated(run_id, "FINISHED")
+        attrs = {"mlflow_run_id": run_id, "outcome": "healthy"}
+        study.add_trial(
+            create_trial(
+                params={"model.depth": depth}, distributions=dist, value=1.0, user_attrs=attrs
+            )
+        )
+    before = listing(tmp_path)
+    out = bpstudy("report", "deep", cwd=tmp_path)
+    assert_one_line_error(out, "13 panels", "--where model.depth=D")
+    assert listing(tmp_path) == before
+
+    one = bpstudy("report", "deep", "--where", "model.depth=7", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    summary = (tmp_path / "reports" / "deep" / "model.depth=7" / "summary.md").read_text()
+    assert "depth 7: log10 ratio" in summary
+
+
 # ---------------------------------------------------------------- errors: exit 2, one line
 
 
@@ -511,11 +599,12 @@ def test_trials_the_user_interrupted_are_not_read_as_failures():
     runs["run2"] = RunRecord("run2", "KILLED", {"grad_norm/L01": 1e-9, "grad_norm/L02": 1e9})
     table = trials_table(trials, runs)
     assert list(table["outcome"]) == ["healthy", "healthy", "interrupted", "healthy", "failed"]
+    assert list(table["state"]) == ["COMPLETE", "COMPLETE", "INTERRUPTED", "COMPLETE", "FAIL"]
     facts = StudyFacts("val/loss", "minimize", "objective", dist)
     text = " ".join(reading(table, facts, None))
     assert "1 of 4 finished trials failed" in text, text
     assert "interrupted" not in text
-    assert "all trials: log10 ratio -1.0" in text, text  # with run2's norms: -9.0
+    assert "depth 2: log10 ratio -1.0" in text, text  # with run2's norms: -9.0
 
 
 def test_flow_sentence_reads_each_run_between_its_own_first_and_last_layer():
@@ -541,7 +630,11 @@ def test_flow_sentence_reads_each_run_between_its_own_first_and_last_layer():
     assert ratios == pytest.approx([0.0, math.log10(2), 0.0])
     facts = StudyFacts("val/loss", "minimize", "objective", dist)
     text = " ".join(reading(table, facts, None))
-    assert "all trials: log10 ratio +0.0 (within 3 orders of magnitude) (n=3)" in text, text
+    within = "(within 3 orders of magnitude)"
+    assert (
+        f"depth 2: log10 ratio +0.2 {within} (n=2); depth 4: log10 ratio +0.0 {within} (n=1)."
+        in text
+    ), text
     assert run_flow_ratios(np.array([[0.0, 1.0], [1.0, 0.0], [nan, nan]])).tolist()[:2] == [
         -math.inf,
         math.inf,

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -917,6 +918,37 @@ def test_ctrl_c_ends_runs_killed_and_the_study_resumes(tmp_path, signals, ctrl_c
         assert retry.params == t.params
     parent, _ = parent_and_children(mlflow_client(tmp_path), "stopped")
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_an_interrupted_trial_is_counted_as_interrupted_not_failed(cli, tmp_path, ctrl_c):
+    """A trial stopped by Ctrl-C is FAIL in Optuna, its values queued again: nothing
+    failed. The sweep's last line, the report's counts and summary, and its trials.csv
+    call it interrupted (they said '2 failed' and state FAIL)."""
+    path = long_sweep(tmp_path, "counted", 2)
+    with background_sweep(tmp_path, path) as proc:
+        stopped = wait_for_started(tmp_path, "counted", 2)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    stdout, stderr = outputs(tmp_path)
+    assert proc.returncode == 130, stderr
+    study = journal_study(tmp_path, "counted")
+    numbers = sorted(t.number for t in stopped)
+    assert [t.user_attrs.get("error") for t in study.trials if t.number in numbers] == [
+        INTERRUPTED
+    ] * 2
+    assert "study counted: 0 complete, 0 pruned, 0 failed, 2 interrupted" in stdout
+
+    report = cli("report", "counted")
+    assert report.returncode == 0, report.stderr
+    assert "0 failed, 2 interrupted" in report.stdout
+    folder = tmp_path / "reports" / "counted"
+    table = pd.read_csv(folder / "trials.csv").set_index("number")
+    assert list(table.loc[numbers, "state"]) == ["INTERRUPTED"] * 2
+    assert list(table.loc[numbers, "outcome"]) == ["interrupted"] * 2
+    assert not table["state"].eq("FAIL").any()
+    summary = (folder / "summary.md").read_text()
+    assert "- trials: 4 (0 complete, 0 pruned, 0 failed, 2 interrupted, 2 waiting)" in summary
 
 
 @pytest.mark.slow

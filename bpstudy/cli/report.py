@@ -59,10 +59,9 @@ def main(argv: list[str]) -> None:
     selection = Selection(parse_where(args.where), args.group)
     storage = storage_or_env(args.storage)
     report = make_report(args.study, storage, args.out, args.tracking_uri, selection=selection)
-    c = report.counts
     print(
-        f"report for study {report.study_name} ({report.n_trials} trials: {c['complete']} "
-        f"complete, {c['pruned']} pruned, {c['fail']} failed) written to {report.out_dir}"
+        f"report for study {report.study_name} ({report.n_trials} trials: "
+        f"{report.counts.describe()}) written to {report.out_dir}"
     )
     print("  " + ", ".join(p.name for p in report.files))
     if report.parent_run_id:

@@ -80,10 +80,7 @@ def main(argv: list[str]) -> None:
         args.progress,
         pool=pool,
     )
-    c = out.counts
-    print(
-        f"study {out.study_name}: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed  (storage {redact(out.storage)})"
-    )
+    print(f"study {out.study_name}: {out.counts.describe()}  (storage {redact(out.storage)})")
     if out.best:
         print(out.best)
     if out.parent_run_id:

@@ -20,12 +20,13 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from bpstudy.errors import BpstudyError, redact
 from bpstudy.report import figures, optuna_plots
+from bpstudy.report.depths import check_panels, check_sampled, describe_panels, panel_depths
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
 from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
-from bpstudy.sweep.counts import count_states
+from bpstudy.sweep.counts import TrialCounts, count_states, state_name
 from bpstudy.sweep.storage import (
     PARENT_ATTR,
     default_storage_url,
@@ -49,7 +50,7 @@ class Report:
     out_dir: Path
     files: list[Path]
     n_trials: int
-    counts: dict[str, int]
+    counts: TrialCounts
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -123,6 +124,7 @@ def _read(
     study = load_study(study_name, storage_url)
     trials = study.get_trials(deepcopy=False)
     check(selection, trials)
+    check_sampled(evidence(apply(trials_table(trials, {}), selection)), selection.group)
     src = _Sources(study, trials)
     parent_id = study.user_attrs.get(PARENT_ATTR)
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.user_attrs.get("mlflow_run_id")]
@@ -161,7 +163,7 @@ def _facts(src: _Sources, metric_names: list[str], notes: list[str], selected: b
         distributions=dict(sorted(distributions.items())),
         importances=importances,
         multi_objective=len(metric_names) > 1,
-        importance_trials=count_states(t.state for t in src.trials).complete,
+        importance_trials=count_states(state_name(t) for t in src.trials).complete,
         selected=selected,
     )
 
@@ -200,6 +202,7 @@ def make_report(
             f"not only the trials with {selection.describe()}"
         )
     group = selection.group or main_group(table, facts)
+    check_panels(evidence(table), group)  # before the folder is touched
     artifact_dir = f"{ARTIFACT_DIR}/{selection.slug}" if selection.where else ARTIFACT_DIR
 
     out_dir = Path(out).expanduser().resolve() if out else default_out_dir(study_name)
@@ -240,15 +243,13 @@ def make_report(
         mlflow_runs.log_report(
             src.client, src.parent, written, note, artifact_dir, describe=not selection.where
         )
-    c = count_states(table["state"].dropna())
-    counts = {"complete": c.complete, "pruned": c.pruned, "fail": c.failed}
     return Report(
         study_name=study_name,
         out_dir=out_dir,
         files=written,
         n_trials=len(table),
         artifact_dir=artifact_dir,
-        counts=counts,
+        counts=count_states(table["state"]),
         parent_run_id=parent_id,
         tracking_uri=ctx.tracking_uri,
         notes=notes,
@@ -260,7 +261,8 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
     pictures: list[Picture] = []
     table = evidence(table)  # medians over what the trials' values did, not interruptions
     if grad_columns(table) and table[grad_columns(table)].notna().any().any():
-        by = f"one line per {group}" if group else "all trials"
+        lines = f"one line per {group}" if group else ""
+        by = ", ".join(p for p in (describe_panels(panel_depths(table, group)), lines) if p)
         figures.grad_flow_profile_png(
             table, out_dir / PROFILE, group, title=f"{study.study_name}: gradient-flow profile"
         )
@@ -268,7 +270,7 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
             Picture(
                 PROFILE,
                 f"gradient-flow profile: median final grad norm by hidden "
-                f"layer (log scale), {by}; dashed: diverged runs",
+                f"layer (log scale), {by or 'all trials'}; dashed: diverged runs",
             )
         )
     else:

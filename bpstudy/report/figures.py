@@ -1,16 +1,19 @@
 """Pictures drawn from the study table (matplotlib, Agg): the gradient-flow profile and the
 final-loss heatmap over two parameters. Optuna's own plots are in `optuna_plots.py`.
 
-Gradient-flow profile: hidden layer index (1 = input side) on the horizontal axis, the
-median over trials of each run's final gradient norm on a log vertical axis, one line per
-value of one categorical parameter (the activation, when the study samples it). Solid
-lines are runs that trained to the end; dashed lines are diverged runs, whose final norms
-are those of the last step before the NaN. A median of exactly zero (dead relu layers)
-cannot sit on a log axis: it is drawn as a triangle on the bottom edge.
+Gradient-flow profile: one panel per network depth (a median across depths would mix
+nets that have a layer i with nets that do not: `depths.py`), in each the hidden layer
+index (1 = input side) on the horizontal axis, the median over trials of each run's final
+gradient norm on a log vertical axis, one line per value of one categorical parameter
+(the activation, when the study samples it). Solid lines are runs that trained to the
+end; dashed lines are diverged runs, whose final norms are those of the last step before
+the NaN. A median of exactly zero (dead relu layers) cannot sit on a log axis: it is drawn
+as a triangle on the bottom edge.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bpstudy.report.depths import depth_of_rows, panel_depths
 from bpstudy.report.levels import format_value, levels, sort_key
 from bpstudy.report.table import PARAM_PREFIX, grad_columns, layer_index
 
 LOG_COLOURS_ABOVE = 100.0  # heatmap colours on a log scale when max / min exceeds this
+PANEL_COLUMNS = 3  # the profile's panels per row
 
 
 def _pyplot():
@@ -34,7 +39,7 @@ def _pyplot():
 
 
 def _median_profile(rows: pd.DataFrame, grads: list[str]) -> tuple[np.ndarray, int]:
-    values = rows[grads].to_numpy(dtype=float)
+    values = np.array(rows[grads], dtype=float)  # a copy: pandas may hand out a read-only view
     values[~np.isfinite(values)] = np.nan
     used = int(np.isfinite(values).any(axis=1).sum())
     with warnings.catch_warnings():  # a layer no trial of the group has: NaN, not a warning
@@ -61,55 +66,102 @@ def _groups(table: pd.DataFrame, group: str | None) -> list[tuple[str, pd.DataFr
     return [(format_value(v), rows) for v, rows in sorted(keyed, key=lambda kv: sort_key(kv[0]))]
 
 
-def grad_flow_profile_png(
-    table: pd.DataFrame, path: Path, group: str | None = None, title: str = ""
-) -> Path:
-    """Median final grad norm by layer index, one line per value of param `group`."""
+@dataclass(frozen=True)
+class _Panel:
+    depth: int | None  # None: one panel of every depth (grouped by the depth itself)
+    layers: np.ndarray  # (layers,) hidden layer indices, 1 = input side
+    lines: list[_Line]
+
+    @property
+    def title(self) -> str:
+        return "" if self.depth is None else f"depth {self.depth}"
+
+
+def _panels(table: pd.DataFrame, group: str | None) -> list[_Panel]:
+    """One panel per depth (`depths.panel_depths`), its layers up to that depth, and in it
+    one line per value of `group` (solid) and per diverged value (dashed)."""
+    panels = []
+    for depth in panel_depths(table, group):
+        rows = depth_of_rows(table, depth)
+        grads = [c for c in grad_columns(table) if depth is None or layer_index(c) <= depth]
+        diverged = rows["outcome"].eq("diverged")
+        lines = []
+        for name, members in _groups(rows, group):
+            for is_diverged in (False, True):
+                picked = members[diverged.loc[members.index] == is_diverged]
+                medians, used = _median_profile(picked, grads)
+                if used:
+                    lines.append(_Line(name, is_diverged, used, medians))
+        if lines:
+            layers = np.array([layer_index(c) for c in grads])
+            panels.append(_Panel(depth, layers, lines))
+    return panels
+
+
+def _draw_panel(ax, panel: _Panel, names: list[str], floor: float, group: str | None) -> None:
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    grads = grad_columns(table)
-    layers = np.array([layer_index(c) for c in grads])
-    diverged = table["outcome"].eq("diverged")
-    lines: list[_Line] = []
-    for name, rows in _groups(table, group):
-        for is_diverged in (False, True):
-            medians, used = _median_profile(rows[diverged.loc[rows.index] == is_diverged], grads)
-            if used:
-                lines.append(_Line(name, is_diverged, used, medians))
+    colors = plt.get_cmap("tab10")
+    any_zero = False
+    for ln in panel.lines:
+        color = colors(names.index(ln.group) % 10)  # one colour per value in every panel
+        shown = np.where(ln.medians > 0, ln.medians, np.nan)
+        style = "--" if ln.diverged else "-"
+        ax.plot(panel.layers, shown, style, marker="o", markersize=3, color=color, label=ln.label)
+        zero = ln.medians == 0
+        if zero.any():  # log axis: draw exact zeros on the bottom edge
+            any_zero = True
+            ax.plot(panel.layers[zero], np.full(zero.sum(), floor), "v", color=color, clip_on=False)
+    ax.set_yscale("log")
+    if any_zero:
+        ax.set_ylim(bottom=floor)
+        ax.plot([], [], "v", color="grey", label="median exactly 0 (dead layer)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, title=group, title_fontsize=7)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(panel.title, fontsize=10)
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    if not lines:
+
+def grad_flow_profile_figure(table: pd.DataFrame, group: str | None = None, title: str = ""):
+    """The profile as a matplotlib Figure (close it when done): one panel per depth, in
+    each the median final grad norm by layer index, one line per value of param `group`.
+    The panels share the log vertical axis, so their levels compare."""
+    plt = _pyplot()
+    panels = _panels(table, group)
+    if not panels:
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100, layout="constrained")
         ax.text(0.5, 0.5, "no per-layer gradient norms in the runs", ha="center", va="center")
         ax.set_axis_off()
-    else:
-        positive = np.concatenate([ln.medians[ln.medians > 0] for ln in lines])
-        floor = positive.min() / 10 if positive.size else 1e-12
-        colors = plt.get_cmap("tab10")
-        names = list(dict.fromkeys(ln.group for ln in lines))
-        any_zero = False
-        for ln in lines:
-            color = colors(names.index(ln.group) % 10)
-            shown = np.where(ln.medians > 0, ln.medians, np.nan)
-            style = "--" if ln.diverged else "-"
-            ax.plot(layers, shown, style, marker="o", markersize=3, color=color, label=ln.label)
-            zero = ln.medians == 0
-            if zero.any():  # log axis: draw exact zeros on the bottom edge
-                any_zero = True
-                ax.plot(layers[zero], np.full(zero.sum(), floor), "v", color=color, clip_on=False)
-        ax.set_yscale("log")
-        if any_zero:
-            ax.set_ylim(bottom=floor)
-            ax.plot([], [], "v", color="grey", label="median exactly 0 (dead layer)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("hidden layer (1 = input side)")
-        ax.set_ylabel("final grad norm (median over trials)")
-        ax.legend(fontsize=8, title=group, title_fontsize=8)
-        ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(title or "gradient-flow profile")
-    fig.tight_layout()
+        fig.suptitle(title or "gradient-flow profile")
+        return fig
+    columns = min(len(panels), PANEL_COLUMNS)
+    rows = math.ceil(len(panels) / columns)
+    size = (8, 4.5) if len(panels) == 1 else (4.4 * columns + 0.6, 3.4 * rows + 0.8)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=size, dpi=100, sharey=True, squeeze=False, layout="constrained"
+    )
+    lines = [ln for panel in panels for ln in panel.lines]
+    positive = np.concatenate([ln.medians[ln.medians > 0] for ln in lines])
+    floor = positive.min() / 10 if positive.size else 1e-12
+    names = list(dict.fromkeys(ln.group for ln in lines))
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        _draw_panel(ax, panel, names, floor, group)
+    for ax in axes.flat[len(panels) :]:  # the grid's empty cells
+        fig.delaxes(ax)
+    fig.supxlabel("hidden layer (1 = input side)")
+    fig.supylabel("final grad norm (median over trials)")
+    fig.suptitle(title or "gradient-flow profile")
+    return fig
+
+
+def grad_flow_profile_png(
+    table: pd.DataFrame, path: Path, group: str | None = None, title: str = ""
+) -> Path:
+    """`grad_flow_profile_figure`, saved as a PNG."""
+    fig = grad_flow_profile_figure(table, group, title)
     fig.savefig(path)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 

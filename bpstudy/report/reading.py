@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from bpstudy.report.levels import MAX_LEVELS, format_value
+from bpstudy.report.depths import DEPTH, depths
+from bpstudy.report.levels import MAX_LEVELS, format_value, sort_key
 from bpstudy.report.table import PARAM_PREFIX, evidence, grad_columns
 
 BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
@@ -225,24 +226,33 @@ def _flow_kind(r: float) -> str:
     return f"log10 ratio {r:+.1f} (within {FLOW_LOG10:.0f} orders of magnitude)"
 
 
+def _profile_label(depth: float, value, group: str | None) -> str:
+    """The profile a run belongs to: 'sigmoid, depth 8'; 'depth 8' without a group, or
+    when grouped by the depth itself."""
+    label = f"depth {depth:.0f}"
+    return f"{format_value(value)}, {label}" if group and group != DEPTH else label
+
+
 def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
     grads = grad_columns(table)
     rows = table[~table["outcome"].eq("diverged")]
     if not grads or rows.empty:
         return None
-    values = rows[grads].to_numpy(dtype=float)
+    values = np.array(rows[grads], dtype=float)  # a copy: pandas may hand out a read-only view
     values[~np.isfinite(values)] = np.nan
     ratios = pd.Series(run_flow_ratios(values), index=rows.index).dropna()
     if ratios.empty:
         return None
-    if group:
-        labels = rows.loc[ratios.index, PARAM_PREFIX + group].map(format_value)
-    else:  # one label for every row (a bare string would name a column)
-        labels = pd.Series("all trials", index=ratios.index)
-    groups = dict(list(ratios.groupby(labels)))
+    # one profile per depth and value: across depths the first-to-last distance differs
+    rows = rows.loc[ratios.index]
+    by = rows[PARAM_PREFIX + group] if group else pd.Series(None, index=rows.index)
+    profiles: dict[str, tuple[tuple, list[float]]] = {}  # label: (order, ratios)
+    for depth, value, ratio in zip(depths(rows), by, ratios, strict=True):
+        order = (depth, sort_key(value))
+        profiles.setdefault(_profile_label(depth, value, group), (order, []))[1].append(ratio)
     parts = [
-        f"{label}: {_flow_kind(float(np.median(groups[label])))} (n={len(groups[label])})"
-        for label in in_order(groups)
+        f"{label}: {_flow_kind(float(np.median(r)))} (n={len(r)})"
+        for label, (_, r) in sorted(profiles.items(), key=lambda kv: kv[1][0])
     ]
     return (
         "Final gradient norm of each run's first over its last hidden layer (median over the "

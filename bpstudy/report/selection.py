@@ -2,8 +2,8 @@
 
 `--where model.depth=40` keeps the trials whose sampled value prints as `40` (values are
 compared as the report labels them, so `0.1`, `true` and `relu` match as typed).
-A gradient-flow profile only means something across runs of one depth, so a study that
-samples the depth is read one depth at a time this way. `--group` picks the parameter
+The profile draws one panel per depth (`depths.py`); a study of more depths than it
+draws is read one depth at a time this way. `--group` picks the parameter
 that draws one line per value instead of the report's own choice (the activation, when
 sampled). Each filtered report gets a folder and an artifact path of its own, so the
 study's full report is never overwritten by a slice of it.

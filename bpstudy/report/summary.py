@@ -16,9 +16,10 @@ import pandas as pd
 from bpstudy.report.levels import format_value, sort_key
 from bpstudy.report.reading import StudyFacts, best_rows, categorical_params
 from bpstudy.report.table import PARAM_PREFIX, grad_columns, objective_columns
+from bpstudy.sweep.counts import INTERRUPTED_STATE, count_states
 
 OUTCOME_ORDER = ("healthy", "vanishing", "exploding", "diverged", "failed", "interrupted")
-STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", INTERRUPTED_STATE, "RUNNING", "WAITING")
 ARTIFACT_DIR = "report"  # the report's folder in the parent run's artifacts
 HEADING = "# Study report"  # MLflow's run description is replaced only under this heading
 
@@ -64,6 +65,14 @@ def _counts(series: pd.Series, order: Sequence[str]) -> str:
     return ", ".join(known + other) or "none"
 
 
+def _trial_counts(table: pd.DataFrame) -> str:
+    """As `bpstudy sweep` ends with them (interrupted apart from failed), and any running
+    or waiting (an interrupted trial's values, queued again)."""
+    c = count_states(table["state"])
+    others = [f"{n} {what}" for n, what in ((c.running, "running"), (c.waiting, "waiting")) if n]
+    return ", ".join([c.describe(), *others])
+
+
 def _header(table: pd.DataFrame, ctx: SummaryContext) -> list[str]:
     objectives = ", ".join(
         f"{m} ({d})" for m, d in zip(ctx.metric_names, ctx.directions, strict=True)
@@ -83,7 +92,7 @@ def _header(table: pd.DataFrame, ctx: SummaryContext) -> list[str]:
     lines += [
         f"- objective: {objectives}; each trial's best value over its run",
         *([f"- trials shown: {ctx.shown}"] if ctx.shown else []),
-        f"- trials: {len(table)} ({_counts(table['state'], STATE_ORDER)})",
+        f"- trials: {len(table)} ({_trial_counts(table)})",
         f"- outcomes: {_counts(table['outcome'], OUTCOME_ORDER)}",
         f"- written {ctx.generated}",
     ]
@@ -121,7 +130,8 @@ def _outcome_section(table: pd.DataFrame, ctx: SummaryContext, facts: StudyFacts
     names = categorical_params(table, facts)
     if not names:
         return [*lines, "No categorical parameter (or one with few values) to count by."]
-    outcomes = [o for o in OUTCOME_ORDER if table["outcome"].eq(o).any()]
+    # interrupted is a state column already (the outcome of exactly those trials)
+    outcomes = [o for o in OUTCOME_ORDER if o != "interrupted" and table["outcome"].eq(o).any()]
     outcomes += sorted(set(table["outcome"].dropna()) - set(OUTCOME_ORDER))
     states = [s for s in STATE_ORDER if table["state"].eq(s).any()]
     objective = facts.objective_column
@@ -153,8 +163,9 @@ def _outcome_section(table: pd.DataFrame, ctx: SummaryContext, facts: StudyFacts
         lines += [f"### {name}", "", markdown_table(header, body), ""]
     lines.append(
         "Outcome is the run's tag (healthy, vanishing, exploding, diverged, failed); a trial "
-        "the pruner stopped keeps the outcome of its run so far. Objective columns count "
-        "completed trials only."
+        "the pruner stopped keeps the outcome of its run so far. An interrupted trial was "
+        "stopped by Ctrl-C and its values queued to run again: it is no failure. Objective "
+        "columns count completed trials only."
     )
     return lines
 

@@ -8,7 +8,7 @@ Columns, in order (Optuna's `params_` prefix for sampled values, MLflow's metric
 | column | from |
 | --- | --- |
 | `number` | the trial number |
-| `state` | COMPLETE, PRUNED, FAIL, RUNNING or WAITING |
+| `state` | COMPLETE, PRUNED, FAIL, RUNNING or WAITING (Optuna's), or INTERRUPTED: stopped by Ctrl-C and queued again (FAIL in Optuna) |
 | `outcome` | healthy, vanishing, exploding, diverged, failed (user attr, else run tag), interrupted (Ctrl-C; queued again) |
 | `params_<key>` | every sampled value, e.g. `params_model.activation` |
 | `objective` | the study's value (multi-objective: `objective_<metric>` each) |
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from bpstudy.sweep.interrupt import INTERRUPTED
+from bpstudy.sweep.counts import INTERRUPTED_STATE, state_name
+from bpstudy.sweep.interrupt import was_interrupted
 
 PARAM_PREFIX = "params_"
 GRAD_PREFIX = "grad_norm/L"
@@ -71,7 +72,7 @@ def objective_columns(metric_names: Sequence[str]) -> list[str]:
 def evidence(table: pd.DataFrame) -> pd.DataFrame:
     """The trials that say something about their values: all but those the user
     interrupted (their values were queued and ran again as another trial)."""
-    return table[~table["outcome"].eq("interrupted")]
+    return table[~table["state"].eq(INTERRUPTED_STATE)]
 
 
 def param_columns(table: pd.DataFrame) -> list[str]:
@@ -98,7 +99,7 @@ def layer_index(column: str) -> int:
 
 
 def _outcome(trial: FrozenTrial, run: RunRecord | None) -> str | None:
-    if trial.state == TrialState.FAIL and trial.user_attrs.get("error") == INTERRUPTED:
+    if was_interrupted(trial):
         return "interrupted"  # stopped by the user, its values queued again: not a failure
     if trial.user_attrs.get("outcome"):
         return str(trial.user_attrs["outcome"])
@@ -139,7 +140,7 @@ def trials_table(
         run = runs.get(run_id) if run_id else None
         row: dict = {
             "number": trial.number,
-            "state": trial.state.name,
+            "state": state_name(trial),
             "outcome": _outcome(trial, run),
         }
         inactive = set(trial.user_attrs.get("inactive_params", ()))

@@ -1,18 +1,20 @@
 """How many trials a study holds in each state: the one count that the workers (is the
 study done?), the supervisor (start a replacement?), the progress line, the command's
 outcome and `bpstudy report` all read. A trial is finished once COMPLETE or PRUNED;
-n_trials counts those."""
+n_trials counts those. A trial stopped by Ctrl-C is counted as interrupted, not failed
+(`interrupt.was_interrupted`): its values were queued again, so nothing failed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial
 
+from bpstudy.sweep.interrupt import was_interrupted
 from bpstudy.sweep.storage import stored
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+INTERRUPTED_STATE = "INTERRUPTED"  # beside Optuna's state names, for such a trial
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class TrialCounts:
     complete: int = 0
     pruned: int = 0
     failed: int = 0
+    interrupted: int = 0
     running: int = 0
     waiting: int = 0
 
@@ -27,24 +30,38 @@ class TrialCounts:
     def finished(self) -> int:
         return self.complete + self.pruned
 
+    def describe(self) -> str:
+        """The counts as the sweep's last line and the report's first say them."""
+        return (
+            f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed, "
+            f"{self.interrupted} interrupted"
+        )
+
 
 _FIELD = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running",
-    TrialState.WAITING: "waiting",
+    "COMPLETE": "complete",
+    "PRUNED": "pruned",
+    "FAIL": "failed",
+    INTERRUPTED_STATE: "interrupted",
+    "RUNNING": "running",
+    "WAITING": "waiting",
 }
 
 
-def count_states(states: Iterable[TrialState | str]) -> TrialCounts:
-    """Trial states (or their names, as a report's table holds them) by kind."""
+def state_name(trial: FrozenTrial) -> str:
+    """Optuna's state name, or INTERRUPTED for a trial stopped by Ctrl-C (Optuna: FAIL)."""
+    return INTERRUPTED_STATE if was_interrupted(trial) else trial.state.name
+
+
+def count_states(names: Iterable[str]) -> TrialCounts:
+    """Trials by kind, from their `state_name`s (as a report's table holds them)."""
     tally = dict.fromkeys(_FIELD.values(), 0)
-    for state in states:
-        tally[_FIELD[TrialState[state] if isinstance(state, str) else state]] += 1
+    for name in names:
+        tally[_FIELD[name]] += 1
     return TrialCounts(**tally)
 
 
 def count_trials(study) -> TrialCounts:
     """The study's trials by state, as the storage holds them now (waiting out an outage)."""
-    return count_states(t.state for t in stored(lambda: study.get_trials(deepcopy=False)))
+    trials = stored(lambda: study.get_trials(deepcopy=False))
+    return count_states(state_name(t) for t in trials)

@@ -10,10 +10,19 @@ queued again) goes through. A second signal changes nothing.
 
 from __future__ import annotations
 
+from optuna.trial import FrozenTrial, TrialState
+
 from bpstudy.training.events import Listener
 
 INTERRUPTED = "interrupted (Ctrl-C)"  # the error of a trial stopped this way (queued again)
 _requested = False
+
+
+def was_interrupted(trial: FrozenTrial) -> bool:
+    """A trial stopped by Ctrl-C or SIGTERM, its values queued to run again: FAIL in
+    Optuna (its only state for a trial that did not finish), yet nothing failed. The one
+    rule for it: the sweep's counts, the report's table, counts and CSV all ask here."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("error") == INTERRUPTED
 
 
 def request(signum, frame) -> None:

@@ -54,6 +54,8 @@ class Progress:
             "failed": c.failed,
             "running": c.running,
         }
+        if c.interrupted:  # by an earlier Ctrl-C: queued again, not failed
+            status["interrupted"] = c.interrupted
         if best is not None and math.isfinite(best):
             status["best"] = f"{best:.4g}"
         if self.bar is not None:

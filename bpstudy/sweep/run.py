@@ -22,7 +22,7 @@ from multiprocessing import Process
 from pathlib import Path
 
 from bpstudy.shutdown import stop_signals_handled
-from bpstudy.sweep.counts import count_trials
+from bpstudy.sweep.counts import TrialCounts, count_trials
 from bpstudy.sweep.locks import lock_path
 from bpstudy.sweep.parent import ParentRun, check_store_kept, open_parent_run
 from bpstudy.sweep.pool import WorkerPool, check_workers
@@ -52,7 +52,7 @@ from bpstudy.sweep.worker import WorkerArgs
 class SweepOutcome:
     study_name: str
     storage: str
-    counts: dict[str, int]
+    counts: TrialCounts
     best: str | None
     parent_run_id: str | None
     tracking_uri: str | None
@@ -177,7 +177,7 @@ def _outcome(study, spec: SweepSpec, storage_url: str, parent_id: str | None,
     return SweepOutcome(
         study_name=spec.study_name,
         storage=storage_url,
-        counts={"complete": c.complete, "pruned": c.pruned, "failed": c.failed},
+        counts=c,
         best=describe_best(study, spec),
         parent_run_id=parent_id,
         tracking_uri=tracking_uri,
