@@ -123,6 +123,8 @@ def test_table_has_one_row_per_trial_joined_with_its_run(reported):
         "number",
         "state",
         "outcome",
+        "training",
+        "symptoms",
         "params_model.activation",
         "params_model.init.sigma_w",
         "objective",
@@ -146,6 +148,8 @@ def test_table_has_one_row_per_trial_joined_with_its_run(reported):
     for trial, (_, row) in zip(trials, table.iterrows(), strict=True):
         assert row["state"] == trial.state.name
         assert row["outcome"] == trial.user_attrs["outcome"]
+        assert row["training"] == trial.user_attrs["training"]  # the run's tag, as the trial's
+        assert row["training"] == client.get_run(row["mlflow_run_id"]).data.tags["bpstudy.training"]
         assert row["params_model.activation"] == trial.params["model.activation"]
         assert row["params_model.init.sigma_w"] == trial.params["model.init.sigma_w"]
         assert row["mlflow_run_id"] == trial.user_attrs["mlflow_run_id"]

@@ -111,13 +111,14 @@ def _best_section(table: pd.DataFrame, ctx: SummaryContext, facts: StudyFacts) -
         rows = best_rows(table, facts)
     if rows.empty:
         return [title, "", "No trial has completed yet."]
-    header = ["trial", *ctx.metric_names, *names, "outcome", *extra]
+    header = ["trial", *ctx.metric_names, *names, "outcome", "training", *extra]
     body = [
         [
             int(r["number"]),
             *(r[c] for c in objectives),
             *(r[PARAM_PREFIX + n] for n in names),
             r["outcome"] or "",
+            r.get("training") or "",
             *(r[c] for c in extra),
         ]
         for _, r in rows.iterrows()

@@ -10,6 +10,7 @@ Columns, in order (Optuna's `params_` prefix for sampled values, MLflow's metric
 | `number` | the trial number |
 | `state` | COMPLETE, PRUNED, FAIL, RUNNING or WAITING (Optuna's), or INTERRUPTED: stopped by Ctrl-C and queued again (FAIL in Optuna) |
 | `outcome` | healthy, vanishing, exploding, diverged, failed (user attr, else run tag), interrupted (Ctrl-C; queued again) |
+| `training`, `symptoms` | the training verdict (learned, stalled, unstable, overfit, dead_units, saturated) and every symptom, comma-separated (user attr, else run tag; empty for a run that did not end) |
 | `params_<key>` | every sampled value, e.g. `params_model.activation` |
 | `objective` | the study's value (multi-objective: `objective_<metric>` each) |
 | `diverged_step` | optimizer step at which the run went NaN/inf (empty otherwise) |
@@ -108,6 +109,15 @@ def _outcome(trial: FrozenTrial, run: RunRecord | None) -> str | None:
     return "failed" if trial.state == TrialState.FAIL else None
 
 
+def _attr_or_tag(trial: FrozenTrial, run: RunRecord | None, key: str) -> str | None:
+    """A trial's user attr `key`, else its run's tag bpstudy.<key>."""
+    if key in trial.user_attrs:
+        return str(trial.user_attrs[key])
+    if run is not None and f"bpstudy.{key}" in run.tags:
+        return run.tags[f"bpstudy.{key}"]
+    return None
+
+
 def _diverged_step(trial: FrozenTrial, run: RunRecord | None) -> int | None:
     step = trial.user_attrs.get("diverged_step")
     if step is None and run is not None:
@@ -142,6 +152,8 @@ def trials_table(
             "number": trial.number,
             "state": state_name(trial),
             "outcome": _outcome(trial, run),
+            "training": _attr_or_tag(trial, run, "training"),
+            "symptoms": _attr_or_tag(trial, run, "symptoms"),
         }
         inactive = set(trial.user_attrs.get("inactive_params", ()))
         for name in params:  # a value the chosen group option has no key for did nothing
@@ -166,7 +178,15 @@ def trials_table(
                     metric_keys.add(key)
         rows.append(row)
 
-    fixed = ["number", "state", "outcome", *(PARAM_PREFIX + p for p in params), *objectives]
+    fixed = [
+        "number",
+        "state",
+        "outcome",
+        "training",
+        "symptoms",
+        *(PARAM_PREFIX + p for p in params),
+        *objectives,
+    ]
     fixed += ["diverged_step", "prune_reason", "error", "duration_s", "mlflow_run_id", "run_status"]
     grads = sorted((k for k in metric_keys if _GRAD_COLUMN.match(k)), key=layer_index)
     others = sorted(k for k in metric_keys if k not in grads and k not in FINAL_METRICS)
