@@ -240,6 +240,12 @@ def test_theory_is_reachable_from_import_bpstudy():
     assert bpstudy.theory.predict is predict
 
 
+def test_a_file_data_set_without_the_data_is_a_config_error():
+    cfg = config("data=csv", "data.path=whatever.csv")
+    with pytest.raises(bpstudy.ConfigError, match="pass the data"):
+        predict(cfg)
+
+
 # ---------------------------------------------------------------- against measurement
 
 

@@ -9,8 +9,10 @@ Var(b_i) = σb², have, at large width, variance q_l and correlation c_l between
     correlation map  c_l = (σw² E[φ(u1) φ(u2)] + σb²) / q*                      (P eq. 5, S eq. 2)
     χ1               = σw² E[φ'(√q* z)²]                                         (P eq. 7, S eq. 3)
     χ_c              = ∂c_l/∂c_{l-1} at c* = σw² E[φ'(u1) φ'(u2)]                (S eq. 6)
-    ξ_q              = −1 / ln(σw² E[φ'² + φ φ''](√q* z))  (the length map's slope at q*)  (S eq. 5)
+    ξ_q              = −1 / ln(σw² E[φ'(√q* z)² + φ(√q* z) φ''(√q* z)])  (S eq. 5)
     ξ_c              = −1 / ln χ_c                                               (S eq. 7)
+
+ξ_q's argument is the length map's slope at q*.
 
 χ1 is the factor by which the mean squared error signal ‖δ_l‖² grows from layer l+1 to
 layer l in backprop (S eq. 10): χ1 < 1 ordered (vanishing), χ1 > 1 chaotic (exploding).

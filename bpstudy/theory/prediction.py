@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from bpstudy.config.schema import Config
+from bpstudy.errors import ConfigError
 from bpstudy.theory import mean_field as mf
 from bpstudy.theory.moments import moments
 from bpstudy.theory.profile import grad_profile, layer_variances
@@ -77,7 +78,7 @@ def input_stats(config: Config) -> InputStats:
     data = config.data
     in_dim = IN_DIMS.get(data.name) or getattr(data, "in_dim", None)
     if in_dim is None:
-        raise ValueError(
+        raise ConfigError(
             f"data={data.name}: the input size is in the file; pass the data: "
             "bpstudy.theory.predict(cfg, data=bpstudy.load_data(cfg))"
         )
