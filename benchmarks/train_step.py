@@ -6,6 +6,10 @@ the same run. Run with 1 and 2 BLAS threads.
 
     python benchmarks/train_step.py [--threads 1 2] [--quick]
     python benchmarks/train_step.py --diagnostics [--repeats 15]
+    python benchmarks/train_step.py --theory
+
+`--theory` times `bpstudy.theory.predict(cfg)` on typed configs (issue 24's target:
+< 20 ms per call), one line per activation and phase, fastest of `--repeats` rounds.
 
 `--diagnostics` times only the step with and without diagnostics (log_every=1 vs off),
 in `--repeats` interleaved rounds, and prints two ratios: of the fastest rounds, and the
@@ -171,6 +175,33 @@ def diagnostics_cost(threads_list: list[int], min_time: float, repeats: int, clo
                     )
 
 
+def theory_timing(repeats: int) -> None:
+    """Milliseconds per bpstudy.theory.predict on a validated config (the validation of a
+    composed DictConfig, ~0.3 s of Hydra, is not counted: predict does it once)."""
+    import bpstudy
+    from bpstudy.config.validate import validate
+    from bpstudy.theory import predict
+
+    cases = [
+        ("tanh", "normal", 0.8), ("tanh", "normal", 1.0), ("tanh", "normal", 2.5),
+        ("sigmoid", "xavier_normal", 1.0), ("softsign", "normal", 2.0),
+        ("relu", "he_normal", 1.0), ("leaky_relu", "normal", 1.2),
+    ]  # fmt: skip
+    print(f"{'activation':>10} {'scheme':>13} {'sigma_w':>7} {'phase':>8} {'ms/predict':>10}")
+    for activation, scheme, sigma_w in cases:
+        overrides = [f"model.activation={activation}", f"model.init.scheme={scheme}",
+                     f"model.init.sigma_w={sigma_w}", "model.init.sigma_b=0.2236",
+                     "model.depth=30", "model.width=512"]  # fmt: skip
+        cfg = validate(bpstudy.compose(overrides))
+        predict(cfg)  # the quadrature nodes are made once per process
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            p = predict(cfg)
+            times.append(time.perf_counter() - start)
+        print(f"{activation:>10} {scheme:>13} {sigma_w:>7} {p.phase:>8} {min(times) * 1e3:>10.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -179,6 +210,7 @@ def main() -> None:
         "--diagnostics", action="store_true", help="only the diagnostics cost, paired rounds"
     )
     parser.add_argument("--repeats", type=int, default=None, help="rounds per figure")
+    parser.add_argument("--theory", action="store_true", help="only bpstudy.theory.predict")
     parser.add_argument(
         "--cpu",
         action="store_true",
@@ -187,6 +219,9 @@ def main() -> None:
     args = parser.parse_args()
     min_time, repeats = (0.1, 3) if args.quick else (0.2, 7)
     repeats = args.repeats or repeats
+    if args.theory:
+        theory_timing(args.repeats or 20)
+        return
     if args.diagnostics:
         clock = time.process_time if args.cpu else time.perf_counter
         diagnostics_cost(args.threads, min_time, repeats, clock)

@@ -6,6 +6,7 @@ data = bpstudy.load_data(cfg)
 net = bpstudy.build_network(cfg, data.in_dim, data.out_dim)
 loss, grads = net.loss_and_grads(data.X_train[:32], data.y_train[:32])
 result = bpstudy.train(cfg)
+prediction = bpstudy.theory.predict(cfg)  # mean-field: q*, chi1, phase, gradient profile
 
 The names below load on first use: `import bpstudy` alone costs milliseconds, not the
 second that Hydra and pandas take, which every `bpstudy` command would otherwise pay

@@ -17,7 +17,7 @@ from tests.conftest import REPO, ctrl_c_as_in_a_terminal
 
 PACKAGE = REPO / "bpstudy"
 MAX_LINES = 400
-LOWER = ("config", "data", "model", "learning_rule", "optimizer", "errors", "retry",
+LOWER = ("config", "data", "model", "theory", "learning_rule", "optimizer", "errors", "retry",
          "environment", "paths", "seeding", "shutdown")  # fmt: skip
 HIGHER = ("training", "tracking", "sweep", "report", "cli")
 PRIVATE = re.compile(r"(?<![\w])(\w+(?:\.\w+)*)\.(_[a-z]\w*)")
@@ -264,6 +264,35 @@ def test_importing_training_loads_no_hydra_or_omegaconf():
     code = (
         "import sys, bpstudy.training, bpstudy.training.run\n"
         f"print([m for m in sys.modules if m.split('.')[0] in {EDGE_ONLY}])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+MATH_FOREIGN = ("mlflow", "optuna", "hydra", "omegaconf")  # none of them in bpstudy/theory
+
+
+def test_theory_imports_no_tracking_sweep_or_config_library():
+    """bpstudy.theory is math: NumPy, the schema and the model's activations. Its
+    `predict` validates a composed config through bpstudy.config.validate (a function-level
+    import, as bpstudy.api does); no theory module imports these libraries itself."""
+    found = sorted(
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in (PACKAGE / "theory").rglob("*.py")
+        for name in foreign(path) & set(MATH_FOREIGN)
+    )
+    assert not found, "\n".join(found)
+
+
+def test_predicting_from_a_typed_config_loads_no_hydra_or_omegaconf():
+    code = (
+        "import sys, bpstudy.theory as t\n"
+        "from bpstudy.config import schema as s\n"
+        "c = s.Config(s.DigitsData(), s.ModelConfig(activation='tanh'), s.SGDConfig(),\n"
+        "             s.BackpropConfig(), s.RegularizationConfig(), s.TrainerConfig(),\n"
+        "             s.TrackingConfig())\n"
+        "assert t.predict(c).applicable\n"
+        f"print([m for m in sys.modules if m.split('.')[0] in {MATH_FOREIGN}])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
