@@ -288,3 +288,49 @@ def digits_data(cfg):
     if "digits" not in _DATA:
         _DATA["digits"] = bpstudy.load_data(cfg)
     return _DATA["digits"]
+
+
+# ---------------------------------------------------------------- in every run
+
+
+def test_a_run_records_the_theory_beside_the_measurement(cli, tmp_path):
+    """Through the real CLI and MLflow store: the theory.* params and the predicted ratio
+    at step 0, as predict() gives them, and a summary line with both ratios."""
+    from mlflow import MlflowClient
+
+    overrides = ["model.depth=12", "model.activation=tanh", "model.init.scheme=normal",
+                 "model.init.sigma_w=1.3", "trainer.epochs=1"]  # fmt: skip
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = cli("train", *overrides, "trainer.progress=none", f"tracking.uri={uri}")
+    assert out.returncode == 0, out.stderr
+    cfg = bpstudy.compose([*overrides, "trainer.progress=none"])
+    expected = predict(cfg, bpstudy.load_data(cfg))
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
+    params = run.data.params
+    assert float(params["theory.chi1"]) == pytest.approx(expected.chi1, rel=1e-5)
+    assert float(params["theory.q_star"]) == pytest.approx(expected.q_star, rel=1e-5)
+    assert float(params["theory.xi_c"]) == pytest.approx(expected.xi_c, rel=1e-5)
+    assert params["theory.phase"] == expected.phase == "chaotic"
+    (point,) = client.get_metric_history(run.info.run_id, "theory/ratio_log10")
+    assert point.step == 0 and point.value == pytest.approx(expected.ratio_log10)
+    measured = client.get_metric_history(run.info.run_id, "grad_norm/ratio_log10")
+    assert min(m.step for m in measured) == 0  # beside it, at the same step
+    line = next(x for x in out.stdout.splitlines() if x.startswith("theory:"))
+    assert f"predicted {expected.ratio_log10:+.2f}, measured " in line
+
+
+def test_a_batch_norm_run_records_that_the_theory_does_not_apply(cli, tmp_path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = cli("train", "model.batch_norm=true", "trainer.epochs=1", "trainer.progress=none",
+              f"tracking.uri={uri}")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bpstudy").experiment_id])
+    assert run.data.params["theory.phase"] == "not applicable"
+    assert "model.batch_norm=true" in run.data.params["theory.reason"]
+    assert "theory.chi1" not in run.data.params
+    assert not client.get_metric_history(run.info.run_id, "theory/ratio_log10")
+    assert "theory: not applicable: " in out.stdout

@@ -354,7 +354,7 @@ def run(cfg: DictConfig) -> float | None:
             print(line, file=sys.stderr, flush=True)
         raise
     result = tracked.result
-    summary = render(result, tracked.outcome, tracked.verdict)
+    summary = render(result, tracked.outcome, tracked.verdict, tracked.theory)
     log = logging.getLogger("bpstudy.train")
     log.info("%s", summary)
     if tracked.run_id:

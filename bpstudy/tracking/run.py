@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bpstudy.config.schema import Config
 from bpstudy.data import Dataset
+from bpstudy.theory import Prediction, predict
 from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
 from bpstudy.tracking.tracker import MlflowTracker
 from bpstudy.training.events import Listener
@@ -25,6 +26,7 @@ class TrackedResult:
     tracking_uri: str | None
     experiment_id: str | None = None
     verdict: Verdict | None = None  # how training went (bpstudy.training.verdict)
+    theory: Prediction | None = None  # the mean-field prediction at initialisation
 
 
 def thresholds(cfg: Config) -> Thresholds:
@@ -43,16 +45,18 @@ def tracked_train(
 ) -> TrackedResult:
     """Train `cfg` (validated) on `data` (its `load_data`, loaded by the caller); with
     tracking enabled, as one MLflow run (store checked first)."""
+    theory = predict(cfg, data)  # about 1 ms, before the first step
     if not cfg.tracking.enabled:
         result = make_trainer(cfg, data, listeners).fit()
         outcome = classify(result, thresholds(cfg))
-        return TrackedResult(result, outcome, None, None, verdict=verdict_of(result, cfg))
+        verdict = verdict_of(result, cfg)
+        return TrackedResult(result, outcome, None, None, verdict=verdict, theory=theory)
     uri = resolve_uri(cfg.tracking.uri)
     client = client_for(uri)  # unreachable or unwritable: fails here, before training
     exp = experiment_id(client, cfg.tracking.experiment)
     trainer_listeners = list(listeners)
     tracker = MlflowTracker(
-        client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg), on_run
+        client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg), on_run, theory
     )
     trainer = make_trainer(cfg, data, [*trainer_listeners, tracker])
     try:
@@ -63,4 +67,4 @@ def tracked_train(
     except Exception as exc:
         tracker.abort("FAILED", exc)
         raise
-    return TrackedResult(result, tracker.outcome, tracker.run_id, uri, exp, tracker.verdict)
+    return TrackedResult(result, tracker.outcome, tracker.run_id, uri, exp, tracker.verdict, theory)

@@ -11,6 +11,7 @@ hold up training.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import tempfile
 import threading
@@ -24,7 +25,9 @@ from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
 from bpstudy.errors import redact
 from bpstudy.shutdown import STOP_SIGNALS, stop_signals_handled
+from bpstudy.theory import Prediction
 from bpstudy.tracking.points import write_points
+from bpstudy.tracking.theory import THEORY_RATIO, theory_params
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 from bpstudy.training.verdict import Verdict, verdict_of
@@ -173,12 +176,14 @@ class MlflowTracker(Listener):
         tags: dict[str, str] | None = None,
         thresholds: Thresholds | None = None,
         on_run: Callable[[str], None] | None = None,
+        theory: Prediction | None = None,
     ) -> None:
         self.client, self.experiment_id, self.cfg = client, experiment_id, cfg
         self.run_name, self.parent_run_id = run_name, parent_run_id
         self.extra_tags = dict(tags or {})
         self.thresholds = thresholds or Thresholds()
         self.on_run = on_run  # told the run id as soon as the run exists (sweeps record it)
+        self.theory = theory
         self.max_points = cfg.tracking.max_points_per_metric
         self.run_id: str | None = None
         self.outcome: str | None = None
@@ -212,7 +217,7 @@ class MlflowTracker(Listener):
     # ------------------------------------------------------------ events
 
     def on_train_start(self, trainer) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Metric, Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         from bpstudy import __version__
@@ -247,6 +252,8 @@ class MlflowTracker(Listener):
             self.on_run(self.run_id)
         # a tracking.uri's password (a sweep's worker, a rerun) is no param, nor in config.yaml
         params = [Param(k, redact(str(v))) for k, v in flatten(to_dict(self.cfg)).items()]
+        if self.theory is not None:
+            params += [Param(k, v) for k, v in theory_params(self.theory).items()]
         for lo in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[lo : lo + 100])
         # now, not with the other artifacts: a run stopped by Ctrl-C or an error still holds
@@ -255,6 +262,9 @@ class MlflowTracker(Listener):
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
         self._sender = _Sender(self.client, self.run_id)
         self._sender.start()
+        if self.theory is not None and math.isfinite(self.theory.ratio_log10):
+            now = int(time.time() * 1000)
+            self._send([Metric(THEORY_RATIO, self.theory.ratio_log10, now, 0)])
 
     def on_update(self, trainer, step: int) -> None:
         if step in self._send_steps:
