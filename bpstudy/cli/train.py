@@ -333,6 +333,7 @@ def check_chdir(overrides: list[str], configs: list[Config]) -> None:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
     from bpstudy.tracking import tracked_train
+    from bpstudy.tracking.theory import theory_line
     from bpstudy.training.progress import EpochLog, Progress
     from bpstudy.training.run import shared_data
     from bpstudy.training.summary import render
@@ -354,7 +355,8 @@ def run(cfg: DictConfig) -> float | None:
             print(line, file=sys.stderr, flush=True)
         raise
     result = tracked.result
-    summary = render(result, tracked.outcome, tracked.verdict, tracked.theory)
+    notes = [theory_line(tracked.theory, result.step_stats)] if tracked.theory else []
+    summary = render(result, tracked.outcome, tracked.verdict, notes)
     log = logging.getLogger("bpstudy.train")
     log.info("%s", summary)
     if tracked.run_id:

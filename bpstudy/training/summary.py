@@ -4,11 +4,11 @@ first vs last logged gradient norm, where vanishing or exploding shows at a glan
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from bpstudy.theory import Prediction
 from bpstudy.training.state import TrainResult
 from bpstudy.training.verdict import Verdict
 
@@ -39,28 +39,13 @@ def layer_table(layer_stats: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataF
     return table
 
 
-def theory_line(theory: Prediction, step_stats: pd.DataFrame) -> str:
-    """Predicted against measured: the first/last gradient ratio at the first logged step
-    (initialisation, where the theory speaks) and, for comparison, at the last."""
-    if not theory.applicable:
-        return f"theory: not applicable: {theory.reason}"
-    line = (
-        f"theory: chi1 {theory.chi1:.4g} ({theory.phase}), xi_c {theory.xi_c:.3g}; "
-        f"log10 |dW_1|/|dW_L| predicted {theory.ratio_log10:+.2f}"
-    )
-    ratios = step_stats.get("grad_norm/ratio_log10")
-    if ratios is not None and len(ratios):
-        line += f", measured {ratios.iloc[0]:+.2f} at the first logged step"
-        line += f" ({ratios.iloc[-1]:+.2f} at the last)"
-    return line
-
-
 def render(
     result: TrainResult,
     outcome: str | None = None,
     verdict: Verdict | None = None,
-    theory: Prediction | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
+    """The summary; `notes` are lines of the caller's after the verdict (the theory's)."""
     lines = [
         f"status: {result.status}  epochs: {result.epochs}  steps: {result.steps}  time: {result.wall_time:.1f}s"
     ]
@@ -69,8 +54,7 @@ def render(
     if verdict is not None:
         shown = f" (symptoms: {', '.join(verdict.symptoms)})" if len(verdict.symptoms) > 1 else ""
         lines.append(f"training: {verdict.training}{shown}")
-    if theory is not None:
-        lines.append(theory_line(theory, result.step_stats))
+    lines.extend(notes)
     if result.diverged:
         lines.append(f"diverged at step {result.diverged_step}: {result.diverged_reason}")
     if result.stop_reason:
