@@ -318,6 +318,8 @@ def test_a_run_records_the_theory_beside_the_measurement(cli, tmp_path):
     assert min(m.step for m in measured) == 0  # beside it, at the same step
     line = next(x for x in out.stdout.splitlines() if x.startswith("theory:"))
     assert f"predicted {expected.ratio_log10:+.2f}, measured " in line
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/grad_profile.png" in plots
 
 
 def test_a_batch_norm_run_records_that_the_theory_does_not_apply(cli, tmp_path):
@@ -334,3 +336,19 @@ def test_a_batch_norm_run_records_that_the_theory_does_not_apply(cli, tmp_path):
     assert "theory.chi1" not in run.data.params
     assert not client.get_metric_history(run.info.run_id, "theory/ratio_log10")
     assert "theory: not applicable: " in out.stdout
+
+
+def test_the_profile_picture_draws_the_prediction_only_where_it_applies(tmp_path):
+    """Measured at the first and last step, and the dashed prediction through the first
+    step's last layer: the same picture without a prediction differs from it."""
+    import pandas as pd
+    from matplotlib.image import imread
+
+    from bpstudy.tracking.plots import grad_profile_png
+
+    stats = pd.DataFrame({"step": np.repeat([0, 10], 4), "layer": np.tile([1, 2, 3, 4], 2),
+                          "grad_norm": [1e-3, 1e-2, 1e-1, 1.0, 2e-3, 2e-2, 2e-1, 2.0]})  # fmt: skip
+    with_line = grad_profile_png(stats, np.array([-3.0, -2.0, -1.0, 0.0]), tmp_path / "a.png")
+    without = grad_profile_png(stats, None, tmp_path / "b.png")
+    a, b = imread(with_line), imread(without)
+    assert a.shape == b.shape and (a != b).any()

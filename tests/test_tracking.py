@@ -615,7 +615,11 @@ def test_training_against_an_mlflow_server(cli, mlflow_server):
         "/api/2.0/mlflow/artifacts/list",
         query={"run_id": run["info"]["run_id"], "path": "plots"},
     )
-    assert {f["path"] for f in files["files"]} == {"plots/grad_flow.png", "plots/loss.png"}
+    assert {f["path"] for f in files["files"]} == {
+        "plots/grad_flow.png",
+        "plots/loss.png",
+        "plots/grad_profile.png",
+    }
 
 
 @pytest.mark.slow

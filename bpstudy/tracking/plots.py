@@ -224,3 +224,34 @@ def alignment_png(layer_stats: pd.DataFrame, path: Path, title: str = "") -> Pat
     fig.suptitle(title or "alignment with the true gradient")
     fig.savefig(path, **PNG)
     return path
+
+
+def grad_profile_png(
+    layer_stats: pd.DataFrame, predicted: np.ndarray | None, path: Path, title: str = ""
+) -> Path:
+    """log10 grad_norm by hidden layer at the first and the last logged step, and the
+    mean-field prediction (`predicted`: log10 ‖dW_l‖ − log10 ‖dW_L‖, l = 1 … L; None where
+    the theory does not apply) drawn through the first step's last layer."""
+    fig = _figure((6, 4))
+    fig.set_layout_engine("constrained")
+    ax = fig.subplots()
+    if layer_stats.empty:
+        ax.text(0.5, 0.5, "no step logged", ha="center", va="center")
+    else:
+        for step, style in ((layer_stats["step"].min(), "-o"), (layer_stats["step"].max(), "-s")):
+            rows = layer_stats[layer_stats["step"] == step].sort_values("layer")
+            with np.errstate(divide="ignore"):
+                ax.plot(rows["layer"], np.log10(rows["grad_norm"]), style, markersize=3,
+                        label=f"measured, step {int(step)}")  # fmt: skip
+        first = layer_stats[layer_stats["step"] == layer_stats["step"].min()]
+        top = float(first.loc[first["layer"] == first["layer"].max(), "grad_norm"].iloc[0])
+        if predicted is not None and top > 0 and len(predicted) == len(first):
+            layers = np.arange(1, len(predicted) + 1)
+            ax.plot(layers, np.log10(top) + np.asarray(predicted), "k--",
+                    label="mean-field prediction")  # fmt: skip
+        ax.set_xlabel("hidden layer (1 = input side)")
+        ax.set_ylabel("log10 gradient norm")
+        ax.legend()
+    ax.set_title(title or "gradient profile")
+    fig.savefig(path, **PNG)
+    return path

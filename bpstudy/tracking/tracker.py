@@ -316,7 +316,7 @@ class MlflowTracker(Listener):
 
     def _write_artifacts(self, trainer, result, root: Path) -> None:
         """The run's files under root: diagnostics, pictures, weights."""
-        from bpstudy.tracking.plots import alignment_png, grad_flow_png, loss_png
+        from bpstudy.tracking.plots import alignment_png, grad_flow_png, grad_profile_png, loss_png
 
         for sub in ("diagnostics", "plots", "model"):
             (root / sub).mkdir()
@@ -326,6 +326,13 @@ class MlflowTracker(Listener):
             result.layer_stats, root / "plots" / "grad_flow.png", title=f"gradient flow: {title}"
         )
         loss_png(result.history, root / "plots" / "loss.png", title=f"loss: {title}")
+        applies = self.theory is not None and self.theory.applicable
+        grad_profile_png(
+            result.layer_stats,
+            np.asarray(self.theory.profile) if applies else None,
+            root / "plots" / "grad_profile.png",
+            title=f"measured and predicted: {title}",
+        )
         if "alignment" in result.layer_stats:
             alignment_png(
                 result.layer_stats,
