@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 
 def exit_code(code: object) -> int:
@@ -93,3 +94,28 @@ def stop_signals_handled(handler):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+HOLD_SECONDS = 5.0  # past this, a further Ctrl-C goes through (a store that hangs)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold Ctrl-C and SIGTERM for the block; one that arrived is then handed to the
+    handler that was in place (in the main thread; elsewhere signals cannot arrive).
+    After HOLD_SECONDS, one goes through at once, so a hung store can still be left."""
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    arrived: list[int] = []
+    start = time.monotonic()
+
+    def hold(signum, frame) -> None:
+        arrived.append(signum)
+        if time.monotonic() - start > HOLD_SECONDS and callable(previous[signum]):
+            previous[signum](signum, frame)
+
+    try:
+        with stop_signals_handled(hold):
+            yield
+    finally:
+        if arrived and callable(previous[arrived[0]]):
+            previous[arrived[0]](arrived[0], None)

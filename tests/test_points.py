@@ -9,10 +9,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from sqlalchemy import event
 
-from bpstudy.tracking import tracker
+from bpstudy.tracking import sender as sending
 from bpstudy.tracking.mlflow_internals import sql_store as _sql_store
 from bpstudy.tracking.points import write_points
-from bpstudy.tracking.tracker import _Sender
+from bpstudy.tracking.sender import Sender
 from tests.conftest import wait_until
 
 KEYS = [f"{stat}/L{i:02d}" for stat in ("grad_norm", "act_std") for i in range(1, 4)]
@@ -86,7 +86,7 @@ def test_a_file_store_goes_through_log_batch(tmp_path, monkeypatch):
     assert set(latest) == set(KEYS) and all(len(p) == 2 for p in history.values())
 
 
-def sender_for(tmp_path) -> tuple[MlflowClient, str, _Sender, list[int]]:
+def sender_for(tmp_path) -> tuple[MlflowClient, str, Sender, list[int]]:
     """A started sender on a new run of a SQLite store, and the sizes of the metric
     inserts its transactions made (one entry per transaction that wrote points)."""
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -98,7 +98,7 @@ def sender_for(tmp_path) -> tuple[MlflowClient, str, _Sender, list[int]]:
             inserts.append(len(parameters) if executemany else 1)
 
     event.listen(_sql_store(client).engine, "before_cursor_execute", count)
-    sender = _Sender(client, run_id)
+    sender = Sender(client, run_id)
     sender.start()
     return client, run_id, sender, inserts
 
@@ -117,7 +117,7 @@ def points_stored(client: MlflowClient, run_id: str) -> int:
 
 def test_the_sender_sends_a_short_runs_points_in_one_transaction(tmp_path, monkeypatch):
     # no timed flush between the puts, however slow the machine: close() sends them
-    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(sending, "FLUSH_SECONDS", 3600.0)
     client, run_id, sender, inserts = sender_for(tmp_path)
     for points in step_points(range(0, 120, 10)):  # 12 x 100 points: more than 1,000
         sender.put(points)
@@ -129,7 +129,7 @@ def test_the_sender_sends_a_short_runs_points_in_one_transaction(tmp_path, monke
 
 
 def test_held_points_go_out_after_flush_seconds_while_the_run_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 0.2)
+    monkeypatch.setattr(sending, "FLUSH_SECONDS", 0.2)
     client, run_id, sender, inserts = sender_for(tmp_path)
     try:
         sender.put(step_points(range(1))[0])
@@ -143,8 +143,8 @@ def test_held_points_go_out_after_flush_seconds_while_the_run_goes_on(tmp_path, 
 
 
 def test_past_hold_points_they_go_out_at_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracker, "FLUSH_SECONDS", 3600.0)
-    monkeypatch.setattr(tracker, "HOLD_POINTS", 250)
+    monkeypatch.setattr(sending, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(sending, "HOLD_POINTS", 250)
     client, run_id, sender, inserts = sender_for(tmp_path)
     try:
         for points in step_points(range(3)):

@@ -812,7 +812,7 @@ def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended(ctrl_c):
     """abort() runs under signals_held: a Ctrl-C that cut the sender's join short let the
     final writes meet its SQLite write lock ("database is locked"), and the run stayed
     RUNNING for ever. Held signals reach the previous handler once the block is done."""
-    from bpstudy.tracking.tracker import signals_held
+    from bpstudy.shutdown import signals_held
 
     done = []
     with pytest.raises(KeyboardInterrupt), signals_held():
@@ -825,11 +825,11 @@ def test_a_ctrl_c_during_the_end_of_a_run_waits_until_it_has_ended(ctrl_c):
 
 def test_a_ctrl_c_held_too_long_goes_through(monkeypatch, ctrl_c):
     """A store that hangs must not make the run impossible to leave."""
-    from bpstudy.tracking import tracker
+    from bpstudy import shutdown
 
-    monkeypatch.setattr(tracker, "HOLD_SECONDS", 0.0)
+    monkeypatch.setattr(shutdown, "HOLD_SECONDS", 0.0)
     done = []
-    with pytest.raises(KeyboardInterrupt), tracker.signals_held():
+    with pytest.raises(KeyboardInterrupt), shutdown.signals_held():
         os.kill(os.getpid(), signal.SIGINT)
         done.append("not reached")
     assert done == []

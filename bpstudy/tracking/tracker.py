@@ -10,11 +10,8 @@ hold up training.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,17 +21,13 @@ import numpy as np
 from bpstudy.config.schema import Config
 from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
 from bpstudy.errors import redact
-from bpstudy.shutdown import STOP_SIGNALS, stop_signals_handled
+from bpstudy.shutdown import signals_held
 from bpstudy.theory import Prediction
-from bpstudy.tracking.points import write_points
+from bpstudy.tracking.sender import Sender
 from bpstudy.tracking.theory import THEORY_RATIO, theory_params
 from bpstudy.training.events import Listener
 from bpstudy.training.outcome import Thresholds, classify
 from bpstudy.training.verdict import Verdict, verdict_of
-
-FLUSH_SECONDS = 5.0  # the longest a point waits before it is sent
-HOLD_POINTS = 10_000  # the most points sent at once (one transaction)
-
 
 THREADS_TAG = "bpstudy.blas_threads"
 STUDY_TAG = "bpstudy.study"  # on a sweep's parent run: the study's name
@@ -62,93 +55,6 @@ def planned_steps(total_steps: int, log_every: int, max_points: int) -> set[int]
         return set(logged.tolist())
     pick = np.unique(np.round(np.linspace(0, logged.size - 1, max_points)).astype(int))
     return set(logged[pick].tolist())
-
-
-class _Sender(threading.Thread):
-    """Sends the points it holds every FLUSH_SECONDS, and at once past HOLD_POINTS;
-    remembers the first failure for the caller.
-
-    A commit writes every index page its points touched, so its cost grows far slower
-    than its points: a depth-50 run's 7,500 points cost a SQLite store of 60 runs 0.2-0.3 s
-    of CPU in batches of 1,000 and 0.1 s in one. And `put` does not wake the thread: on a machine
-    whose cores BLAS keeps busy, each wake-up takes a slice from training."""
-
-    def __init__(self, client, run_id: str) -> None:
-        super().__init__(name="bpstudy-mlflow-sender", daemon=True)
-        self.client, self.run_id = client, run_id
-        self.error: Exception | None = None
-        self.warm = threading.Event()  # matplotlib imported: the pictures may be drawn
-        self._held: list = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._finishing = False
-
-    def put(self, metrics: list) -> None:
-        """Hold points for the next send."""
-        with self._lock:
-            self._held.extend(metrics)
-            full = len(self._held) >= HOLD_POINTS
-        if full:
-            self._wake.set()
-
-    def run(self) -> None:
-        from bpstudy.tracking.plots import warm_up
-
-        try:
-            warm_up()  # import matplotlib here, while training runs, not at the end
-        finally:
-            self.warm.set()  # two threads importing it at once can fail (circular import)
-        while True:
-            self._wake.wait(FLUSH_SECONDS)
-            self._wake.clear()
-            last = self._finishing  # read after clear: finish() sets it before waking us
-            with self._lock:
-                points, self._held = self._held, []
-            self._send(points)
-            if last:
-                return
-
-    def _send(self, metrics: list) -> None:
-        if self.error is not None or not metrics:
-            return
-        try:
-            write_points(self.client, self.run_id, metrics)
-        except Exception as exc:  # noqa: BLE001 - reported by the tracker at the end
-            self.error = exc
-
-    def finish(self) -> None:
-        """Send what is held and stop; `join` waits for it."""
-        self._finishing = True
-        self._wake.set()
-
-    def close(self) -> None:
-        self.finish()
-        self.join()
-
-
-HOLD_SECONDS = 5.0  # past this, a further Ctrl-C goes through (a store that hangs)
-
-
-@contextlib.contextmanager
-def signals_held():
-    """Hold Ctrl-C and SIGTERM for the block; one that arrived is then handed to the
-    handler that was in place (in the main thread; elsewhere signals cannot arrive).
-    After HOLD_SECONDS, one goes through at once, so a hung store can still be left."""
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-    arrived: list[int] = []
-    start = time.monotonic()
-
-    def hold(signum, frame) -> None:
-        arrived.append(signum)
-        if time.monotonic() - start > HOLD_SECONDS and callable(previous[signum]):
-            previous[signum](signum, frame)
-
-    try:
-        with stop_signals_handled(hold):
-            yield
-    finally:
-        if arrived and callable(previous[arrived[0]]):
-            previous[arrived[0]](arrived[0], None)
 
 
 def save_diagnostics(root: Path, layer_stats, step_stats) -> None:
@@ -188,7 +94,7 @@ class MlflowTracker(Listener):
         self.run_id: str | None = None
         self.outcome: str | None = None
         self.verdict: Verdict | None = None
-        self._sender: _Sender | None = None
+        self._sender: Sender | None = None
         self._trainer = None  # for what an interrupted run can still log
         self._artifacts_logged = False  # diagnostics/ and the rest, by on_train_end
         self._send_steps: set[int] = set()
@@ -260,7 +166,7 @@ class MlflowTracker(Listener):
         # what it takes to rerun it
         self.client.log_text(self.run_id, redact(to_yaml(self.cfg)), "config.yaml")
         self._send_steps = planned_steps(total, t.log_every, self.max_points)
-        self._sender = _Sender(self.client, self.run_id)
+        self._sender = Sender(self.client, self.run_id)
         self._sender.start()
         if self.theory is not None and math.isfinite(self.theory.ratio_log10):
             now = int(time.time() * 1000)
