@@ -33,6 +33,8 @@ import sys
 import threading
 from multiprocessing.connection import wait
 
+from bpstudy.sweep.periodic import repeated
+
 ORPHANED_EXIT = 128 + 9  # as if SIGKILLed with the command (no one is left to read it)
 POLL_SECONDS = 0.1  # the fork server's look at its parent, during its warm-up
 
@@ -57,20 +59,14 @@ def exit_if_parent_ends():
     """In the fork server, around its warm-up: end this process at once if its parent
     (the command) ends meanwhile. The watching thread is gone again after the block: the
     server must fork its workers with one thread."""
-    parent, done = os.getppid(), threading.Event()
+    parent = os.getppid()
 
-    def watch() -> None:
-        while not done.wait(POLL_SECONDS):
-            if os.getppid() != parent:  # re-parented: the command is gone
-                os._exit(ORPHANED_EXIT)
+    def watch(stop: threading.Event) -> None:
+        if os.getppid() != parent:  # re-parented: the command is gone
+            os._exit(ORPHANED_EXIT)
 
-    thread = threading.Thread(target=watch, name="bpstudy-parent-watch", daemon=True)
-    thread.start()
-    try:
+    with repeated(watch, POLL_SECONDS, "bpstudy-parent-watch"):
         yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def exit_without_teardown() -> None:

@@ -192,30 +192,22 @@ def fail_stale(storage, study) -> None:
 def heartbeat(storage, trial_id: int):
     """RDB storages: record the trial's heartbeat while it runs. Optuna does this only
     inside Study.optimize, so without it a dead remote worker's trial stays RUNNING."""
+    from bpstudy.sweep.periodic import repeated
     from bpstudy.sweep.storage import stored
 
     interval = heartbeat_interval(storage)
     if not interval:
         yield
         return
-    stop = threading.Event()
 
-    def beat() -> None:
-        while True:
-            # retried through an outage like any call (the trial's end stops the retries);
-            # a beat that still fails is not worth a failed trial
-            with contextlib.suppress(Exception):
-                stored(lambda: storage.record_heartbeat(trial_id), sleep=stop.wait)
-            if stop.wait(interval):
-                return
+    def beat(stop: threading.Event) -> None:
+        # retried through an outage like any call (the trial's end stops the retries);
+        # a beat that still fails is not worth a failed trial
+        with contextlib.suppress(Exception):
+            stored(lambda: storage.record_heartbeat(trial_id), sleep=stop.wait)
 
-    thread = threading.Thread(target=beat, name="bpstudy-heartbeat", daemon=True)
-    thread.start()
-    try:
+    with repeated(beat, interval, "bpstudy-heartbeat"):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def run_job(args: WorkerArgs) -> None:

@@ -104,18 +104,23 @@ def _check_sqlite_file(uri: str, db: Path) -> None:
 def _check_database(uri: str) -> None:
     """One connection attempt with a short timeout: MLflow's own retries an unreachable
     database for minutes, with a warning every few seconds."""
+    _on_database(uri, lambda engine: engine.connect().close())
+
+
+def _on_database(uri: str, probe):
+    """probe(engine) on a short-timeout engine of `uri`, disposed after; any failure is one
+    TrackingError line, with the password left out."""
     from bpstudy.errors import redact
 
     try:
         engine = _quick_engine(uri)
     except Exception as exc:  # noqa: BLE001 - e.g. the driver is not installed
-        raise TrackingError(f"tracking store {redact(uri)}: {first_line(exc)}") from None
+        raise TrackingError(f"tracking store {redact(uri)}: {redact(first_line(exc))}") from None
     try:
-        with engine.connect():
-            pass
+        return probe(engine)
     except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
         raise TrackingError(
-            f"tracking store {redact(uri)}: cannot connect: {first_line(exc)}"
+            f"tracking store {redact(uri)}: cannot connect: {redact(first_line(exc))}"
         ) from None
     finally:
         engine.dispose()
@@ -135,15 +140,7 @@ def check_store_exists(uri: str, hint: str) -> None:
     if db is None and urlparse(uri).scheme.startswith(("postgresql", "mysql", "mssql")):
         from sqlalchemy import inspect
 
-        engine = _quick_engine(uri)
-        try:
-            found = inspect(engine).has_table("experiments")
-        except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
-            raise TrackingError(
-                f"tracking store {redact(uri)}: cannot connect: {redact(first_line(exc))}"
-            ) from None
-        finally:
-            engine.dispose()
+        found = _on_database(uri, lambda engine: inspect(engine).has_table("experiments"))
         if not found:
             raise TrackingError(
                 f"no MLflow store at {redact(uri)} (the database holds no MLflow tables); {hint}"
