@@ -6,7 +6,8 @@ their reports (`bpstudy report NAME --where ...`), then copies the PNGs to docs/
 and writes the tables of docs/studies.md to WORK/tables.md (docs/study_tables.py).
 The work folder starts empty, so the studies are run on the code as it is now (a kept
 folder held finished studies, which are not run again: the figures stayed those of older
-code); `--keep` reuses it, to redraw only. About 5 minutes on 2 cores.
+code); `--keep` reuses it, to redraw only. About 10 minutes on 2 cores (edge_of_chaos
+alone about 4 to 5).
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ REPORTS = [
         ["trainer.clip.mode=norm"],
         None,
         {"val_loss_heatmap.png": "exploding_heatmap_clipnorm.png"},
+    ),
+    ("edge_of_chaos", [], None, {"edge_of_chaos.png": "edge_of_chaos.png"}),
+    (
+        "edge_of_chaos",
+        ["model.depth=40"],
+        "model.init.sigma_w",
+        {"grad_flow_profile.png": "edge_of_chaos_profile_depth40.png"},
     ),
 ]
 # the studies docs/studies.md reads (learning_rules has tables, no pictures)

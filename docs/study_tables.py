@@ -176,11 +176,57 @@ def _angles(s: Studies, trial, metrics, tags) -> list[str] | None:
     return text
 
 
+EOC_SIGMA_W = (1.0, 1.118034, 1.224745, 1.322876, 1.414214, 1.581139, 1.732051, 2.0)
+EOC_DEPTHS = (10, 20, 30, 40, 60, 80, 100)
+TRAINED = 0.5  # val/accuracy: halfway from chance (0.1) to the best cell's ~0.93
+
+
+def edge_of_chaos(s: Studies) -> list[str]:
+    """val/accuracy per (sigma_w^2, depth); the runs' xi_c, 6 xi_c and the deepest cell
+    that trained (val/accuracy >= TRAINED) per sigma_w^2."""
+    cells = s.cells("edge_of_chaos")
+    head = " | ".join(f"{w * w:.3g}" for w in EOC_SIGMA_W)
+    lines = [f"| depth \\ sigma_w² | {head} |", "| --- |" + " --- |" * len(EOC_SIGMA_W)]
+    xi, deepest = [], []
+    for depth in EOC_DEPTHS:
+        row = []
+        for w in EOC_SIGMA_W:
+            t, m, tags = _get(cells, **{"model.init.sigma_w": w, "model.depth": depth})
+            row.append(_accuracy(m, tags))
+        lines.append(f"| {depth} | " + " | ".join(row) + " |")
+    for w in EOC_SIGMA_W:
+        t, _, _ = _get(cells, **{"model.init.sigma_w": w, "model.depth": EOC_DEPTHS[0]})
+        xi.append(float(s.client.get_run(t.user_attrs["mlflow_run_id"]).data.params["theory.xi_c"]))
+        trained = [d for d in EOC_DEPTHS
+                   if _get(cells, **{"model.init.sigma_w": w, "model.depth": d})[1].get(
+                       "val/accuracy", 0.0) >= TRAINED]  # fmt: skip
+        deepest.append(str(max(trained)) if trained else "none")
+    lines.append("| ξ_c | " + " | ".join(f"{x:.3g}" for x in xi) + " |")
+    lines.append("| 6 ξ_c | " + " | ".join(f"{6 * x:.3g}" for x in xi) + " |")
+    lines.append(f"| deepest with val acc ≥ {TRAINED} | " + " | ".join(deepest) + " |")
+    lines += ["", "| depth | log10 ‖dW_1‖/‖dW_L‖ | " + head + " |",
+              "| --- | --- |" + " --- |" * len(EOC_SIGMA_W)]  # fmt: skip
+    for depth in (20, 40):
+        predicted, first, final = [], [], []
+        for w in EOC_SIGMA_W:
+            t, m, _ = _get(cells, **{"model.init.sigma_w": w, "model.depth": depth})
+            history = s.client.get_metric_history(t.user_attrs["mlflow_run_id"],
+                                                  "grad_norm/ratio_log10")  # fmt: skip
+            predicted.append(f"{m['theory/ratio_log10']:+.2f}")
+            first.append(f"{min(history, key=lambda h: h.step).value:+.2f}")
+            final.append(f"{m['grad_norm/ratio_log10']:+.2f}")
+        lines.append(f"| {depth} | predicted at init | " + " | ".join(predicted) + " |")
+        lines.append(f"| {depth} | measured at step 0 | " + " | ".join(first) + " |")
+        lines.append(f"| {depth} | measured at the end | " + " | ".join(final) + " |")
+    return [*lines, ""]
+
+
 SECTIONS = {
     "vanishing_gradients": vanishing,
     "residual_depth": residual,
     "exploding": exploding,
     "learning_rules": learning_rules,
+    "edge_of_chaos": edge_of_chaos,
 }
 
 

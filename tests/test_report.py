@@ -288,6 +288,140 @@ def test_where_narrows_the_report_into_its_own_folder_and_artifacts(reported):
     assert "trials shown" not in note  # the run's description stays the whole study's
 
 
+# ---------------------------------------------------------------- theory beside measurement
+
+THEORY_COLUMNS = ["theory.q_star", "theory.chi1", "theory.xi_c", "theory.phase", "theory.reason"]
+
+
+def run_records(folder: Path, table: pd.DataFrame) -> dict[str, RunRecord]:
+    """The trials' runs as the report reads them."""
+    from bpstudy.report.runs import child_runs
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    return child_runs(client, None, table["mlflow_run_id"].dropna())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.activation=tanh", "model.init.scheme=normal", "model.init.sigma_w=1.3229"],
+        [
+            "data=teacher",
+            "optimizer=adamw",
+            "learning_rule=feedback_alignment",
+            "model.dropout=0.1",
+        ],
+        ["data=csv", "data.path=x.csv", "data.target=3", "trainer.clip.mode=norm"],
+    ],
+)
+def test_a_runs_params_give_its_config_back(overrides):
+    """The report predicts from each run's params: str() of every resolved value, read
+    back by the schema's types, is the same typed Config (floats bit for bit, None, bools,
+    text that looks like a number)."""
+    from bpstudy import compose
+    from bpstudy.config.params import config_from_params
+    from bpstudy.config.serialize import flatten, to_dict
+    from bpstudy.config.validate import validate
+
+    config = validate(compose(overrides))
+    params = {k: str(v) for k, v in flatten(to_dict(config)).items()}
+    assert config_from_params(params) == config
+
+
+@pytest.mark.slow
+def test_table_has_each_runs_theory_columns(reported):
+    """trials.csv holds each run's theory.* params and its predicted ratio, and the values
+    are mean field's: tanh at sigma_w = 1, sigma_b = 0 is critical (q* = 0, chi1 =
+    sigma_w^2 tanh'(0)^2 = 1); relu at sigma_w = 1 ordered (chi1 = 1/2); sigma_w = 6
+    chaotic."""
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(folder / "reports" / STUDY / "trials.csv")
+    columns = list(table.columns)
+    assert set(THEORY_COLUMNS) <= set(columns)
+    assert columns.index("theory/ratio_log10") == columns.index("grad_norm/ratio_log10") + 1
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    for _, row in table.iterrows():
+        run = client.get_run(row["mlflow_run_id"]).data
+        assert row["theory.phase"] == run.params["theory.phase"]
+        for key in ("theory.q_star", "theory.chi1", "theory.xi_c"):
+            assert row[key] == pytest.approx(float(run.params[key]), rel=1e-12), key
+        assert row["theory/ratio_log10"] == pytest.approx(run.metrics["theory/ratio_log10"])
+    by = {
+        (r["params_model.activation"], r["params_model.init.sigma_w"]): r
+        for _, r in table.iterrows()
+    }
+    assert by["tanh", 1.0]["theory.q_star"] == 0.0 and by["tanh", 1.0]["theory.chi1"] == 1.0
+    assert by["tanh", 1.0]["theory.phase"] == "critical"
+    assert by["relu", 1.0]["theory.chi1"] == pytest.approx(0.5, rel=1e-12)
+    assert by["relu", 1.0]["theory.phase"] == "ordered"
+    assert {by["tanh", 6.0]["theory.phase"], by["relu", 6.0]["theory.phase"]} == {"chaotic"}
+    assert pd.isna(table["theory.reason"]).all()  # a plain MLP under backprop: it applies
+
+
+@pytest.mark.slow
+def test_profile_draws_the_prediction_where_a_lines_runs_share_it(reported):
+    """One line per activation mixes sigma_w = 1 and 6: no predicted line, and the summary
+    says why. One line per sigma_w (tanh only) is one config each: its dashed line is
+    bpstudy.theory's profile of that config, through the line's last layer."""
+    import matplotlib.pyplot as plt
+
+    from bpstudy import compose
+    from bpstudy.report.figures import grad_flow_profile_figure
+    from bpstudy.report.theory import run_theories
+    from bpstudy.theory import predict
+
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    summary = (folder / "reports" / STUDY / "summary.md").read_text()
+    # relu's weight-gradient profile is flat for every sigma_w (delta and h scale
+    # inversely), so its two runs share a prediction; its last layer is dead at sigma_w = 1
+    assert "no mean-field line for model.activation=tanh (depth 20): its runs differ in " \
+        "model.init.sigma_w" in summary  # fmt: skip
+    assert "no mean-field line for model.activation=relu (depth 20): its last layer's " \
+        "median is 0" in summary  # fmt: skip
+    assert "mean-field prediction at initialisation" not in summary
+    (reading,) = [line for line in summary.splitlines() if "first over its last" in line]
+    assert "mean field predicts" in reading
+
+    sliced = bpstudy(
+        "report", STUDY, "--where", "model.activation=tanh", "--group", "model.init.sigma_w",
+        "--out", "tanh", cwd=folder,
+    )  # fmt: skip
+    assert sliced.returncode == 0, sliced.stderr
+    summary = (folder / "tanh" / "summary.md").read_text()
+    assert "dashed: the mean-field prediction at initialisation, through the line's last " \
+        "layer (2 lines)" in summary  # fmt: skip
+    assert "no mean-field line" not in summary
+
+    table = pd.read_csv(folder / "tanh" / "trials.csv")
+    theories = run_theories(table, run_records(folder, table))
+    fig = grad_flow_profile_figure(table, "model.init.sigma_w", theory=theories)
+    try:
+        (ax,) = fig.axes
+        dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+        solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        assert len(dashed) == len(solid) == 2
+        first_over_last = []
+        for sigma_w, line, measured in zip((1.0, 6.0), dashed, solid, strict=True):
+            cfg = compose(
+                [
+                    "data=digits", "model.width=16", f"model.depth={DEPTH}",
+                    "model.activation=tanh", "model.init.scheme=normal",
+                    f"model.init.sigma_w={sigma_w}",
+                ]
+            )  # fmt: skip
+            profile = np.array(predict(cfg).profile)
+            top = measured.get_ydata()[-1]  # the measured median at layer 20
+            assert list(line.get_xdata()) == list(range(1, DEPTH + 1))
+            np.testing.assert_allclose(line.get_ydata(), top * 10.0**profile, rtol=1e-9)
+            first_over_last.append(line.get_ydata()[0] / top)
+        # critical sigma_w = 1 keeps the norms within a decade; chaotic 6 grows them downward
+        assert 0.1 < first_over_last[0] < 10 < 1000 < first_over_last[1]
+    finally:
+        plt.close(fig)
+
+
 # ---------------------------------------------------------------- a study over depths
 
 
@@ -764,3 +898,66 @@ def test_a_study_of_learning_rules_is_read_by_rule():
     only_activation = {"model.activation": dist["model.activation"]}
     facts = StudyFacts("val/loss", "minimize", "objective", only_activation)
     assert main_group(table, facts) == "model.activation"
+
+
+# ---------------------------------------------------------------- the edge-of-chaos study
+
+SHIPPED_EOC = Path(__file__).resolve().parents[1] / "sweeps" / "edge_of_chaos.yaml"
+
+
+@pytest.mark.slow
+def test_edge_of_chaos_miniature_draws_the_heatmap_with_the_depth_scale(tmp_path):
+    """The shipped sweeps/edge_of_chaos.yaml in miniature (2 sigma_w x 3 depths, width 8,
+    one epoch), swept and reported through the CLI: the heatmap is drawn, its caption
+    names the edge chi1 = 1 where mean field puts it for tanh at sigma_b^2 = 0.05, and
+    trials.csv holds each run's theory: ordered at sigma_w^2 = 1, chaotic at 4."""
+    from bpstudy import compose
+    from bpstudy.config.validate import validate
+    from bpstudy.report.edge_of_chaos import depth_scales
+
+    sweep = yaml.safe_load(SHIPPED_EOC.read_text())
+    kept = [o for o in sweep["overrides"] if not o.startswith(("model.width", "trainer.epochs"))]
+    sweep |= {
+        "study_name": "eoc",
+        "n_trials": 6,
+        "overrides": [*kept, "model.width=8", "trainer.epochs=1", "trainer.log_every=5"],
+        "params": {"model.init.sigma_w": "choice(1.0, 2.0)", "model.depth": "choice(2, 3, 4)"},
+    }
+    (tmp_path / "eoc.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    swept = bpstudy("sweep", "eoc.yaml", "--progress", "lines", cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    out = bpstudy("report", "eoc", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = tmp_path / "reports" / "eoc"
+
+    assert_png(report / "edge_of_chaos.png")
+    summary = (report / "summary.md").read_text()
+    assert "(edge_of_chaos.png)" in summary
+    caption = next(line for line in summary.splitlines() if "over σw² x depth" in line)
+    assert "tanh, σb² = 0.05; χ1 = 1 at σw² = 1.76" in caption, caption
+    assert "6 ξ_c" in caption and "edge-of-chaos picture skipped" not in summary
+
+    table = pd.read_csv(report / "trials.csv")
+    assert len(table) == 6 and {*THEORY_COLUMNS, "theory/ratio_log10"} <= set(table.columns)
+    phases = table.groupby("params_model.init.sigma_w")["theory.phase"].unique()
+    assert list(phases[1.0]) == ["ordered"] and list(phases[2.0]) == ["chaotic"]
+    xi = table.groupby("params_model.init.sigma_w")["theory.xi_c"].unique()
+
+    # the drawn curve's xi_c is the runs' own, and bpstudy.theory's
+    cfg = compose(["model.activation=tanh", "model.init.scheme=normal",
+                           "model.init.sigma_b=0.2236068", "model.width=8"])  # fmt: skip
+    curve, chi1 = depth_scales(validate(cfg), np.array([1.0, 4.0]))
+    np.testing.assert_allclose(curve, [xi[1.0][0], xi[2.0][0]], rtol=1e-5)
+    assert chi1[0] < 1 < chi1[1]
+
+
+@pytest.mark.slow
+def test_a_study_not_over_sigma_w_and_depth_says_why_it_has_no_edge_of_chaos_picture(reported):
+    folder, out = reported
+    assert out.returncode == 0, out.stderr
+    summary = (folder / "reports" / STUDY / "summary.md").read_text()
+    assert (
+        "edge-of-chaos picture skipped: the study does not vary both model.init.sigma_w and "
+        "model.depth (it varies only model.init.sigma_w)"
+    ) in summary
+    assert not (folder / "reports" / STUDY / "edge_of_chaos.png").exists()

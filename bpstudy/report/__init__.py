@@ -4,7 +4,8 @@ a Markdown summary and pictures, and logged to the study's parent run (docs/arch
     studies.py (Optuna storage) + runs.py (MLflow)     the I/O
     table.py                                           the join (pure)
     levels.py, depths.py                               values as levels; depth panels
-    figures.py, optuna_plots.py                        the pictures
+    theory.py                                          each trial's mean-field prediction
+    figures.py, edge_of_chaos.py, optuna_plots.py      the pictures
     reading.py, summary.py                             the text
     build.py                                           `bpstudy report`: all of it in order
 """

@@ -19,13 +19,14 @@ from pathlib import Path
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from bpstudy.errors import BpstudyError, redact
-from bpstudy.report import figures, optuna_plots
+from bpstudy.report import edge_of_chaos, figures, optuna_plots
 from bpstudy.report.depths import check_panels, check_sampled, describe_panels, panel_depths
 from bpstudy.report.reading import StudyFacts, main_group, ranked_params, reading
 from bpstudy.report.selection import Selection, apply, check
 from bpstudy.report.studies import load_study
 from bpstudy.report.summary import ARTIFACT_DIR, Picture, SummaryContext, summary_markdown
 from bpstudy.report.table import evidence, grad_columns, objective_columns, trials_table
+from bpstudy.report.theory import run_theories
 from bpstudy.sweep.counts import TrialCounts, count_states, state_name
 from bpstudy.sweep.storage import (
     PARENT_ATTR,
@@ -80,7 +81,7 @@ def _prepare(out: Path) -> None:
         raise BpstudyError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     # a file of an earlier report that this one does not write again would mislead
     for old in [
-        *(out / n for n in (CSV, SUMMARY, PROFILE, IMPORTANCES, HISTORY, HTML)),
+        *(out / n for n in (CSV, SUMMARY, PROFILE, IMPORTANCES, HISTORY, HTML, edge_of_chaos.FILE)),
         *out.glob(HEATMAP_GLOB),
     ]:
         old.unlink(missing_ok=True)
@@ -212,7 +213,10 @@ def make_report(
     say(f"report {study_name}: drawing pictures in {out_dir}")
     written = [out_dir / CSV]
     table.to_csv(written[0], index=False)
-    pictures = _draw(src.study, table, facts, group, _objective(metric_names), out_dir, notes)
+    theories = run_theories(table, src.runs)
+    pictures = _draw(
+        src.study, table, facts, group, _objective(metric_names), out_dir, notes, theories
+    )
     written += [out_dir / p.file for p in pictures]
     written.insert(1, out_dir / SUMMARY)
 
@@ -256,7 +260,9 @@ def make_report(
     )
 
 
-def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, notes: list[str]):
+def _draw(
+    study, table, facts: StudyFacts, group, objective, out_dir: Path, notes: list[str], theories
+):
     """Every picture this study allows; what it does not is said in `notes`."""
     pictures: list[Picture] = []
     table = evidence(table)  # medians over what the trials' values did, not interruptions
@@ -264,13 +270,25 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
         lines = f"one line per {group}" if group else ""
         by = ", ".join(p for p in (describe_panels(panel_depths(table, group)), lines) if p)
         figures.grad_flow_profile_png(
-            table, out_dir / PROFILE, group, title=f"{study.study_name}: gradient-flow profile"
+            table,
+            out_dir / PROFILE,
+            group,
+            title=f"{study.study_name}: gradient-flow profile",
+            theory=theories,
         )
+        n_predicted, why_not = figures.theory_notes(table, group, theories)
+        predicted = (
+            f"; dashed: the mean-field prediction at initialisation, through the line's "
+            f"last layer ({n_predicted} {'line' if n_predicted == 1 else 'lines'})"
+            if n_predicted
+            else ""
+        )
+        notes.extend(why_not)
         pictures.append(
             Picture(
                 PROFILE,
                 f"gradient-flow profile: median final grad norm by hidden "
-                f"layer (log scale), {by or 'all trials'}; dashed: diverged runs",
+                f"layer (log scale), {by or 'all trials'}; dotted: diverged runs{predicted}",
             )
         )
     else:
@@ -303,6 +321,8 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
     else:
         notes.append("heatmap skipped: no parameter varies across the trials")
 
+    _edge_of_chaos(study, table, theories, out_dir, pictures, notes)
+
     if facts.importances:
         optuna_plots.importances_png(study, out_dir / IMPORTANCES, objective)
         pictures.append(
@@ -329,6 +349,27 @@ def _draw(study, table, facts: StudyFacts, group, objective, out_dir: Path, note
             Picture(HTML, "interactive Optuna views (history, importances, contour, slices)")
         )
     return pictures
+
+
+def _edge_of_chaos(study, table, theories, out_dir: Path, pictures: list, notes: list) -> None:
+    """Schoenholz et al.'s picture, where the study varies sigma_w and depth (normal init)."""
+    why = edge_of_chaos.why_not(table, theories)
+    if why:
+        if edge_of_chaos.varied(table):  # a study of neither has no use for the word
+            notes.append(f"edge-of-chaos picture skipped: {why}")
+        return
+    _, theory = edge_of_chaos.edge_of_chaos_png(
+        table, theories, out_dir / edge_of_chaos.FILE, title=f"{study.study_name}: edge of chaos"
+    )
+    pictures.append(
+        Picture(
+            edge_of_chaos.FILE,
+            f"final {edge_of_chaos.VALUE} over σw² x depth (median per cell), with the "
+            f"mean-field depth scale ξ_c ({theory}): dashed "
+            f"{edge_of_chaos.TRAINABLE_XI:g} ξ_c, Schoenholz et al. 2017's trainable depth; "
+            "dotted ξ_c",
+        )
+    )
 
 
 def _version() -> str:

@@ -6,15 +6,18 @@ nets that have a layer i with nets that do not: `depths.py`), in each the hidden
 index (1 = input side) on the horizontal axis, the median over trials of each run's final
 gradient norm on a log vertical axis, one line per value of one categorical parameter
 (the activation, when the study samples it). Solid lines are runs that trained to the
-end; dashed lines are diverged runs, whose final norms are those of the last step before
+end; dotted lines are diverged runs, whose final norms are those of the last step before
 the NaN. A median of exactly zero (dead relu layers) cannot sit on a log axis: it is drawn
-as a triangle on the bottom edge.
+as a triangle on the bottom edge. Dashed, in the line's colour: the mean-field prediction
+at initialisation (`theory.py`), drawn through the line's last layer, where every run of
+the line shares one prediction.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +27,13 @@ import pandas as pd
 from bpstudy.report.depths import depth_of_rows, panel_depths
 from bpstudy.report.levels import format_value, levels, sort_key
 from bpstudy.report.table import PARAM_PREFIX, grad_columns, layer_index
+from bpstudy.report.theory import RunTheory, anchored, line_prediction
 
 LOG_COLOURS_ABOVE = 100.0  # heatmap colours on a log scale when max / min exceeds this
 PANEL_COLUMNS = 3  # the profile's panels per row
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -50,7 +54,7 @@ def _median_profile(rows: pd.DataFrame, grads: list[str]) -> tuple[np.ndarray, i
 @dataclass(frozen=True)
 class _Line:
     group: str  # the parameter value (colour)
-    diverged: bool  # dashed
+    diverged: bool  # dotted
     n: int  # trials behind the median
     medians: np.ndarray  # (layers,)
 
@@ -71,43 +75,87 @@ class _Panel:
     depth: int | None  # None: one panel of every depth (grouped by the depth itself)
     layers: np.ndarray  # (layers,) hidden layer indices, 1 = input side
     lines: list[_Line]
+    predicted: list[tuple[str, np.ndarray]]  # (group value, norms at `layers`): dashed
+    not_predicted: list[tuple[str, str]]  # (group value, why its line has no prediction)
 
     @property
     def title(self) -> str:
         return "" if self.depth is None else f"depth {self.depth}"
 
 
-def _panels(table: pd.DataFrame, group: str | None) -> list[_Panel]:
+def _panels(
+    table: pd.DataFrame, group: str | None, theory: Mapping[Hashable, RunTheory] | None = None
+) -> list[_Panel]:
     """One panel per depth (`depths.panel_depths`), its layers up to that depth, and in it
-    one line per value of `group` (solid) and per diverged value (dashed)."""
+    one line per value of `group` (solid) and per diverged value (dotted); with `theory`,
+    each value's predicted line, through its solid (else dotted) line's last layer."""
     panels = []
     for depth in panel_depths(table, group):
         rows = depth_of_rows(table, depth)
         grads = [c for c in grad_columns(table) if depth is None or layer_index(c) <= depth]
+        layers = np.array([layer_index(c) for c in grads])
         diverged = rows["outcome"].eq("diverged")
-        lines = []
+        lines, predicted, not_predicted = [], [], []
         for name, members in _groups(rows, group):
+            drawn = []
             for is_diverged in (False, True):
                 picked = members[diverged.loc[members.index] == is_diverged]
                 medians, used = _median_profile(picked, grads)
                 if used:
-                    lines.append(_Line(name, is_diverged, used, medians))
+                    drawn.append(_Line(name, is_diverged, used, medians))
+            lines += drawn
+            if theory is None or not drawn:
+                continue
+            line = line_prediction([theory[i] for i in members.index if i in theory])
+            values = None
+            if line.profile is not None:
+                values = anchored(line.profile, layers, drawn[0].medians)
+            if values is not None:
+                predicted.append((name, values))
+            else:
+                not_predicted.append(
+                    (name, line.why_not or "its last layer's median is 0 or missing: "
+                     "nothing to draw the line through")
+                )  # fmt: skip
         if lines:
-            layers = np.array([layer_index(c) for c in grads])
-            panels.append(_Panel(depth, layers, lines))
+            panels.append(_Panel(depth, layers, lines, predicted, not_predicted))
     return panels
 
 
+def theory_notes(
+    table: pd.DataFrame, group: str | None, theory: Mapping[Hashable, RunTheory]
+) -> tuple[int, list[str]]:
+    """(lines with a predicted line, why the others have none): for the report's text,
+    one sentence per reason."""
+    panels = _panels(table, group, theory)
+    by_reason: dict[str, list[str]] = {}
+    for panel in panels:
+        where = f" ({panel.title})" if panel.title else ""
+        for name, why in panel.not_predicted:
+            label = f"{group}={name}" if group else name
+            by_reason.setdefault(why, []).append(label + where)
+    notes = [
+        f"no mean-field line for {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}: {why}"
+        for why, names in by_reason.items()
+    ]
+    return sum(len(p.predicted) for p in panels), notes
+
+
 def _draw_panel(ax, panel: _Panel, names: list[str], floor: float, group: str | None) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     colors = plt.get_cmap("tab10")
     any_zero = False
+    for name, values in panel.predicted:  # under the measured lines
+        color = colors(names.index(name) % 10)
+        ax.plot(panel.layers, values, "--", color=color, linewidth=1.3, alpha=0.85)
+    if panel.predicted:
+        ax.plot([], [], "--", color="grey", label="mean field at init")
     for ln in panel.lines:
         color = colors(names.index(ln.group) % 10)  # one colour per value in every panel
         shown = np.where(ln.medians > 0, ln.medians, np.nan)
-        style = "--" if ln.diverged else "-"
+        style = ":" if ln.diverged else "-"
         ax.plot(panel.layers, shown, style, marker="o", markersize=3, color=color, label=ln.label)
         zero = ln.medians == 0
         if zero.any():  # log axis: draw exact zeros on the bottom edge
@@ -123,12 +171,18 @@ def _draw_panel(ax, panel: _Panel, names: list[str], floor: float, group: str | 
     ax.set_title(panel.title, fontsize=10)
 
 
-def grad_flow_profile_figure(table: pd.DataFrame, group: str | None = None, title: str = ""):
+def grad_flow_profile_figure(
+    table: pd.DataFrame,
+    group: str | None = None,
+    title: str = "",
+    theory: Mapping[Hashable, RunTheory] | None = None,
+):
     """The profile as a matplotlib Figure (close it when done): one panel per depth, in
-    each the median final grad norm by layer index, one line per value of param `group`.
+    each the median final grad norm by layer index, one line per value of param `group`,
+    and with `theory` (rows' predictions by index) each line's predicted one, dashed.
     The panels share the log vertical axis, so their levels compare."""
-    plt = _pyplot()
-    panels = _panels(table, group)
+    plt = pyplot()
+    panels = _panels(table, group, theory)
     if not panels:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100, layout="constrained")
         ax.text(0.5, 0.5, "no per-layer gradient norms in the runs", ha="center", va="center")
@@ -156,12 +210,16 @@ def grad_flow_profile_figure(table: pd.DataFrame, group: str | None = None, titl
 
 
 def grad_flow_profile_png(
-    table: pd.DataFrame, path: Path, group: str | None = None, title: str = ""
+    table: pd.DataFrame,
+    path: Path,
+    group: str | None = None,
+    title: str = "",
+    theory: Mapping[Hashable, RunTheory] | None = None,
 ) -> Path:
     """`grad_flow_profile_figure`, saved as a PNG."""
-    fig = grad_flow_profile_figure(table, group, title)
+    fig = grad_flow_profile_figure(table, group, title, theory)
     fig.savefig(path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -213,7 +271,7 @@ def loss_heatmap_png(
     title: str = "",
 ) -> Path:
     """The cells of `heatmap_cells`, drawn; cells without a value stay grey."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     grid, notes, x_labels, y_labels = heatmap_cells(table, value, x, y, log_params)

@@ -20,6 +20,7 @@ from bpstudy.report.levels import MAX_LEVELS, format_value, sort_key
 from bpstudy.report.table import PARAM_PREFIX, evidence, grad_columns
 
 BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
+THEORY_RATIO = "theory/ratio_log10"  # the run's predicted log10 first/last ratio at step 0
 FLOW_LOG10 = 3.0  # orders of magnitude between first and last layer: the outcome tag's default
 ROUGH_BELOW = 10  # fewer completed trials than this: importances are a rough guide
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
@@ -246,13 +247,19 @@ def _flow_sentence(table: pd.DataFrame, group: str | None) -> str | None:
     # one profile per depth and value: across depths the first-to-last distance differs
     rows = rows.loc[ratios.index]
     by = rows[PARAM_PREFIX + group] if group else pd.Series(None, index=rows.index)
-    profiles: dict[str, tuple[tuple, list[float]]] = {}  # label: (order, ratios)
-    for depth, value, ratio in zip(depths(rows), by, ratios, strict=True):
+    theory = rows.get(THEORY_RATIO, pd.Series(np.nan, index=rows.index))
+    # label: (order, measured ratios, predicted ratios at initialisation)
+    profiles: dict[str, tuple[tuple, list[float], list[float]]] = {}
+    for depth, value, ratio, predicted in zip(depths(rows), by, ratios, theory, strict=True):
         order = (depth, sort_key(value))
-        profiles.setdefault(_profile_label(depth, value, group), (order, []))[1].append(ratio)
+        found = profiles.setdefault(_profile_label(depth, value, group), (order, [], []))
+        found[1].append(ratio)
+        if np.isfinite(predicted):
+            found[2].append(predicted)
     parts = [
-        f"{label}: {_flow_kind(float(np.median(r)))} (n={len(r)})"
-        for label, (_, r) in sorted(profiles.items(), key=lambda kv: kv[1][0])
+        f"{label}: {_flow_kind(float(np.median(r)))} (n={len(r)}"
+        + (f"; mean field predicts {float(np.median(p)):+.1f} at initialisation)" if p else ")")
+        for label, (_, r, p) in sorted(profiles.items(), key=lambda kv: kv[1][0])
     ]
     return (
         "Final gradient norm of each run's first over its last hidden layer (median over the "

@@ -29,6 +29,7 @@ def _record(run) -> RunRecord:
         status=run.info.status,
         metrics=dict(run.data.metrics),
         tags=dict(run.data.tags),
+        params=dict(run.data.params),
     )
 
 

@@ -194,8 +194,15 @@ def _files_section(table: pd.DataFrame, ctx: SummaryContext) -> list[str]:
         f"- `trials.csv`: one row per trial, {len(table.columns)} columns: trial `number`, "
         "`state`, `outcome`, the sampled values as `params_<key>`, the objective, "
         "`diverged_step`, `prune_reason`, `error`, `duration_s`, `mlflow_run_id`, "
-        "`run_status`, each run's final metrics under their MLflow names, and the final "
-        f"per-layer gradient norms {layer_text} (layer 1 = input side)",
+        "`run_status`, each run's final metrics under their MLflow names"
+        + (
+            " (`theory/ratio_log10`: the mean-field first/last ratio predicted at "
+            "initialisation), its mean-field params `theory.q_star`, `theory.chi1`, "
+            "`theory.xi_c`, `theory.phase`, `theory.reason`,"
+            if "theory.phase" in table
+            else ","
+        )
+        + f" and the final per-layer gradient norms {layer_text} (layer 1 = input side)",
         "- files written: " + ", ".join(f"`{f}`" for f in ctx.files),
     ]
 

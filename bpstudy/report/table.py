@@ -18,6 +18,8 @@ Columns, in order (Optuna's `params_` prefix for sampled values, MLflow's metric
 | `duration_s` | the trial's wall time |
 | `mlflow_run_id`, `run_status` | the child run and its MLflow status |
 | `train/loss`, `val/loss`, ... | each run's final (latest) value of every non-layer metric |
+| `theory/ratio_log10` | the mean-field prediction of log10(first / last hidden layer's gradient norm) at initialisation, beside the measured `grad_norm/ratio_log10` (final here) |
+| `theory.q_star`, `theory.chi1`, `theory.xi_c`, `theory.phase`, `theory.reason` | the run's mean-field params (docs/theory.md); phase `not applicable` with the reason where the theory does not describe the net |
 | `grad_norm/L01`, ... | each run's final gradient norm per hidden layer (1 = input side) |
 """
 
@@ -46,21 +48,27 @@ FINAL_METRICS = (
     "test/loss",
     "test/accuracy",
     "grad_norm/ratio_log10",
+    "theory/ratio_log10",
     "lr",
     "epoch",
 )
+# the run's mean-field params (bpstudy.tracking.theory), numbers first
+THEORY_NUMBERS = ("theory.q_star", "theory.chi1", "theory.xi_c")
+THEORY_PARAMS = (*THEORY_NUMBERS, "theory.phase", "theory.reason")
 _LAYER_METRIC = re.compile(r"/L\d+$")
 _GRAD_COLUMN = re.compile(r"^grad_norm/L(\d+)$")
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What the table needs of one MLflow run: latest metric values, tags, status."""
+    """What the table needs of one MLflow run: latest metric values, tags, status, and
+    its params (the resolved config as dotted keys, and the theory.* ones)."""
 
     run_id: str
     status: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 def objective_columns(metric_names: Sequence[str]) -> list[str]:
@@ -145,6 +153,7 @@ def trials_table(
     params = sorted({name for t in trials for name in t.params})
     rows: list[dict] = []
     metric_keys: set[str] = set()
+    theory_keys: set[str] = set()
     for trial in sorted(trials, key=lambda t: t.number):
         run_id = trial.user_attrs.get("mlflow_run_id")
         run = runs.get(run_id) if run_id else None
@@ -176,6 +185,10 @@ def trials_table(
                 if key.startswith(GRAD_PREFIX) or not _LAYER_METRIC.search(key):
                     row[key] = float(value)
                     metric_keys.add(key)
+            for key in THEORY_PARAMS:
+                if key in run.params:
+                    row[key] = run.params[key]
+                    theory_keys.add(key)
         rows.append(row)
 
     fixed = [
@@ -191,11 +204,14 @@ def trials_table(
     grads = sorted((k for k in metric_keys if _GRAD_COLUMN.match(k)), key=layer_index)
     others = sorted(k for k in metric_keys if k not in grads and k not in FINAL_METRICS)
     finals = [k for k in FINAL_METRICS if k in metric_keys] + others
-    table = pd.DataFrame(rows, columns=fixed + finals + grads)
+    theory = list(THEORY_PARAMS) if theory_keys else []  # all, where any run has one
+    table = pd.DataFrame(rows, columns=fixed + finals + theory + grads)
     table["number"] = table["number"].astype("int64")
     table["diverged_step"] = table["diverged_step"].astype("Int64")
     for col in [*objectives, "duration_s", *finals, *grads]:
         table[col] = table[col].astype("float64")
+    for col in (c for c in THEORY_NUMBERS if c in theory):  # "inf": xi_c at the edge
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype("float64")
     return table
 
 
@@ -204,6 +220,7 @@ __all__ = [
     "GRAD_PREFIX",
     "OBJECTIVE",
     "PARAM_PREFIX",
+    "THEORY_PARAMS",
     "RunRecord",
     "grad_columns",
     "layer_index",
