@@ -1,4 +1,4 @@
-"""Learning rules: how the output error is carried to the hidden layers."""
+"""Learning rules: the update each proposes for a batch (base.py: the interface)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from bpstudy.learning_rule.backprop import Backprop
-from bpstudy.learning_rule.base import LearningRule, angles_deg
+from bpstudy.learning_rule.base import BatchResult, LearningRule, Settle, angles_deg
 from bpstudy.learning_rule.direct_feedback_alignment import DirectFeedbackAlignment
 from bpstudy.learning_rule.feedback_alignment import FeedbackAlignment
 
 __all__ = [
     "RULES",
     "Backprop",
+    "BatchResult",
     "DirectFeedbackAlignment",
     "FeedbackAlignment",
     "LearningRule",
+    "Settle",
     "angles_deg",
     "make_learning_rule",
 ]
