@@ -82,6 +82,18 @@ class LearningRule:
         on `batch`, whose forward pass the network still caches."""
         net.backward(batch.dscores)
 
+    def step_stats(self) -> tuple[str, ...]:
+        """Names of the per-step scalars this rule reports beside lr (energy rules: settle/*)."""
+        return ()
+
+    def step_values(self, batch: BatchResult) -> tuple[float, ...]:
+        """The values of `step_stats()` for a batch's pass."""
+        return ()
+
+    def run_totals(self) -> dict[str, float]:
+        """What the rule counted over the run's training steps (metric name -> value)."""
+        return {}
+
     def feedback_angles(self, net: Network) -> np.ndarray | None:
         """(depth,) angles in degrees between each feedback matrix and the forward weights
         it stands in for, or None when the rule has no such matrices."""

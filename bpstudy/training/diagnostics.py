@@ -155,6 +155,9 @@ class Diagnostics(Listener):
         self.steps: list[int] = []
         self.rows: list[np.ndarray] = []  # each (depth, len(self.columns))
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
+        # the rule's own per-step scalars (settle/*), one tuple per entry of `scalars`
+        self.step_columns: tuple[str, ...] = rule.step_stats() if rule is not None else ()
+        self.step_extra: list[tuple[float, ...]] = []
         self._pending: np.ndarray | None = None
         self._norms: dict[str, LayerNorms] = {}
         self._scratch: dict[str, np.ndarray] = {}
@@ -238,6 +241,8 @@ class Diagnostics(Listener):
         self.steps.append(step)
         self.rows.append(row)
         self.scalars.append((step, trainer.lr, trainer.last_loss, ratio))
+        if self.step_columns:
+            self.step_extra.append(self.rule.step_values(trainer.batch))
         self._pending = None
 
     def layer_frame(self) -> pd.DataFrame:
@@ -253,7 +258,12 @@ class Diagnostics(Listener):
         return frame
 
     def step_frame(self) -> pd.DataFrame:
-        """One row per logging step: step, lr, train/loss of the batch, grad_norm/ratio_log10."""
-        return pd.DataFrame(
+        """One row per logging step: step, lr, train/loss of the batch,
+        grad_norm/ratio_log10, then the rule's `step_columns`."""
+        frame = pd.DataFrame(
             self.scalars, columns=["step", "lr", "batch_loss", "grad_norm/ratio_log10"]
         )
+        if self.step_columns:
+            extra = pd.DataFrame(self.step_extra, columns=list(self.step_columns))
+            frame = pd.concat([frame, extra], axis=1)
+        return frame

@@ -198,4 +198,5 @@ class Trainer:
             diverged_reason=ending.diverged_reason,
             stop_reason=ending.stop_reason,
             network=self.net,
+            rule_totals=self.rule.run_totals(),
         )
