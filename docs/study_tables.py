@@ -30,6 +30,7 @@ class Studies:
         backend = optuna.storages.journal.JournalFileBackend(str(folder / "bpstudy.journal"))
         self.storage = optuna.storages.JournalStorage(backend)
         self.client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        self.folder = folder
 
     def cells(self, study: str) -> dict[tuple, tuple]:
         """params (sorted by name) -> (trial, run metrics, run tags), finished trials."""
@@ -176,11 +177,18 @@ def _angles(s: Studies, trial, metrics, tags) -> list[str] | None:
     return text
 
 
+def energy_based(s: Studies) -> list[str]:
+    from energy_figures import tables as energy_tables  # docs/: this script's folder
+
+    return energy_tables(s.folder)
+
+
 SECTIONS = {
     "vanishing_gradients": vanishing,
     "residual_depth": residual,
     "exploding": exploding,
     "learning_rules": learning_rules,
+    "energy_based": energy_based,
 }
 
 

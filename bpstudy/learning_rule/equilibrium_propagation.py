@@ -16,9 +16,10 @@ symmetric one by O(beta^2) (Laborieux et al. 2021). The nudged phases start from
 free fixed point; the one at -beta needs beta < 1 (the output's energy stays convex).
 
 `exact_gradient` (for the alignment diagnostic, on logging steps only) differentiates the
-free fixed point implicitly: with H the energy's Hessian there, dL/dtheta =
-mu^T d(dE/ds)/dtheta... solved as H mu = dL/ds by Gauss-Seidel sweeps top-down
-(recurrent backprop: Almeida 1987, Pineda 1987). mu_k is the error at layer k:
+free fixed point implicitly: with H the energy's Hessian in the states there, the
+gradient of the loss L is dL/dtheta = -mu^T d2E/(ds dtheta), where H mu = dL/ds, solved by
+Gauss-Seidel sweeps top-down (recurrent backprop: Almeida 1987, Pineda 1987). mu_k is
+the error at layer k:
 
     mu_L = dL/ds_L + mu_{L-1} W_L,   mu_k = f'(u_k) (mu_{k-1} W_k + mu_{k+1} W_{k+1}^T),
     dW_k = s_{k-1}^T mu_k + mu_{k-1}^T s_k,   db_k = sum over the batch of mu_k.
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpstudy.learning_rule.base import BatchResult
+from bpstudy.learning_rule.base import BatchResult, Settle
 from bpstudy.learning_rule.energy import EnergyRule, SettleSettings, States
 from bpstudy.model import Network
 
@@ -57,7 +58,9 @@ class EquilibriumPropagation(EnergyRule):
     def phases(self) -> tuple[str, ...]:
         return ("free", "nudged_pos", "nudged_neg") if self.symmetric else ("free", "nudged")
 
-    def free_phase(self, net: Network, X: np.ndarray, purpose: str) -> tuple[States, object]:
+    def free_phase(self, net: Network, X: np.ndarray, purpose: str) -> tuple[States, Settle]:
+        """Settle the free phase on X from zero states; `purpose` "train" keeps the
+        hidden states in the workspace (the diagnostics read them), "eval" apart."""
         N = X.shape[0]
         sc = self.scratch(net, N, purpose)
         self.input_drive(net, X, sc)
