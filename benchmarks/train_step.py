@@ -247,7 +247,7 @@ def energy_timing(threads_list: list[int], min_time: float, repeats: int) -> Non
                 for name in ("contrastive_hebbian", "equilibrium_propagation"):
                     rule = rules[name]
                     # sweeps per step, over every timed call (settle/mean_iterations x phases)
-                    sweeps = rule.iterations_total / rule.settled_phases * len(rule.phases)
+                    sweeps = rule.iterations_total / rule.phases_run * len(rule.phases)
                     target = sweeps * t["forward"] * 1.3
                     print(
                         f"{threads:>7} {f'{depth}x{width}x64':>13} {name:>23} "

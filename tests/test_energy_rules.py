@@ -335,4 +335,3 @@ def test_settle_and_alignment_metrics_reach_mlflow(cli, tmp_path):
     assert len(history) > 1 and all(m.value >= 1 for m in history)
     assert metrics["settle/unsettled"] == 0
     assert run.data.tags["bpstudy.outcome"] in ("healthy", "vanishing", "exploding")
-

@@ -95,7 +95,7 @@ class EnergyRule(LearningRule):
         self.settle_settings, self.gain = settle, float(gain)
         #: phases that stopped at settle_steps above settle_tol, by phase, over the run
         self.unsettled: dict[str, int] = {}
-        self.settled_phases = 0  # phases run in training, settled or not
+        self.phases_run = 0  # phases run in training, settled or not
         self.iterations_total = 0  # their sweeps
         self._scratch: dict[tuple[int, str], Scratch] = {}
 
@@ -120,7 +120,7 @@ class EnergyRule(LearningRule):
 
     def run_totals(self) -> dict[str, float]:
         """Over the run's training steps: phases run, left unsettled, mean sweeps."""
-        n = self.settled_phases
+        n = self.phases_run
         return {
             "settle/phases": float(n),
             "settle/unsettled": float(sum(self.unsettled.values())),
@@ -246,7 +246,7 @@ class EnergyRule(LearningRule):
 
     def record(self, settles: tuple[Settle, ...]) -> None:
         for s in settles:
-            self.settled_phases += 1
+            self.phases_run += 1
             self.iterations_total += s.iterations
             if not s.converged:
                 self.unsettled[s.phase] = self.unsettled.get(s.phase, 0) + 1
