@@ -75,12 +75,14 @@ class States:
 
 @dataclass
 class Scratch:
-    """Per-batch-size buffers of a sweep: the input's drive, a new state, a product."""
+    """Per-batch-size buffers of a sweep: the input's drive, the sweep's new hidden states
+    (swapped with a phase's own after each sweep, not copied), products."""
 
     drive: np.ndarray  # (N, width): X W_1 + b_1
-    new: np.ndarray  # (N, width)
+    spare: np.ndarray  # (depth, N, width)
     prod: np.ndarray  # (N, width)
     new_out: np.ndarray  # (N, out_dim)
+    diff_out: np.ndarray  # (N, out_dim)
     phases: dict[str, States] = field(default_factory=dict)
 
 
@@ -138,8 +140,9 @@ class EnergyRule(LearningRule):
             width, out_dim, dt = net.arch.width, net.arch.out_dim, net.dtype
             s = Scratch(
                 np.empty((N, width), dt),
+                np.empty((net.depth, N, width), dt),
                 np.empty((N, width), dt),
-                np.empty((N, width), dt),
+                np.empty((N, out_dim), dt),
                 np.empty((N, out_dim), dt),
             )
             self._scratch[key] = s
@@ -182,14 +185,19 @@ class EnergyRule(LearningRule):
         energy plus beta/2 |s_L - y|^2), or free (beta = 0). `first_out` receives the
         output after the first sweep (from zero states: the feedforward scores)."""
         tol, steps = self.settle_settings.tol, self.settle_settings.steps
+        pull = beta * out_target if beta else None  # (N, out_dim), the same every sweep
+        own = st.hidden  # the phase's buffer; sweeps alternate it with scratch.spare
         residual, sweeps = np.inf, 0
         while sweeps < steps:
-            residual = self.sweep(net, st, scratch, out_target, beta, clamp_out)
+            residual = self.sweep(net, st, scratch, pull, beta, clamp_out)
             sweeps += 1
             if sweeps == 1 and first_out is not None:
                 first_out[...] = st.out
             if residual <= tol:
                 break
+        if st.hidden is not own:  # the last sweep's states are in the spare: one copy
+            own[...] = st.hidden
+            scratch.spare, st.hidden = st.hidden, own
         converged = bool(residual <= tol)
         return Settle(phase, sweeps, float(residual), converged)
 
@@ -198,45 +206,43 @@ class EnergyRule(LearningRule):
         net: Network,
         st: States,
         scratch: Scratch,
-        out_target: np.ndarray | None,
+        pull: np.ndarray | None,
         beta: float,
         clamp_out: bool,
     ) -> float:
-        """One bottom-up Gauss-Seidel sweep; returns the largest state change."""
-        g, depth, S = self.gain, net.depth, st.hidden
-        u, prod = scratch.new, scratch.prod
+        """One bottom-up Gauss-Seidel sweep; returns the largest state change. Layer i's
+        new state goes to scratch.spare[i], read by layer i + 1 in the same sweep, while
+        the layer above is still the old st.hidden[i + 1]; then the two swap."""
+        g, depth, old, new = self.gain, net.depth, st.hidden, scratch.spare
+        prod = scratch.prod
         residual = 0.0
         for i, block in enumerate(net.blocks):
-            if i == 0:
-                np.copyto(u, scratch.drive)
+            if i + 1 < depth:
+                np.matmul(old[i + 1], net.blocks[i + 1].dense.W.T, out=prod)
             else:
-                np.matmul(S[i - 1], block.dense.W, out=u)
-                u += block.dense.b
-            above, W_above = (
-                (S[i + 1], net.blocks[i + 1].dense.W)
-                if i + 1 < depth
-                else (
-                    st.out,
-                    net.output.W,
-                )
-            )
-            np.matmul(above, W_above.T, out=prod)
+                np.matmul(st.out, net.output.W.T, out=prod)
             if g != 1.0:
                 prod *= g
-            u += prod
+            u = new[i]
+            if i == 0:
+                np.add(scratch.drive, prod, out=u)
+            else:
+                np.matmul(new[i - 1], block.dense.W, out=u)
+                u += block.dense.b
+                u += prod
             block.activation.forward(u)  # in place: u is now the new state
-            np.subtract(u, S[i], out=prod)
+            np.subtract(u, old[i], out=prod)
             residual = max(residual, float(np.abs(prod, out=prod).max(initial=0.0)))
-            S[i][...] = u
+        st.hidden, scratch.spare = new, old
         if not clamp_out:
-            new = np.matmul(S[-1], net.output.W, out=scratch.new_out)
-            new += net.output.b
-            if beta:
-                new += beta * out_target
-                new *= 1.0 / (1.0 + beta)
-            diff = np.abs(new - st.out)
-            residual = max(residual, float(diff.max(initial=0.0)))
-            st.out[...] = new
+            out = np.matmul(new[-1], net.output.W, out=scratch.new_out)
+            out += net.output.b
+            if pull is not None:
+                out += pull
+                out *= 1.0 / (1.0 + beta)
+            diff = np.subtract(out, st.out, out=scratch.diff_out)
+            residual = max(residual, float(np.abs(diff, out=diff).max(initial=0.0)))
+            st.out, scratch.new_out = out, st.out
         return residual
 
     def start_free(self, st: States) -> None:
