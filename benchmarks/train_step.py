@@ -7,9 +7,15 @@ the same run. Run with 1 and 2 BLAS threads.
     python benchmarks/train_step.py [--threads 1 2] [--quick]
     python benchmarks/train_step.py --diagnostics [--repeats 15]
     python benchmarks/train_step.py --theory
+    python benchmarks/train_step.py --energy [--threads 1]
 
 `--theory` times `bpstudy.theory.predict(cfg)` on typed configs (issue 24's target:
 < 20 ms per call), one line per activation and phase, fastest of `--repeats` rounds.
+
+`--energy` times a training step of contrastive_hebbian and equilibrium_propagation
+against backprop on the same net and batch (digits, sigmoid, mean squared error, depth 1
+and 3, widths 64 and 256, batch 64), counts their settle sweeps per step (all phases), and
+checks issue 26's target: an energy-based step costs at most sweeps x one forward pass x 1.3.
 
 `--diagnostics` times only the step with and without diagnostics (log_every=1 vs off),
 in `--repeats` interleaved rounds, and prints two ratios: of the fastest rounds, and the
@@ -202,6 +208,57 @@ def theory_timing(repeats: int) -> None:
         print(f"{activation:>10} {scheme:>13} {sigma_w:>7} {p.phase:>8} {min(times) * 1e3:>10.2f}")
 
 
+def energy_step(rule_name: str, depth: int, width: int, batch: int):
+    """(train step, one forward pass, rule) of `rule_name` on digits, sigmoid, float32,
+    mean squared error: the same net and batch for every rule."""
+    import bpstudy
+    from bpstudy.config.validate import validate
+    from bpstudy.training.run import load_data, make_trainer
+
+    overrides = [f"learning_rule={rule_name}", f"model.depth={depth}", f"model.width={width}",
+                 f"trainer.batch_size={batch}", "model.activation=sigmoid", "model.loss=mse",
+                 "optimizer.lr=0.01", "tracking.enabled=false", "trainer.log_every=1000000000"]  # fmt: skip
+    cfg = validate(bpstudy.compose(overrides))
+    trainer = make_trainer(cfg, load_data(cfg))
+    X, y = trainer.data.X_train[:batch], trainer.data.y_train[:batch]
+    trainer.step = 1  # step 0 is always a logging step; start after it
+
+    def step():
+        trainer.train_step(X, y)
+        trainer.step = 1
+
+    return step, lambda: trainer.net.forward(X, train=True), trainer.rule
+
+
+def energy_timing(threads_list: list[int], min_time: float, repeats: int) -> None:
+    """ms/step of each energy-based rule against backprop on the same net, the settle
+    sweeps per step (all phases), and issue 26's target: step <= sweeps x forward x 1.3."""
+    print(f"{'threads':>7} {'net (DxWxB)':>13} {'rule':>23} {'ms/step':>8} {'x bp':>6} "
+          f"{'sweeps':>7} {'fwd ms':>7} {'target ms':>9} {'ratio':>6}")  # fmt: skip
+    for threads in threads_list:
+        with threadpool_limits(limits=threads):
+            for depth, width in itertools.product((1, 3), (64, 256)):
+                fns, rules, forward = {}, {}, None
+                for name in ("backprop", "contrastive_hebbian", "equilibrium_propagation"):
+                    fns[name], fwd, rules[name] = energy_step(name, depth, width, 64)
+                    forward = forward or fwd
+                fns["forward"] = forward
+                t = best_of(fns, min_time, repeats)
+                for name in ("contrastive_hebbian", "equilibrium_propagation"):
+                    rule = rules[name]
+                    # sweeps per step, over every timed call (settle/mean_iterations x phases)
+                    sweeps = rule.iterations_total / rule.phases_run * len(rule.phases)
+                    target = sweeps * t["forward"] * 1.3
+                    print(
+                        f"{threads:>7} {f'{depth}x{width}x64':>13} {name:>23} "
+                        f"{t[name] * 1e3:>8.3f} {t[name] / t['backprop']:>6.1f} {sweeps:>7.1f} "
+                        f"{t['forward'] * 1e3:>7.3f} {target * 1e3:>9.3f} {t[name] / target:>6.2f}",
+                        flush=True,
+                    )
+                print(f"{threads:>7} {f'{depth}x{width}x64':>13} {'backprop':>23} "
+                      f"{t['backprop'] * 1e3:>8.3f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -212,6 +269,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="rounds per figure")
     parser.add_argument("--theory", action="store_true", help="only bpstudy.theory.predict")
     parser.add_argument(
+        "--energy", action="store_true", help="only the energy-based rules against backprop"
+    )
+    parser.add_argument(
         "--cpu",
         action="store_true",
         help="time by this process's CPU time (with --threads 1: what the neighbours take is left out)",
@@ -221,6 +281,9 @@ def main() -> None:
     repeats = args.repeats or repeats
     if args.theory:
         theory_timing(args.repeats or 20)
+        return
+    if args.energy:
+        energy_timing(args.threads, min_time, repeats)
         return
     if args.diagnostics:
         clock = time.process_time if args.cpu else time.perf_counter

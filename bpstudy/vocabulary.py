@@ -8,6 +8,9 @@ the lowest layer (beside errors.py), readable by config, data and model alike.
 from __future__ import annotations
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "linear")
+# what the energy-based rules settle with: bounded and strictly increasing, so the
+# Hopfield energy exists and is bounded below (bpstudy/learning_rule/energy.py says why)
+ENERGY_ACTIVATIONS = ("sigmoid", "tanh", "softsign")
 INIT_SCHEMES = (
     "standard",
     "xavier_uniform",

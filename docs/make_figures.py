@@ -87,8 +87,9 @@ REPORTS = [
         {"grad_flow_profile.png": "edge_of_chaos_profile_depth40.png"},
     ),
 ]
-# the studies docs/studies.md reads (learning_rules has tables, no pictures)
-STUDIES = [*dict.fromkeys(study for study, *_ in REPORTS), "learning_rules"]
+# the studies docs/studies.md reads (learning_rules has tables, no pictures; energy_based's
+# pictures are drawn by docs/energy_figures.py)
+STUDIES = [*dict.fromkeys(study for study, *_ in REPORTS), "learning_rules", "energy_based"]
 # one run's own heatmap (plots/grad_flow.png in its MLflow artifacts)
 RUN = ["experiment=deep_sigmoid", "trainer.progress=none", "tracking.experiment=figures"]
 
@@ -108,11 +109,26 @@ def run_heatmap(work: Path) -> Path:
     return Path(client.download_artifacts(run.info.run_id, "plots/grad_flow.png", str(work)))
 
 
+def energy(work: Path, keep: bool) -> None:
+    """The energy-based rules' section alone: its sweep, runs, figures and tables."""
+    import energy_figures
+
+    if not keep:
+        bpstudy("sweep", "energy_based", "--workers", "2", "--progress", "lines", cwd=work)
+        energy_figures.run_strength(BPSTUDY, work)
+    energy_figures.draw(work, FIGURES)
+    (work / "energy_tables.md").write_text("\n".join(energy_figures.tables(work)) + "\n")
+    print(f"figures in {FIGURES}; the tables in {work / 'energy_tables.md'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=".figures-work", help="work folder")
     parser.add_argument(
         "--keep", action="store_true", help="reuse the work folder's studies: redraw only"
+    )
+    parser.add_argument(
+        "--only-energy", action="store_true", help="only the energy-based rules' section"
     )
     args = parser.parse_args()
     work = Path(args.work).resolve()
@@ -127,9 +143,17 @@ def main() -> None:
     marker.touch()
     FIGURES.mkdir(exist_ok=True)
 
+    import energy_figures  # docs/ is this script's folder: on sys.path
+
+    if args.only_energy:
+        energy(work, args.keep)
+        return
     shutil.copyfile(run_heatmap(work), FIGURES / "grad_flow_deep_sigmoid.png")
     for study in STUDIES:
         bpstudy("sweep", study, "--workers", "2", "--progress", "lines", cwd=work)
+    if not args.keep:
+        energy_figures.run_strength(BPSTUDY, work)
+    energy_figures.draw(work, FIGURES)
     for study, where, group, pictures in REPORTS:
         out = work / "reports" / "-".join([study, *where])
         extra = [f"--where={w}" for w in where] + ([f"--group={group}"] if group else [])

@@ -30,6 +30,7 @@ class Studies:
         backend = optuna.storages.journal.JournalFileBackend(str(folder / "bpstudy.journal"))
         self.storage = optuna.storages.JournalStorage(backend)
         self.client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        self.folder = folder
 
     def cells(self, study: str) -> dict[tuple, tuple]:
         """params (sorted by name) -> (trial, run metrics, run tags), finished trials."""
@@ -221,12 +222,19 @@ def edge_of_chaos(s: Studies) -> list[str]:
     return [*lines, ""]
 
 
+def energy_based(s: Studies) -> list[str]:
+    from energy_figures import tables as energy_tables  # docs/: this script's folder
+
+    return energy_tables(s.folder)
+
+
 SECTIONS = {
     "vanishing_gradients": vanishing,
     "residual_depth": residual,
     "exploding": exploding,
     "learning_rules": learning_rules,
     "edge_of_chaos": edge_of_chaos,
+    "energy_based": energy_based,
 }
 
 

@@ -399,3 +399,41 @@ def test_learning_rules_sweep_composes():
         ["backprop", "feedback_alignment", "direct_feedback_alignment"]
     )
     check_space(spec)  # every choice composes and validates
+
+
+# ---------------------------------------------------------------- the interface, bit for bit
+
+
+def walk_backward(net: Network, rule: LearningRule, dscores: np.ndarray) -> None:
+    """The rules' backward passes as they walked the network before Network.backward
+    (issue 26): the reference the interface must reproduce bit for bit."""
+    deltas = net.last_workspace.deltas
+    if isinstance(rule, DirectFeedbackAlignment):
+        net.output.backward(dscores, need_dx=False)
+        errors = np.matmul(dscores, rule.B)
+        for i, block in enumerate(net.blocks):
+            block.backward(errors[i], need_dx=False, delta_out=deltas[i])
+        return
+    B = list(rule.feedback.values()) if isinstance(rule, FeedbackAlignment) else None
+    dh = net.output.backward(dscores, need_dx=net.depth > 0, feedback=B[-1] if B else None)
+    for i in range(net.depth - 1, -1, -1):
+        into = B[i - 1] if B and i > 0 else None
+        dh = net.blocks[i].backward(dh, need_dx=i > 0, feedback=into, delta_out=deltas[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["backprop", *RULES])
+@pytest.mark.parametrize("arch", ARCHS.values(), ids=ARCHS.keys())
+def test_network_backward_reproduces_the_rules_walk_bit_for_bit(dtype, name, arch):
+    if name == "direct_feedback_alignment" and arch.get("residual"):
+        pytest.skip("refused combination")
+    net = make_net(dtype=dtype, **arch)
+    rule = rule_for(net, name) if name != "backprop" else Backprop()
+    dscores = forward(net)
+    walk_backward(net, rule, dscores)
+    expected = (net.grad.copy(), net.last_workspace.deltas.copy())
+    net.grad[...] = np.nan
+    net.last_workspace.deltas[...] = np.nan
+    rule.backward(net, dscores)
+    assert np.array_equal(net.grad, expected[0])
+    assert np.array_equal(net.last_workspace.deltas, expected[1])

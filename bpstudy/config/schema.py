@@ -234,12 +234,40 @@ class DirectFeedbackAlignmentConfig:
     scale: float = field(default=1.0, metadata={"gt": 0.0})
 
 
+@dataclass(frozen=True)
+class ContrastiveHebbianConfig:
+    """Xie & Seung (2003): feedback gamma W^T, free and clamped phases, the layer-wise
+    update gamma^(k - L) (clamped - free correlation); backprop's gradient as gamma -> 0."""
+
+    name: Literal["contrastive_hebbian"] = "contrastive_hebbian"
+    feedback_gain: float = field(default=0.1, metadata={"gt": 0.0})  # gamma
+    settle_steps: int = field(default=100, metadata={"ge": 1})  # most sweeps per phase
+    settle_tol: float = field(default=1e-4, metadata={"ge": 0.0})  # settled: no state moves more
+
+
+@dataclass(frozen=True)
+class EquilibriumPropagationConfig:
+    """Scellier & Bengio (2017): free and nudged phases of a Hopfield-style energy with
+    cost beta C; symmetric nudging +-beta (Laborieux et al. 2021)."""
+
+    name: Literal["equilibrium_propagation"] = "equilibrium_propagation"
+    beta: float = field(default=0.05, metadata={"gt": 0.0})
+    symmetric_nudging: bool = True
+    settle_steps: int = field(default=100, metadata={"ge": 1})
+    settle_tol: float = field(default=1e-4, metadata={"ge": 0.0})
+
+
 LearningRuleConfig = BackpropConfig | FeedbackAlignmentConfig | DirectFeedbackAlignmentConfig
+LearningRuleConfig |= ContrastiveHebbianConfig | EquilibriumPropagationConfig
 LEARNING_RULE_CONFIGS: dict[str, type] = {
     "backprop": BackpropConfig,
     "feedback_alignment": FeedbackAlignmentConfig,
     "direct_feedback_alignment": DirectFeedbackAlignmentConfig,
+    "contrastive_hebbian": ContrastiveHebbianConfig,
+    "equilibrium_propagation": EquilibriumPropagationConfig,
 }
+# rules that settle a layered energy-based network: trained on mean squared error
+ENERGY_RULES = ("contrastive_hebbian", "equilibrium_propagation")
 
 # ---------------------------------------------------------------- regularization
 
@@ -347,12 +375,13 @@ CHOSEN_BY_NAME: dict[str, dict[str, type]] = {
 }
 
 
-def resolve_loss(loss: str, task: str, data_name: str) -> str:
-    """The loss for a data set of `task`: `auto` picks it; cross_entropy needs
-    classification (checked here for every data set: from the config where it says the
-    task, else once the data is loaded)."""
+def resolve_loss(loss: str, task: str, data_name: str, rule: str = "backprop") -> str:
+    """The loss for a data set of `task` and learning `rule`: `auto` picks it (mse for an
+    energy-based rule, which clamps or nudges the output toward the target); cross_entropy
+    needs classification (checked here for every data set: from the config where it says
+    the task, else once the data is loaded) and a rule other than those."""
     if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
+        return "cross_entropy" if task == "classification" and rule not in ENERGY_RULES else "mse"
     if loss == "cross_entropy" and task != "classification":
         raise ConfigError(
             f"model.loss=cross_entropy needs a classification data set; data={data_name} is "

@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bpstudy.config import schema
-from bpstudy.config.schema import Config, resolve_loss
+from bpstudy.config.schema import ENERGY_RULES, Config, resolve_loss
 from bpstudy.errors import ConfigError, shown
+from bpstudy.vocabulary import ENERGY_ACTIVATIONS
 
 # the top-level keys of the config: the groups whose dataclass the node's `name` chooses
 # (in GROUPS' order), then the other fields of Config, each of one dataclass
@@ -279,4 +280,45 @@ def check_combinations(cfg: Config) -> None:
             "model.residual.enabled=true: it sends the output error straight to every hidden "
             "layer, so no error travels down the skip connections; use "
             "learning_rule=feedback_alignment or backprop, or model.residual.enabled=false"
+        )
+    if cfg.learning_rule.name in ENERGY_RULES:
+        check_energy_rule(cfg)
+
+
+def check_energy_rule(cfg: Config) -> None:
+    """What an energy-based rule's layered network does not define (energy.py says why)."""
+    m, r = cfg.model, cfg.learning_rule
+    rule = f"learning_rule={r.name}"
+    refused = [
+        (m.batch_norm, "model.batch_norm=true", "false", "its energy has no batch statistics"),
+        (m.dropout > 0, f"model.dropout={m.dropout}", "0", "both phases settle one network"),
+        (
+            m.residual.enabled,
+            "model.residual.enabled=true",
+            "false",
+            "its energy has no skip connections",
+        ),
+        (
+            m.activation not in ENERGY_ACTIVATIONS,
+            f"model.activation={m.activation}",
+            " | ".join(ENERGY_ACTIVATIONS),
+            "its energy needs a bounded, strictly increasing activation",
+        ),
+        (
+            m.loss == "cross_entropy",
+            "model.loss=cross_entropy",
+            "mse | auto",
+            "it pulls the output toward the target, which trains the squared error",
+        ),
+    ]
+    for bad, what, allowed, why in refused:
+        if bad:
+            key = what.split("=")[0]
+            raise ConfigError(
+                f"{rule} does not apply with {what} ({why}); allowed: {key}={allowed}"
+            )
+    if r.name == "equilibrium_propagation" and r.symmetric_nudging and r.beta >= 1:
+        raise ConfigError(
+            f"learning_rule.beta={r.beta} with learning_rule.symmetric_nudging=true must be "
+            "below 1 (at -beta the output's energy is no longer convex); allowed: 0 < beta < 1"
         )

@@ -1,27 +1,55 @@
-"""Learning rules: how the output error is carried to the hidden layers."""
+"""Learning rules: the update each proposes for a batch (base.py: the interface)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bpstudy.learning_rule.backprop import Backprop
-from bpstudy.learning_rule.base import LearningRule, angles_deg
+from bpstudy.learning_rule.base import BatchResult, LearningRule, Settle, angles_deg
+from bpstudy.learning_rule.contrastive_hebbian import ContrastiveHebbian
 from bpstudy.learning_rule.direct_feedback_alignment import DirectFeedbackAlignment
+from bpstudy.learning_rule.energy import ENERGY_ACTIVATIONS, EnergyRule, SettleSettings
+from bpstudy.learning_rule.equilibrium_propagation import EquilibriumPropagation
 from bpstudy.learning_rule.feedback_alignment import FeedbackAlignment
 
 __all__ = [
+    "ENERGY_ACTIVATIONS",
     "RULES",
     "Backprop",
+    "BatchResult",
+    "ContrastiveHebbian",
     "DirectFeedbackAlignment",
+    "EnergyRule",
+    "EnergySettings",
+    "EquilibriumPropagation",
     "FeedbackAlignment",
     "LearningRule",
+    "Settle",
+    "SettleSettings",
     "angles_deg",
     "make_learning_rule",
 ]
 
-RULES = ("backprop", "feedback_alignment", "direct_feedback_alignment")
+RULES = (
+    "backprop",
+    "feedback_alignment",
+    "direct_feedback_alignment",
+    "contrastive_hebbian",
+    "equilibrium_propagation",
+)
+
+
+@dataclass(frozen=True)
+class EnergySettings:
+    """The energy-based rules' values (each takes its own)."""
+
+    settle: SettleSettings = field(default_factory=SettleSettings)
+    feedback_gain: float = 0.1  # contrastive_hebbian's gamma
+    beta: float = 0.05  # equilibrium_propagation's nudging strength
+    symmetric_nudging: bool = True
 
 
 def make_learning_rule(
@@ -30,6 +58,7 @@ def make_learning_rule(
     rng: np.random.Generator | None = None,
     scale: float = 1.0,
     dtype: np.dtype | str = np.float32,
+    energy: EnergySettings | None = None,
 ) -> LearningRule:
     """The rule `name` for a network whose weights (hidden.0.W, ..., output.W) have
     `weight_shapes`; feedback matrices are drawn from `rng` (Seeds(seed).rng("feedback"))."""
@@ -37,6 +66,11 @@ def make_learning_rule(
         raise ValueError(f"unknown learning rule {name!r}; allowed: {', '.join(RULES)}")
     if name == "backprop":
         return Backprop()
+    if name in ("contrastive_hebbian", "equilibrium_propagation"):
+        e = energy or EnergySettings()
+        if name == "contrastive_hebbian":
+            return ContrastiveHebbian(e.settle, e.feedback_gain)
+        return EquilibriumPropagation(e.settle, e.beta, e.symmetric_nudging)
     if rng is None:
         raise ValueError(f"learning rule {name!r} needs a random generator for its feedback")
     if not weight_shapes:

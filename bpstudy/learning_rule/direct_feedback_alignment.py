@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpstudy.learning_rule.base import LearningRule
+from bpstudy.model.feedback import Feedback
 
 
 class DirectFeedbackAlignment(LearningRule):
@@ -47,10 +48,4 @@ class DirectFeedbackAlignment(LearningRule):
         B = rng.standard_normal((depth, out_dim, width)) * (scale / np.sqrt(width))
         self.B = B.astype(dtype)  # (depth, out_dim, width); drawn in float64
         self.feedback = {f"hidden.{i}": self.B[i] for i in range(depth)}
-
-    def backward(self, net, dscores: np.ndarray) -> None:
-        deltas = net.last_workspace.deltas
-        net.output.backward(dscores, need_dx=False)
-        errors = np.matmul(dscores, self.B)  # (depth, N, width): every layer in one call
-        for i, block in enumerate(net.blocks):
-            block.backward(errors[i], need_dx=False, delta_out=deltas[i])
+        self.feedback_path = Feedback(direct=self.B)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bpstudy.learning_rule.base import LearningRule, angles_deg
+from bpstudy.model.feedback import Feedback
 
 
 class FeedbackAlignment(LearningRule):
@@ -57,18 +58,8 @@ class FeedbackAlignment(LearningRule):
         for name, shape, n in zip(names, shapes, sizes, strict=True):
             self.feedback[name] = self.flat[offset : offset + n].reshape(shape)
             offset += n
-        # B carrying the error into hidden layer i (0-based): that of layer i+1, or the output's
-        self._into = list(self.feedback.values())
-
-    def backward(self, net, dscores: np.ndarray) -> None:
-        deltas = net.last_workspace.deltas
-        B = self._into
-        dh = net.output.backward(dscores, need_dx=net.depth > 0, feedback=B[-1])
-        for i in range(net.depth - 1, -1, -1):
-            # the input needs no error, so the first block has no B and skips dx
-            dh = net.blocks[i].backward(
-                dh, need_dx=i > 0, feedback=B[i - 1] if i > 0 else None, delta_out=deltas[i]
-            )
+        # in W's place in Network.backward: B of hidden.1.W, ..., output.W
+        self.feedback_path = Feedback(matrices=tuple(self.feedback.values()))
 
     def feedback_angles(self, net) -> np.ndarray:
         """(depth,): entry i is the angle between W and B of the layer that carries the

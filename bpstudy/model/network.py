@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpstudy.model.activations import Activation, make_activation
+from bpstudy.model.feedback import Feedback, UpdateRule
 from bpstudy.model.init import init_weights
 from bpstudy.model.layers import BatchNorm, Dense, Dropout
 from bpstudy.model.losses import LOSSES
@@ -228,6 +229,27 @@ class Network:
                 h = block.forward(h, False)
         return self.output.forward(h)
 
+    def backward(self, dscores: np.ndarray, feedback: Feedback | None = None) -> None:
+        """Fill `grad` (without the L1/L2 terms) from dscores: (N, out_dim), through the
+        cached training-mode forward pass; each block's pre-activation error lands in the
+        workspace's `deltas`. The error reaches block i through W_{i+1}^T (backprop), or
+        as `feedback` says (feedback.py: fixed matrices in W's place, or direct errors)."""
+        deltas = self.last_workspace.deltas  # (depth, N, width)
+        if feedback is not None and feedback.direct is not None:
+            self.output.backward(dscores, need_dx=False)
+            errors = np.matmul(dscores, feedback.direct)  # (depth, N, width): one call
+            for i, block in enumerate(self.blocks):
+                block.backward(errors[i], need_dx=False, delta_out=deltas[i])
+            return
+        B = feedback.matrices if feedback is not None else None  # hidden.1.W, ..., output.W
+        dh = self.output.backward(
+            dscores, need_dx=self.depth > 0, feedback=None if B is None else B[-1]
+        )
+        for i in range(self.depth - 1, -1, -1):
+            # the input needs no error, so the first block skips dx
+            into = B[i - 1] if B is not None and i > 0 else None
+            dh = self.blocks[i].backward(dh, need_dx=i > 0, feedback=into, delta_out=deltas[i])
+
     def workspace(self, batch: int) -> Workspace:
         """The training buffers for a batch size (a run sees at most two sizes)."""
         ws = self._workspaces.get(batch)
@@ -272,22 +294,24 @@ class Network:
             g += self.l2 * w
 
     def loss_and_grads(
-        self, X: np.ndarray, y: np.ndarray, rule=None
+        self, X: np.ndarray, y: np.ndarray, rule: UpdateRule | None = None
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Training-mode loss (dropout on, batch statistics) and a copy of every gradient,
         keyed like `parameters()`. `rule` defaults to backprop."""
         loss = self.compute_gradient(X, y, rule)
         return loss, {name: self._grads[name].copy() for name in self._order()}
 
-    def compute_gradient(self, X: np.ndarray, y: np.ndarray, rule=None) -> float:
-        """Forward, loss and backward in training mode; fills `grad`; returns the loss."""
+    def compute_gradient(
+        self, X: np.ndarray, y: np.ndarray, rule: UpdateRule | None = None
+    ) -> float:
+        """Forward, loss and backward in training mode (or the rule's own passes); fills
+        `grad`; returns the loss, penalty included."""
         if rule is None:
-            from bpstudy.learning_rule import Backprop
-
-            rule = Backprop()
-        scores = self.forward(X, train=True)
-        loss, dscores = self.loss(scores, y)
-        rule.backward(self, dscores)
+            scores = self.forward(X, train=True)
+            loss, dscores = self.loss(scores, y)
+            self.backward(dscores)
+        else:
+            loss = rule.update(self, X, y).loss + self.penalty()
         self.add_penalty_grad()
         return loss
 

@@ -115,6 +115,9 @@ class MlflowTracker(Listener):
         for i in range(row.shape[0]):
             for j, stat in enumerate(diag.columns):
                 out.append(Metric(metric_key(stat, i + 1), float(row[i, j]), now, step))
+        if diag.step_columns:  # the rule's own step scalars (settle/*)
+            extra = zip(diag.step_columns, diag.step_extra[-1], strict=True)
+            out += [Metric(k, float(v), now, step) for k, v in extra]
         return out
 
     def _send(self, metrics: list) -> None:
@@ -217,6 +220,8 @@ class MlflowTracker(Listener):
             for k, v in result.metrics.items()
             if k.startswith("test/")
         ]
+        # the rule's counts over the whole run (settle/unsettled: never silent)
+        final += [Metric(k, float(v), now, result.steps) for k, v in result.rule_totals.items()]
         if final:
             self._send(final)
 

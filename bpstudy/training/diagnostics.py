@@ -33,12 +33,14 @@ Norms over parameters read slices of the network's flat vectors.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from bpstudy.learning_rule import Backprop, LearningRule, angles_deg
+from bpstudy.learning_rule import LearningRule, angles_deg
 from bpstudy.training.events import Listener
 from bpstudy.training.gradient_noise import (
     data_grad_sq_norms,
@@ -117,20 +119,27 @@ def layer_angles(a: np.ndarray, b: np.ndarray, net) -> np.ndarray:
     return out
 
 
-def alignment_angles(net, dscores: np.ndarray) -> np.ndarray:
+def alignment_angles(
+    net, dscores: np.ndarray, exact: Callable[[], None] | None = None
+) -> np.ndarray:
     """(depth,) angles in degrees between the update in net.grad (what a rule proposed
-    for each hidden W, penalty included) and the true gradient, computed by backprop on
-    the same cached forward pass from dscores: (N, out_dim). net.grad and the workspace's
-    error signals are left as they were."""
+    for each hidden W, penalty included) and the true gradient: computed by `exact()`
+    (the rule's exact_gradient, which may run forward passes of its own), by default by
+    backprop on the same cached forward pass from dscores: (N, out_dim). net.grad and the
+    workspace's activations and error signals are left as they were."""
     ws = net.last_workspace
-    proposed, deltas = net.grad.copy(), ws.deltas.copy()
+    proposed, deltas, acts = net.grad.copy(), ws.deltas.copy(), ws.acts.copy()
     try:
-        Backprop().backward(net, dscores)
+        if exact is None:
+            net.backward(dscores)
+        else:
+            exact()
         net.add_penalty_grad()
         return layer_angles(proposed, net.grad, net)
     finally:
         net.grad[...] = proposed
         ws.deltas[...] = deltas
+        ws.acts[...] = acts
 
 
 class Diagnostics(Listener):
@@ -146,6 +155,9 @@ class Diagnostics(Listener):
         self.steps: list[int] = []
         self.rows: list[np.ndarray] = []  # each (depth, len(self.columns))
         self.scalars: list[tuple[int, float, float, float]] = []  # step, lr, loss, ratio
+        # the rule's own per-step scalars (settle/*), one tuple per entry of `scalars`
+        self.step_columns: tuple[str, ...] = rule.step_stats() if rule is not None else ()
+        self.step_extra: list[tuple[float, ...]] = []
         self._pending: np.ndarray | None = None
         self._norms: dict[str, LayerNorms] = {}
         self._scratch: dict[str, np.ndarray] = {}
@@ -210,7 +222,9 @@ class Diagnostics(Listener):
     def _extra(self, trainer, row: np.ndarray) -> None:
         for j, name in enumerate(self.columns[len(STATS) :], start=len(STATS)):
             if name == "alignment":
-                row[:, j] = alignment_angles(trainer.net, trainer.dscores)
+                net, batch = trainer.net, trainer.batch
+                exact = functools.partial(self.rule.exact_gradient, net, batch)
+                row[:, j] = alignment_angles(net, batch.dscores, exact)
             elif name == "feedback_angle":
                 row[:, j] = self.rule.feedback_angles(trainer.net)
 
@@ -227,6 +241,8 @@ class Diagnostics(Listener):
         self.steps.append(step)
         self.rows.append(row)
         self.scalars.append((step, trainer.lr, trainer.last_loss, ratio))
+        if self.step_columns:
+            self.step_extra.append(self.rule.step_values(trainer.batch))
         self._pending = None
 
     def layer_frame(self) -> pd.DataFrame:
@@ -242,7 +258,12 @@ class Diagnostics(Listener):
         return frame
 
     def step_frame(self) -> pd.DataFrame:
-        """One row per logging step: step, lr, train/loss of the batch, grad_norm/ratio_log10."""
-        return pd.DataFrame(
+        """One row per logging step: step, lr, train/loss of the batch,
+        grad_norm/ratio_log10, then the rule's `step_columns`."""
+        frame = pd.DataFrame(
             self.scalars, columns=["step", "lr", "batch_loss", "grad_norm/ratio_log10"]
         )
+        if self.step_columns:
+            extra = pd.DataFrame(self.step_extra, columns=list(self.step_columns))
+            frame = pd.concat([frame, extra], axis=1)
+        return frame

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bpstudy.data import Dataset
-from bpstudy.learning_rule import LearningRule
+from bpstudy.learning_rule import BatchResult, LearningRule
 from bpstudy.model import Network
 from bpstudy.optimizer import Optimizer
 from bpstudy.training.state import LoopSettings, TrainResult
@@ -43,6 +43,7 @@ class Trainer(Protocol):
     lr: float
     last_loss: float  # the batch's data loss
     dscores: np.ndarray | None  # the batch's dLoss/dscores
+    batch: BatchResult | None  # the rule's pass over the batch (X, y, scores, settle, ...)
     diagnostics: Any  # training/diagnostics.py's Diagnostics: the per-layer rows so far
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bpstudy.data import Dataset
-from bpstudy.learning_rule import LearningRule
+from bpstudy.learning_rule import BatchResult, LearningRule
 from bpstudy.model import Network
 from bpstudy.optimizer import Optimizer, Schedule, clip_by_norm, clip_by_value
 from bpstudy.training.diagnostics import Diagnostics
@@ -48,8 +48,9 @@ class Trainer:
         self.epoch = 0
         self.lr = schedule(0)
         self.last_loss = float("nan")
-        # dLoss/dscores of the current batch: (N, out_dim), for listeners that re-run a
-        # backward pass on the cached forward (the alignment diagnostic)
+        # the current batch's pass (and its dLoss/dscores: (N, out_dim)), for listeners
+        # that re-run a backward pass on the cached forward (the alignment diagnostic)
+        self.batch: BatchResult | None = None
         self.dscores: np.ndarray | None = None
 
     # ------------------------------------------------------------ events
@@ -73,11 +74,10 @@ class Trainer:
         """One optimizer step on a batch: (loss, scores). Raises Diverged."""
         net, s = self.net, self.settings
         log = self.step % s.log_every == 0
-        scores = net.forward(X, train=True)
-        loss, dscores = net.loss_fn(scores, net.targets(y))  # the data loss, reported
+        batch = self.rule.update(net, X, y)  # fills net.grad; the data loss, reported
+        loss, scores = batch.loss, batch.scores
         objective = loss + net.penalty()  # what the step descends
-        self.dscores = dscores
-        self.rule.backward(net, dscores)
+        self.batch, self.dscores = batch, batch.dscores
         net.add_penalty_grad()
         sq_norm = float(np.dot(net.grad, net.grad))
         if not math.isfinite(objective):
@@ -168,7 +168,7 @@ class Trainer:
         for lo in range(0, X.shape[0], EVAL_CHUNK):
             Xc, yc = X[lo : lo + EVAL_CHUNK], y[lo : lo + EVAL_CHUNK]
             with np.errstate(all="ignore"):
-                scores = net.forward(Xc, train=False)
+                scores = self.rule.predict(net, Xc)
                 loss, _ = net.loss_fn(scores, net.targets(yc))
             total += loss * Xc.shape[0]
             if self.data.task == "classification":
@@ -198,4 +198,5 @@ class Trainer:
             diverged_reason=ending.diverged_reason,
             stop_reason=ending.stop_reason,
             network=self.net,
+            rule_totals=self.rule.run_totals(),
         )

@@ -15,7 +15,12 @@ from pathlib import Path
 from bpstudy.config.schema import Config
 from bpstudy.config.schema import resolve_loss as validate_loss
 from bpstudy.data import Dataset, load_dataset
-from bpstudy.learning_rule import LearningRule, make_learning_rule
+from bpstudy.learning_rule import (
+    EnergySettings,
+    LearningRule,
+    SettleSettings,
+    make_learning_rule,
+)
 from bpstudy.model import Architecture, Network
 from bpstudy.optimizer import OPTIMIZERS, Optimizer, Schedule
 from bpstudy.seeding import Seeds
@@ -87,7 +92,7 @@ def check_data(configs, load: Callable[[Config], Dataset] = load_data) -> dict[t
 
 
 def resolve_loss(c: Config, task: str) -> str:
-    return validate_loss(c.model.loss, task, c.data.name)
+    return validate_loss(c.model.loss, task, c.data.name, c.learning_rule.name)
 
 
 def task_of(c: Config) -> str:
@@ -153,12 +158,19 @@ def build_schedule(c: Config, steps_per_epoch: int) -> Schedule:
 def build_learning_rule(c: Config, net: Network) -> LearningRule:
     """The configured rule for `net`, its feedback matrices from their own seed stream."""
     shapes = [W.shape for name, W in net.parameters().items() if name.endswith(".W")]
+    r = c.learning_rule
     return make_learning_rule(
-        c.learning_rule.name,
+        r.name,
         weight_shapes=shapes,
         rng=Seeds(c.trainer.seed).rng("feedback"),
-        scale=getattr(c.learning_rule, "scale", 1.0),
+        scale=getattr(r, "scale", 1.0),
         dtype=net.dtype,
+        energy=EnergySettings(
+            settle=SettleSettings(getattr(r, "settle_steps", 100), getattr(r, "settle_tol", 1e-4)),
+            feedback_gain=getattr(r, "feedback_gain", 0.1),
+            beta=getattr(r, "beta", 0.05),
+            symmetric_nudging=getattr(r, "symmetric_nudging", True),
+        ),
     )
 
 

@@ -63,6 +63,9 @@ class TrainResult:
     stop_reason: str | None = None
     wall_time: float = 0.0
     network: Network | None = field(default=None, repr=False)
+    # what the learning rule counted over the run (energy rules: settle/phases,
+    # settle/unsettled, settle/mean_iterations), sent as metrics at the last step
+    rule_totals: dict[str, float] = field(default_factory=dict)
 
     @property
     def diverged(self) -> bool:

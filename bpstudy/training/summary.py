@@ -79,7 +79,26 @@ def render(
             )
     if "alignment" in result.layer_stats and not result.layer_stats.empty:
         lines.append(alignment_line(result.layer_stats))
+    if "settle/phases" in result.rule_totals:
+        lines.append(settle_line(result.rule_totals))
     return "\n".join(lines)
+
+
+def settle_line(totals: dict[str, float]) -> str:
+    """How the energy-based rule's phases settled over the run; the unsettled ones named."""
+    phases, unsettled = int(totals["settle/phases"]), int(totals["settle/unsettled"])
+    line = f"settling: {phases} phases, {totals['settle/mean_iterations']:.1f} sweeps on average; "
+    if unsettled:
+        line += (
+            f"{unsettled} did not reach learning_rule.settle_tol within "
+            "learning_rule.settle_steps (their updates came from unsettled states)"
+        )
+    else:
+        line += "all reached learning_rule.settle_tol"
+    evals = int(totals.get("settle/eval_unsettled", 0))
+    if evals:
+        line += f"; {evals} evaluation passes were unsettled"
+    return line
 
 
 def alignment_line(layer_stats: pd.DataFrame) -> str:
