@@ -45,3 +45,66 @@ def test_an_experiment_the_user_made_keeps_its_tags(store, kind):
     exp = client.get_experiment_by_name(f"mine_{kind}")
     assert len(client.search_runs([exp.experiment_id])) == 1
     assert exp.tags == tags
+
+
+# ------------------------------------------------------------------ run names
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ([], "d3 relu he_normal sgd"),
+        (
+            ["model.depth=30", "model.activation=sigmoid", "model.init.scheme=standard"],
+            "d30 sigmoid standard sgd",
+        ),
+        (["optimizer=adam", "learning_rule=feedback_alignment"], "d3 relu he_normal adam fa"),
+        (
+            ["learning_rule=direct_feedback_alignment", "model.dropout=0.1"],
+            "d3 relu he_normal sgd dropout=0.1 dfa",
+        ),
+        (
+            ["model.batch_norm=true", "model.residual.enabled=true"],
+            "d3 relu he_normal sgd bn residual",
+        ),
+    ],
+)
+def test_a_run_is_named_from_its_config(overrides, name):
+    from bpstudy.tracking.naming import run_name
+
+    assert run_name(bpstudy.validate(bpstudy.compose([*TINY, *overrides]))) == name
+
+
+def test_a_trial_name_leads_with_its_sampled_values():
+    from bpstudy.tracking.naming import trial_run_name
+
+    params = {"model.depth": 30, "model.activation": "sigmoid", "optimizer.lr": 0.0031622,
+              "model.init.scheme": "he_normal", "model.batch_norm": True}  # fmt: skip
+    assert trial_run_name(12, params) == "#12 depth=30 act=sigmoid lr=3.2e-3 init=he_normal bn=true"
+    # two keys that would read the same keep their full names
+    assert trial_run_name(0, {"regularization.l1": 1e-4, "a.l1": 0.5, "optimizer": "adam"}) == (
+        "#0 regularization.l1=1e-4 a.l1=0.5 opt=adam"
+    )
+
+
+def test_a_standalone_run_and_a_rerun_are_named_from_the_config(store):
+    from bpstudy.tracking.rerun import rerun
+
+    uri, client = store
+    tracked = train(uri, "model.activation=tanh", "tracking.experiment=names")
+    assert client.get_run(tracked.run_id).info.run_name == "d3 tanh he_normal sgd"
+    again = rerun(tracked.run_id, uri)
+    assert client.get_run(again.run_id).info.run_name == "d3 tanh he_normal sgd (rerun)"
+
+
+def test_sweep_children_are_named_by_their_sampled_values(tiny_study):
+    client = MlflowClient(tiny_study.uri)
+    exp = client.get_experiment_by_name("bpstudy")
+    assert exp.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND  # made by the sweep
+    runs = client.search_runs([exp.experiment_id])
+    names = {r.info.run_name for r in runs if "optuna.trial" in r.data.tags}
+    expected = {f"depth={d} act={a}" for d in (2, 24) for a in ("sigmoid", "tanh")}
+    assert {n.split(" ", 1)[1] for n in names} == expected
+    for r in runs:
+        if "optuna.trial" in r.data.tags:
+            assert r.info.run_name.startswith(f"#{r.data.tags['optuna.trial']} ")

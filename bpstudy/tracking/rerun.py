@@ -258,6 +258,7 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
             cfg,
             load_data(cfg),
             [*listeners, *_stops(original, stats_at, epoch_at)],
+            run_name=f"{original.info.run_name or run_id} (rerun)",
             tags={"bpstudy.rerun_of": run_id},
         )
     difference = first_difference(client, run_id, tracked.run_id, up_to=at)
