@@ -108,3 +108,67 @@ def test_sweep_children_are_named_by_their_sampled_values(tiny_study):
     for r in runs:
         if "optuna.trial" in r.data.tags:
             assert r.info.run_name.startswith(f"#{r.data.tags['optuna.trial']} ")
+
+
+# ------------------------------------------------------------------ readable magnitudes
+
+
+def history(client, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def test_the_profile_metrics_are_the_logged_statistics_by_layer(store, tmp_path):
+    """profile_by_layer/*: step = hidden layer, values = log10 grad_norm of
+    diagnostics/layers.parquet at its first and last logged step; the prediction through
+    the first step's last layer; log10 companions at the steps grad_norm was sent."""
+    import numpy as np
+    import pandas as pd
+
+    from bpstudy.tracking import profiles
+
+    uri, client = store
+    tracked = train(uri, "model.depth=6", "model.activation=tanh", "trainer.log_every=3",
+                    "tracking.experiment=profiles")  # fmt: skip
+    run_id = tracked.run_id
+    layers = pd.read_parquet(
+        client.download_artifacts(run_id, "diagnostics/layers.parquet", str(tmp_path))
+    )
+    first, last = layers["step"].min(), layers["step"].max()
+    assert first < last
+    for key, step in ((profiles.PROFILE_FIRST, first), (profiles.PROFILE_LAST, last)):
+        at = layers[layers["step"] == step].sort_values("layer")
+        expected = dict(zip(at["layer"].astype(int), np.log10(at["grad_norm"]), strict=True))
+        assert list(expected) == [1, 2, 3, 4, 5, 6]
+        got = history(client, run_id, key)
+        assert got.keys() == expected.keys()
+        np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), rtol=1e-12)
+    predicted = history(client, run_id, profiles.PROFILE_PREDICTED)
+    assert tracked.theory.applicable and len(tracked.theory.profile) == 6
+    top = np.log10(layers[(layers["step"] == first) & (layers["layer"] == 6)]["grad_norm"].iloc[0])
+    np.testing.assert_allclose(
+        [predicted[k] for k in range(1, 7)], top + np.asarray(tracked.theory.profile)
+    )
+    for stat in profiles.LOG10_STATS:
+        linear = history(client, run_id, f"{stat}/L02")
+        logged = history(client, run_id, f"{stat}_log10/L02")
+        assert logged.keys() == linear.keys() and len(logged) > 2
+        np.testing.assert_allclose(
+            [logged[s] for s in linear], np.log10(list(linear.values())), rtol=1e-12
+        )
+
+
+def test_a_rerun_of_a_run_logged_without_the_derived_metrics_is_identical(store, monkeypatch):
+    """A run logged before bpstudy logged log10 companions and profiles: the rerun logs
+    them, and compares the statistics they derive from."""
+    from bpstudy.tracking import profiles
+    from bpstudy.tracking.rerun import rerun
+
+    uri, client = store
+    with monkeypatch.context() as patched:
+        for name in ("log10_companions", "profile", "predicted_profile"):
+            patched.setattr(profiles, name, lambda *args, **kwargs: [])
+        old = train(uri, "tracking.experiment=old_runs")
+    assert not any(profiles.is_derived(k) for k in client.get_run(old.run_id).data.metrics)
+    again = rerun(old.run_id, uri)
+    assert any(profiles.is_derived(k) for k in client.get_run(again.run_id).data.metrics)
+    assert again.difference is None
