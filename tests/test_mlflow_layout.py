@@ -172,3 +172,38 @@ def test_a_rerun_of_a_run_logged_without_the_derived_metrics_is_identical(store,
     again = rerun(old.run_id, uri)
     assert any(profiles.is_derived(k) for k in client.get_run(again.run_id).data.metrics)
     assert again.difference is None
+
+
+# ------------------------------------------------------------------ pictures as images
+
+
+def logged_images(client, run_id: str) -> dict[str, set[int]]:
+    """MLflow's logged images of a run: key -> steps (from images/KEY+step+S+...png, the
+    files its UI reads; '~' stands for '/' in a key)."""
+    found: dict[str, set[int]] = {}
+    for a in client.list_artifacts(run_id, "images"):
+        name = a.path.rsplit("/", 1)[-1]
+        if name.endswith(".png"):
+            key, _, step, *_ = name.split("+")
+            found.setdefault(key.replace("~", "/"), set()).add(int(step))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("rule", "keys"),
+    [
+        ("backprop", {"plots/grad_flow", "plots/loss", "plots/grad_profile"}),
+        (
+            "feedback_alignment",
+            {"plots/grad_flow", "plots/loss", "plots/grad_profile", "plots/alignment"},
+        ),
+    ],
+)
+def test_a_runs_pictures_are_logged_images_and_stay_artifacts(store, rule, keys):
+    uri, client = store
+    tracked = train(uri, f"learning_rule={rule}", f"tracking.experiment=images_{rule}")
+    run = client.get_run(tracked.run_id)
+    assert logged_images(client, tracked.run_id) == {k: {tracked.result.steps} for k in keys}
+    assert run.data.tags["mlflow.loggedImages"] == "True"  # what the UI looks for
+    plots = {a.path for a in client.list_artifacts(tracked.run_id, "plots")}
+    assert plots == {f"{k}.png" for k in keys}

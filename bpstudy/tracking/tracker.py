@@ -24,6 +24,7 @@ from bpstudy.errors import redact
 from bpstudy.shutdown import signals_held
 from bpstudy.theory import Prediction
 from bpstudy.tracking import profiles
+from bpstudy.tracking.images import log_images
 from bpstudy.tracking.sender import Sender
 from bpstudy.tracking.theory import THEORY_RATIO, theory_params
 from bpstudy.training.events import Listener
@@ -222,6 +223,9 @@ class MlflowTracker(Listener):
             if self._sender.error is not None:
                 raise self._sender.error
             self.client.log_artifacts(self.run_id, tmp)
+            # and where the charts are: the run's chart view shows logged images
+            pictures = sorted((Path(tmp) / "plots").glob("*.png"))
+            log_images(self.client, self.run_id, pictures, "plots", result.steps)
         self._artifacts_logged = True
         self._end(result)
 
