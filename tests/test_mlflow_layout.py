@@ -207,3 +207,78 @@ def test_a_runs_pictures_are_logged_images_and_stay_artifacts(store, rule, keys)
     assert run.data.tags["mlflow.loggedImages"] == "True"  # what the UI looks for
     plots = {a.path for a in client.list_artifacts(tracked.run_id, "plots")}
     assert plots == {f"{k}.png" for k in keys}
+
+
+# ------------------------------------------------------------------ the parent run
+
+
+def test_the_parent_run_holds_the_sweep_and_the_studys_course(tiny_study):
+    import optuna
+
+    from bpstudy.sweep.storage import PARENT_ATTR, open_storage
+
+    study = optuna.load_study(study_name="tiny", storage=open_storage(tiny_study.storage))
+    client = MlflowClient(tiny_study.uri)
+    parent = client.get_run(study.user_attrs[PARENT_ATTR])
+    params = parent.data.params
+    assert params["sweep.space.model.depth"] == "choice(2, 24)"
+    assert params["sweep.space.model.activation"] == "choice(sigmoid, tanh)"
+    assert params["sweep.sampler.name"] == "grid" and params["sweep.pruner.name"] == "none"
+    assert params["sweep.metric"] == "val/loss" and params["sweep.direction"] == "minimize"
+    assert "optimizer.lr=0.003" in params["sweep.overrides"]
+    # metrics by trial number, against the study's own trials
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    best = []
+    for t in trials:
+        best.append(min(best[-1], t.value) if best else t.value)
+    outcomes = {t.user_attrs["outcome"] for t in trials}
+    assert set(outcomes) == {"healthy", "vanishing"}
+    assert history(client, parent.info.run_id, "study/best_value") == dict(enumerate(best))
+    assert history(client, parent.info.run_id, "study/value") == {t.number: t.value for t in trials}
+    assert history(client, parent.info.run_id, "study/complete") == {n: n + 1.0 for n in range(4)}
+    assert history(client, parent.info.run_id, "study/pruned") == dict.fromkeys(range(4), 0.0)
+    for outcome in outcomes:
+        running, expected = 0, {}  # trials so far with this outcome, from the first one
+        for t in trials:
+            running += t.user_attrs["outcome"] == outcome
+            if running:
+                expected[t.number] = float(running)
+        assert history(client, parent.info.run_id, f"study/outcome/{outcome}") == expected
+    # the report's pictures as images, step = the trials it read; still artifacts
+    images = logged_images(client, parent.info.run_id)
+    assert {"report/grad_flow_profile", "report/optimization_history"} <= set(images)
+    assert all(steps == {4} for steps in images.values())
+    reported = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {f"{k}.png" for k in images} <= reported
+
+
+def test_a_space_is_described_in_the_sweep_grammar(tmp_path):
+    from bpstudy.sweep.spec import load_spec
+    from bpstudy.sweep.study_metrics import spec_params
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
+        "sampler: {name: tpe, seed: 3}\npruner: {name: median, n_warmup_steps: 2}\n"
+        "overrides: [trainer.epochs=1]\nparams:\n  model.depth: range(2, 42, step=4)\n"
+        "  model.width: interval(8, 64)\n  optimizer.lr: tag(log, interval(1e-4, 0.1))\n"
+        "  model.dropout: interval(0.0, 0.5)\n  model.batch_norm: choice(true, false)\n"
+        "  trainer.batch_size: 32\n"
+    )
+    params = spec_params(load_spec(str(sweep)))
+    assert params == {
+        "sweep.metric": "val/loss",
+        "sweep.direction": "minimize",
+        "sweep.overrides": "trainer.epochs=1",
+        "sweep.sampler.name": "tpe",
+        "sweep.sampler.seed": "3",
+        "sweep.pruner.name": "median",
+        "sweep.pruner.n_warmup_steps": "2",
+        "sweep.space.model.depth": "range(2, 42, step=4)",
+        "sweep.space.model.width": "interval(8, 64)",
+        "sweep.space.optimizer.lr": "tag(log, interval(0.0001, 0.1))",
+        "sweep.space.model.dropout": "interval(0.0, 0.5)",
+        "sweep.space.model.batch_norm": "choice(true, false)",
+        "sweep.fixed.trainer.batch_size": "32",
+    }

@@ -8,8 +8,15 @@ image copies are MLflow's own (`images/KEY+step+...png` and a compressed .webp).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
+
+
+def image_prefix(folder: str) -> str:
+    """An artifact folder as an image key's prefix: MLflow takes letters, digits and
+    _ - . / and spaces (report/model.depth=40 -> report/model.depth_40)."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", folder)
 
 
 def image_key(path: Path, prefix: str) -> str:
