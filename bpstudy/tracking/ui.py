@@ -97,7 +97,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
                 f"{redact(_last_line(log))}; "
                 f"its log: {log}"
             )
-        print(f"MLflow UI on {redact(uri)}: {url}  (Ctrl-C to stop; server log {log})", flush=True)
+        page = landing_page(url)
+        print(f"MLflow UI on {redact(uri)}: {page}  (Ctrl-C to stop; server log {log})", flush=True)
         code = proc.wait()
         print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
         return code or 1
@@ -109,6 +110,41 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
         stop_group(proc)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# MLflow 3.18's UI chooses its GenAI or model-training navigation by the URL's
+# `workflowType` (else what the browser last chose, GenAI at first); newer UIs also follow
+# the experiment's mlflow.experimentKind tag (tracking/naming.py). The address printed
+# carries it, so the first page is the study's runs in the model-training view.
+WORKFLOW = "workflowType=machine_learning"
+
+
+def landing_page(url: str) -> str:
+    """The Runs page of the experiment a user most likely came for (the newest that
+    bpstudy made, else the newest other than Default), in the model-training view; the
+    home page if the store holds none. Asked of the server just started (read-only)."""
+    import json
+
+    from bpstudy.tracking.naming import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+
+    try:
+        query = url + "/ajax-api/2.0/mlflow/experiments/search?max_results=1000"
+        with urllib.request.urlopen(query, timeout=10) as r:
+            experiments = json.load(r).get("experiments", [])
+    except (OSError, ValueError):
+        return f"{url}/#/?{WORKFLOW}"
+
+    def ours(e: dict) -> bool:
+        tags = {t["key"]: t.get("value") for t in e.get("tags", [])}
+        return tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING_KIND
+
+    newest = sorted(experiments, key=lambda e: int(e.get("creation_time", 0)), reverse=True)
+    pick = next((e for e in newest if ours(e)), None) or next(
+        (e for e in newest if e.get("name") != "Default"), None
+    )
+    if pick is None:
+        return f"{url}/#/?{WORKFLOW}"
+    return f"{url}/#/experiments/{pick['experiment_id']}/runs?{WORKFLOW}"
 
 
 def _last_line(log: Path) -> str:
