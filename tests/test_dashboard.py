@@ -22,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bpstudy.tracking.ui import free_port, stop_group
-from tests.conftest import FOREIGN_ENV
+from tests.conftest import FOREIGN_ENV, ctrl_c_as_in_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,8 @@ SCREENSHOTS_VAR = "DASHBOARD_SCREENSHOTS"
 class Dashboard:
     page: str  # the address `bpstudy ui` printed
     base: str  # http://127.0.0.1:PORT
+    optuna: str  # the address of optuna-dashboard beside it (--optuna)
+    proc: subprocess.Popen  # bpstudy ui
     driver: object
     client: MlflowClient
     experiment_id: str
@@ -78,7 +80,8 @@ def _browser():
 
 @pytest.fixture(scope="module")
 def dashboard(tiny_study, tmp_path_factory):
-    """`bpstudy ui` on the tiny study's store (a free 127.0.0.1 port) and a browser on it."""
+    """`bpstudy ui --optuna` on the tiny study's store and storage (free 127.0.0.1 ports)
+    and a browser on it."""
     client = MlflowClient(tiny_study.uri)
     exp = client.get_experiment_by_name("bpstudy")
     runs = client.search_runs([exp.experiment_id])
@@ -90,26 +93,29 @@ def dashboard(tiny_study, tmp_path_factory):
     driver = _browser()
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
     exe = Path(sys.executable).with_name("bpstudy")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(exe), "ui", "--port", str(port), "--tracking-uri", tiny_study.uri],
-        cwd=tiny_study.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True, env={**env, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    port, optuna_port = free_port(), free_port()
+    with ctrl_c_as_in_a_terminal():  # its Ctrl-C works even in a suite run in the background
+        proc = subprocess.Popen(
+            [str(exe), "ui", "--port", str(port), "--tracking-uri", tiny_study.uri, "--optuna",
+             "--optuna-port", str(optuna_port)],
+            cwd=tiny_study.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
     try:
         line = proc.stdout.readline()  # printed once the server answers
         found = re.search(r"(http://127\.0\.0\.1:\d+)(/\S*)", line)
         assert found, (line, proc.stderr.read() if proc.poll() is not None else "")
-        yield Dashboard(found.group(1) + found.group(2), found.group(1), driver, client,
+        optuna = re.search(
+            r"^optuna-dashboard on journal:\S+: (http://127\.0\.0\.1:\d+/)", proc.stdout.readline()
+        )
+        assert optuna and optuna.group(1) == f"http://127.0.0.1:{optuna_port}/"
+        yield Dashboard(found.group(1) + found.group(2), found.group(1), optuna.group(1), proc, driver, client,
                         exp.experiment_id, parent.info.run_id, children, vanishing,
                         tmp_path_factory.mktemp("screenshots"))  # fmt: skip
     finally:
         driver.quit()
-        proc.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
-        try:
-            proc.wait(timeout=30)
-        finally:
-            stop_group(proc)
+        stop_group(proc)  # whatever happened, no server is left (test_ctrl_c_stops_both)
 
 
 def wait(d: Dashboard, condition, what: str):
@@ -128,6 +134,10 @@ def with_text(d: Dashboard, text: str) -> list:
     from selenium.webdriver.common.by import By
 
     return d.driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']")
+
+
+def body_text(d: Dashboard) -> str:
+    return elements(d, "body")[0].text if elements(d, "body") else ""
 
 
 def close_assistant(d: Dashboard) -> None:
@@ -276,3 +286,27 @@ def test_the_documented_clicks_show_the_studys_columns(dashboard):
     headers = lambda: {h.text for h in elements(d, "[role=columnheader]")}  # noqa: E731
     wait(d, lambda: set(wanted) <= headers(), "the four columns")
     d.shot("dashboard_columns.png")
+
+
+def test_optuna_dashboard_shows_the_study(dashboard):
+    d = dashboard
+    d.driver.get(d.optuna)  # it sends the browser on to its /dashboard page
+    listed = lambda: re.search(r"^\d+\. tiny$", body_text(d), re.MULTILINE)  # noqa: E731
+    wait(d, listed, "the study's name on optuna-dashboard ('0. tiny')")
+    assert d.driver.current_url.startswith(f"{d.optuna}dashboard")
+    d.shot("optuna_dashboard.png", publish=False)
+
+
+def test_ctrl_c_stops_both(dashboard, ctrl_c):
+    """Last in this file: the servers stop (the fixture's stop is for a failed test)."""
+    import socket
+    from urllib.parse import urlparse
+
+    d = dashboard
+    d.proc.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
+    assert d.proc.wait(timeout=30) == 0
+    assert d.proc.stdout.read() == "MLflow UI stopped\noptuna-dashboard stopped\n"
+    for url in (d.base, d.optuna):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", urlparse(url).port))  # free again: the server stopped

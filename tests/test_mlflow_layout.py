@@ -282,3 +282,21 @@ def test_a_space_is_described_in_the_sweep_grammar(tmp_path):
         "sweep.space.model.batch_norm": "choice(true, false)",
         "sweep.fixed.trainer.batch_size": "32",
     }
+
+
+# ------------------------------------------------------------------ bpstudy ui --optuna
+
+
+def test_ui_optuna_without_a_storage_is_one_line_and_writes_nothing(cli, tmp_path):
+    from tests.conftest import listing
+
+    before = listing(tmp_path)
+    out = cli("ui", "--optuna", timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == (
+        f"bpstudy: error: --optuna: no Optuna storage at journal:{tmp_path / 'bpstudy.journal'}; "
+        "run 'bpstudy sweep' here first, or pass --storage URL\n"
+    )
+    out = cli("ui", "--storage", "journal:x.journal", timeout=60)
+    assert out.returncode == 2 and "go with --optuna" in out.stderr
+    assert listing(tmp_path) == before
