@@ -4,6 +4,8 @@ study's parent run (docs/dashboard.md). The browser's view: tests/test_dashboard
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from mlflow import MlflowClient
 
@@ -266,7 +268,10 @@ def test_a_space_is_described_in_the_sweep_grammar(tmp_path):
         "  model.dropout: interval(0.0, 0.5)\n  model.batch_norm: choice(true, false)\n"
         "  trainer.batch_size: 32\n"
     )
-    params = spec_params(load_spec(str(sweep)))
+    spec = load_spec(str(sweep))
+    params = spec_params(spec)
+    leaky = dataclasses.replace(spec, overrides=("tracking.uri=postgresql://al:Pw7secret@db/x",))
+    assert "Pw7secret" not in spec_params(leaky)["sweep.overrides"]  # no password in a param
     assert params == {
         "sweep.metric": "val/loss",
         "sweep.direction": "minimize",

@@ -28,6 +28,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from bpstudy.errors import redact
 from bpstudy.sweep.counts import INTERRUPTED_STATE, state_name
 from bpstudy.sweep.spec import SweepSpec, format_value
 from bpstudy.sweep.storage import stored
@@ -64,7 +65,7 @@ def spec_params(spec: SweepSpec) -> dict[str, str]:
         params[f"sweep.space.{key}"] = describe(dist)
     for key, value in spec.fixed.items():
         params[f"sweep.fixed.{key}"] = format_value(value)
-    return {k: v[:PARAM_LIMIT] for k, v in params.items()}
+    return {k: redact(v)[:PARAM_LIMIT] for k, v in params.items()}  # an override may hold a URL
 
 
 def log_spec_params(client, run_id: str, spec: SweepSpec) -> None:
