@@ -90,18 +90,22 @@ def dashboard(tiny_study, tmp_path_factory):
     vanishing = next(
         r.info.run_id for r in runs if r.data.tags.get("bpstudy.outcome") == "vanishing"
     )
-    driver = _browser()
+    driver = _browser()  # skips before any server starts, when there is no browser
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
     exe = Path(sys.executable).with_name("bpstudy")
     port, optuna_port = free_port(), free_port()
-    with ctrl_c_as_in_a_terminal():  # its Ctrl-C works even in a suite run in the background
-        proc = subprocess.Popen(
-            [str(exe), "ui", "--port", str(port), "--tracking-uri", tiny_study.uri, "--optuna",
-             "--optuna-port", str(optuna_port)],
-            cwd=tiny_study.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**env, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    try:
+        with ctrl_c_as_in_a_terminal():  # its Ctrl-C works even in a suite run in the background
+            proc = subprocess.Popen(
+                [str(exe), "ui", "--port", str(port), "--tracking-uri", tiny_study.uri,
+                 "--optuna", "--optuna-port", str(optuna_port)],
+                cwd=tiny_study.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True,
+                env={**env, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+    except BaseException:
+        driver.quit()
+        raise
     try:
         line = proc.stdout.readline()  # printed once the server answers
         found = re.search(r"(http://127\.0\.0\.1:\d+)(/\S*)", line)
@@ -110,9 +114,19 @@ def dashboard(tiny_study, tmp_path_factory):
             r"^optuna-dashboard on journal:\S+: (http://127\.0\.0\.1:\d+/)", proc.stdout.readline()
         )
         assert optuna and optuna.group(1) == f"http://127.0.0.1:{optuna_port}/"
-        yield Dashboard(found.group(1) + found.group(2), found.group(1), optuna.group(1), proc, driver, client,
-                        exp.experiment_id, parent.info.run_id, children, vanishing,
-                        tmp_path_factory.mktemp("screenshots"))  # fmt: skip
+        yield Dashboard(
+            page=found.group(1) + found.group(2),
+            base=found.group(1),
+            optuna=optuna.group(1),
+            proc=proc,
+            driver=driver,
+            client=client,
+            experiment_id=exp.experiment_id,
+            parent_id=parent.info.run_id,
+            children=children,
+            vanishing=vanishing,
+            shots=tmp_path_factory.mktemp("screenshots"),
+        )
     finally:
         driver.quit()
         stop_group(proc)  # whatever happened, no server is left (test_ctrl_c_stops_both)
