@@ -73,8 +73,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None,
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         check_store(uri)  # a server that is not there: one line, exit 2
-        print(f"the tracking store is an MLflow server: open {redact(uri)}")
-        return 0
+        print(f"the tracking store is an MLflow server: open {redact(uri)}", flush=True)
+        return _companions_only(companions)
     # a path without a scheme, an unwritable folder, no store there: one line, not MLflow's
     check_store_exists(uri, "train a run first (bpstudy train) or pass --tracking-uri")
     if port is None:
@@ -173,6 +173,25 @@ def landing_page(url: str) -> str:
     if pick is None:
         return f"{url}/#/?{WORKFLOW}"
     return f"{url}/#/experiments/{pick['experiment_id']}/runs?{WORKFLOW}"
+
+
+def _companions_only(companions: list[Companion]) -> int:
+    """With an MLflow server as the store, only the companions run here, until Ctrl-C."""
+    started: list[tuple[Companion, subprocess.Popen, Path]] = []
+    try:
+        for companion in companions:
+            started.append(_start(companion))
+        for _, proc, _ in started:
+            proc.wait()
+        return 0 if not started else 1  # a companion that stopped by itself
+    except KeyboardInterrupt:
+        for companion, _, log in started:
+            print(f"{companion.name} stopped", flush=True)
+            log.unlink(missing_ok=True)
+        return 0
+    finally:
+        for _, proc, _ in started:
+            stop_group(proc)
 
 
 def _start(companion: Companion) -> tuple[Companion, subprocess.Popen, Path]:
