@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-fast lint format docs demo bench figures clean test-latest
+.PHONY: venv test test-fast lint format docs demo bench figures screenshots clean test-latest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 # the PNGs and tables of README.md and docs/studies.md (about 3 minutes; work folder .figures-work/)
 figures: $(STAMP)
 	$(BIN)/python docs/make_figures.py --work .figures-work
+
+# the dashboard screenshots of README.md and docs/dashboard.md, from the browser test
+# (tests/test_dashboard.py, headless Debian chromium; about 1.5 minutes)
+screenshots: $(STAMP)
+	$(BIN)/python docs/make_screenshots.py
 
 # the fast tests and the MLflow-internals tests against the newest releases of our main
 # dependencies, past pyproject's upper bounds (a separate .venv-latest; a few minutes)

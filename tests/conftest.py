@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,45 @@ def processes_marked(marker: str) -> list[int]:
             if marker.encode() in environ.read_bytes():
                 pids.append(int(environ.parent.name))
     return pids
+
+
+# A finished 4-trial study, for the tests of what MLflow shows of a study
+# (tests/test_mlflow_layout.py, tests/test_dashboard.py): a 2 x 2 grid of depth x
+# activation, whose deep trials' gradients vanish (sigmoid and tanh, standard init).
+TINY_STUDY = """\
+study_name: tiny
+metric: val/loss
+direction: minimize
+n_trials: 4
+sampler: {name: grid, seed: 0}
+pruner: {name: none}
+overrides: [data=digits, model.width=16, model.init.scheme=standard, optimizer.lr=0.003,
+            trainer.epochs=2, trainer.log_every=5, trainer.progress=none]
+params:
+  model.depth: choice(2, 24)
+  model.activation: choice(sigmoid, tanh)
+"""
+
+
+@dataclass
+class TinyStudy:
+    folder: Path  # the working folder: mlflow.db, bpstudy.journal, reports/tiny/
+    uri: str  # its MLflow store
+    storage: str  # its Optuna storage
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> TinyStudy:
+    """`bpstudy sweep` then `bpstudy report` on TINY_STUDY, through the real CLI, once per
+    session (about 20 s); tests read it, none writes to it."""
+    folder = tmp_path_factory.mktemp("tiny_study")
+    (folder / "tiny.yaml").write_text(TINY_STUDY)
+    exe = Path(sys.executable).with_name("bpstudy")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
+    for args in (["sweep", "tiny.yaml", "--workers", "2"], ["report", "tiny"]):
+        out = subprocess.run([str(exe), *args], cwd=folder, capture_output=True, text=True,
+                             timeout=300, stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    return TinyStudy(
+        folder, f"sqlite:///{folder / 'mlflow.db'}", f"journal:{folder / 'bpstudy.journal'}"
+    )

@@ -56,12 +56,39 @@ def rerun_main(argv: list[str]) -> None:
 def ui_main(argv: list[str]) -> None:
     parser = _parser(
         "bpstudy ui",
-        "Start the MLflow UI on the store in use, bound to 127.0.0.1; Ctrl-C stops it.",
+        "Start the MLflow UI on the store in use, bound to 127.0.0.1 (with --optuna, "
+        "optuna-dashboard on the studies' storage beside it); Ctrl-C stops it.",
     )
     parser.add_argument(
         "--port", type=int, default=None, help="default: 5000 if free, else a free port"
     )
+    parser.add_argument(
+        "--optuna",
+        action="store_true",
+        help="also start optuna-dashboard on the studies' storage (the dashboard extra)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="with --optuna: the Optuna storage (default: $BPSTUDY_STORAGE, else the "
+        "bpstudy.journal beside the MLflow store)",
+    )
+    parser.add_argument(
+        "--optuna-port", type=int, default=None, help="default: 8080 if free, else a free port"
+    )
     args = parser.parse_args(argv)
     from bpstudy.tracking.ui import ui
 
-    sys.exit(ui(args.port, args.tracking_uri))
+    companions = []
+    if args.optuna:
+        from bpstudy.cli.args import storage_or_env
+        from bpstudy.sweep.dashboard import optuna_dashboard
+        from bpstudy.sweep.storage import default_storage_url
+        from bpstudy.tracking.store import resolve_uri
+
+        storage = storage_or_env(args.storage)
+        storage = storage or default_storage_url(resolve_uri(args.tracking_uri))
+        companions.append(optuna_dashboard(storage, args.optuna_port))
+    elif args.storage or args.optuna_port:
+        raise BpstudyError("--storage and --optuna-port go with --optuna; see 'bpstudy ui --help'")
+    sys.exit(ui(args.port, args.tracking_uri, companions))

@@ -244,9 +244,8 @@ def make_report(
 
         say(f"report {study_name}: logging {len(written)} files to parent run {parent_id}")
         note = summary_markdown(table, ctx, facts, sentences, embed_images=False)
-        mlflow_runs.log_report(
-            src.client, src.parent, written, note, artifact_dir, describe=not selection.where
-        )
+        mlflow_runs.log_report(src.client, src.parent, written, note, artifact_dir,
+                               describe=not selection.where, step=len(src.trials))  # fmt: skip
     return Report(
         study_name=study_name,
         out_dir=out_dir,

@@ -16,6 +16,7 @@ from pathlib import Path
 from bpstudy.report.summary import ARTIFACT_DIR
 from bpstudy.report.summary import HEADING as NOTE_HEADING  # a note under it is ours
 from bpstudy.report.table import RunRecord
+from bpstudy.tracking.images import image_prefix, log_images
 from bpstudy.tracking.store import TrackingError, quiet_downloads
 
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
@@ -101,11 +102,16 @@ def log_report(
     summary: str,
     artifact_dir: str = ARTIFACT_DIR,
     describe: bool = True,
+    step: int = 0,
 ) -> None:
     """Upload the report files under `artifact_dir` and, when `describe`, show the summary
     as the run's description (unless the user wrote a description of their own)."""
+    files = list(files)
     for path in files:
         client.log_artifact(parent.info.run_id, str(path), artifact_dir)
+    # the pictures in the parent run's chart view too, step = the trials reported
+    pictures = [p for p in files if p.suffix == ".png"]
+    log_images(client, parent.info.run_id, pictures, image_prefix(artifact_dir), step)
     if not describe:
         return
     note = parent.data.tags.get(NOTE_TAG)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bpstudy.errors import BpstudyError, redact, without_password
 from bpstudy.sweep.spec import SweepSpec
 from bpstudy.sweep.storage import PARENT_ATTR, STORE_ATTR, is_rdb, stored
+from bpstudy.sweep.study_metrics import log_spec_params, log_study_metrics
 from bpstudy.tracking.tracker import STUDY_TAG
 
 
@@ -27,6 +28,12 @@ class ParentRun:
     client: object = None
     run_id: str | None = None
     experiment_id: str | None = None
+
+    def record(self, study, spec: SweepSpec, loud: bool) -> None:
+        """The study's metrics by trial number (sweep.study_metrics), as the sweep ends."""
+        if self.client is not None and self.run_id is not None and study is not None:
+            with _quiet_unless(loud):
+                log_study_metrics(self.client, self.run_id, study, spec)
 
     def end(self, status: str) -> None:
         if self.client is not None and self.run_id is not None:
@@ -99,6 +106,7 @@ def open_parent_run(parent: ParentRun, client, study, spec: SweepSpec, experimen
     check_experiment(client, study, spec, experiment)
     parent.experiment_id = experiment_id(client, experiment)
     run_id = parent_run(client, parent.experiment_id, spec, storage_url, parent)
+    log_spec_params(client, run_id, spec)  # the sweep file, as the run's params
     stored(lambda: study.set_user_attr(PARENT_ATTR, run_id))
     stored(lambda: study.set_user_attr(STORE_ATTR, store_id(tracking_uri)))
     return run_id

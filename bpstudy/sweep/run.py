@@ -119,7 +119,10 @@ def _run(
         finally:
             if bar is not None:
                 bar.close()
-            parent.end("KILLED" if status == "RUNNING" else status)
+            try:
+                parent.record(study, spec, loud=status == "FINISHED")
+            finally:
+                parent.end("KILLED" if status == "RUNNING" else status)
     out = _outcome(study, spec, storage_url, parent_id, tracking_uri, status == "KILLED")
     return dataclasses.replace(out, experiment_id=parent.experiment_id)
 

@@ -29,6 +29,7 @@ from bpstudy.sweep.counts import count_trials
 from bpstudy.sweep.failures import note_taken_run
 from bpstudy.sweep.spec import WALL_TIME, SweepSpec, active_params, trial_overrides
 from bpstudy.sweep.storage import stored
+from bpstudy.tracking.naming import trial_run_name
 from bpstudy.training.events import Listener, StopTraining
 
 
@@ -131,6 +132,11 @@ def objective_value(result, metric: str, direction: str) -> float:
     return float(series.min() if direction == "minimize" else series.max())
 
 
+def sampled(spec: SweepSpec, active: dict) -> dict:
+    """The trial's sampled values that apply, in the sweep file's order (for its name)."""
+    return {key: active[key] for key in spec.space if key in active}
+
+
 def run_trial(
     trial: Trial, spec: SweepSpec, extra: list[str], parent_run_id: str | None
 ) -> TrialState:
@@ -140,7 +146,7 @@ def run_trial(
 
     study = trial.study
     set_attr(trial, "worker", f"{socket.gethostname()}:{os.getpid()}")
-    _, inactive = active_params(spec, trial.params)
+    active, inactive = active_params(spec, trial.params)
     if inactive:  # sampled, but the chosen group option has no such key
         set_attr(trial, "inactive_params", inactive)
     reporter = None if spec.multi_objective else PruningReporter(trial, spec.metrics[0])
@@ -154,7 +160,7 @@ def run_trial(
             cfg,
             shared_data(cfg),  # the worker's last trial's, if it is the same data set
             listeners,
-            run_name=f"{spec.study_name} #{trial.number}",
+            run_name=trial_run_name(trial.number, sampled(spec, active)),
             parent_run_id=parent_run_id,
             tags={"optuna.study": spec.study_name, "optuna.trial": str(trial.number)},
             on_run=lambda run_id: set_attr(trial, "mlflow_run_id", run_id),

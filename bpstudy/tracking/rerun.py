@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from bpstudy.config.validate import validate
+from bpstudy.tracking.profiles import is_derived
 from bpstudy.tracking.store import (
     TrackingError,
     check_store_exists,
@@ -84,6 +85,8 @@ def first_difference(client, original: str, rerun: str, up_to: int | None = None
         if key not in keys_b:
             return f"{key}: logged by the original run only"
         if key not in keys_a:
+            if is_derived(key):  # an original logged before bpstudy logged these
+                continue
             return f"{key}: logged by the rerun only"
         a, b = history(original, key), history(rerun, key)
         for (step_a, va), (step_b, vb) in zip(a, b, strict=False):
@@ -258,6 +261,7 @@ def rerun(run_id: str, tracking_uri: str | None = None, listeners=()) -> RerunRe
             cfg,
             load_data(cfg),
             [*listeners, *_stops(original, stats_at, epoch_at)],
+            run_name=f"{original.info.run_name or run_id} (rerun)",
             tags={"bpstudy.rerun_of": run_id},
         )
     difference = first_difference(client, run_id, tracked.run_id, up_to=at)

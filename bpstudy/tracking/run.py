@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bpstudy.config.schema import Config
 from bpstudy.data import Dataset
 from bpstudy.theory import Prediction, predict
+from bpstudy.tracking.naming import run_name as config_run_name
 from bpstudy.tracking.store import client_for, experiment_id, resolve_uri
 from bpstudy.tracking.tracker import MlflowTracker
 from bpstudy.training.events import Listener
@@ -44,7 +45,8 @@ def tracked_train(
     on_run: Callable[[str], None] | None = None,
 ) -> TrackedResult:
     """Train `cfg` (validated) on `data` (its `load_data`, loaded by the caller); with
-    tracking enabled, as one MLflow run (store checked first)."""
+    tracking enabled, as one MLflow run (store checked first), named `run_name` or from
+    its config (tracking.naming)."""
     theory = predict(cfg, data)  # about 1 ms, before the first step
     if not cfg.tracking.enabled:
         result = make_trainer(cfg, data, listeners).fit()
@@ -55,8 +57,9 @@ def tracked_train(
     client = client_for(uri)  # unreachable or unwritable: fails here, before training
     exp = experiment_id(client, cfg.tracking.experiment)
     trainer_listeners = list(listeners)
+    name = run_name or config_run_name(cfg)  # never MLflow's random one
     tracker = MlflowTracker(
-        client, exp, cfg, run_name, parent_run_id, tags, thresholds(cfg), on_run, theory
+        client, exp, cfg, name, parent_run_id, tags, thresholds(cfg), on_run, theory
     )
     trainer = make_trainer(cfg, data, [*trainer_listeners, tracker])
     try:

@@ -336,6 +336,10 @@ def artifact_location(uri: str, name: str) -> str | None:
 
 
 def experiment_id(client, name: str) -> str:
+    """The experiment `name`; one bpstudy creates opens in MLflow's model-training view
+    (naming.experiment_tags). One that exists keeps its tags: it may be the user's."""
+    from bpstudy.tracking.naming import experiment_tags
+
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
@@ -343,7 +347,9 @@ def experiment_id(client, name: str) -> str:
         return found.experiment_id
     try:
         return client.create_experiment(
-            name, artifact_location=artifact_location(client.tracking_uri, name)
+            name,
+            artifact_location=artifact_location(client.tracking_uri, name),
+            tags=experiment_tags(),
         )
     except Exception:  # another worker may have created it meanwhile; re-raised if not
         found = client.get_experiment_by_name(name)

@@ -23,6 +23,8 @@ from bpstudy.config.serialize import config_hash, flatten, to_dict, to_yaml
 from bpstudy.errors import redact
 from bpstudy.shutdown import signals_held
 from bpstudy.theory import Prediction
+from bpstudy.tracking import profiles
+from bpstudy.tracking.images import log_images
 from bpstudy.tracking.sender import Sender
 from bpstudy.tracking.theory import THEORY_RATIO, theory_params
 from bpstudy.training.events import Listener
@@ -99,6 +101,7 @@ class MlflowTracker(Listener):
         self._artifacts_logged = False  # diagnostics/ and the rest, by on_train_end
         self._send_steps: set[int] = set()
         self._last_sent_step: int | None = None
+        self._first_profile_sent = self._last_profile_sent = False
 
     # ------------------------------------------------------------ helpers
 
@@ -118,7 +121,21 @@ class MlflowTracker(Listener):
         if diag.step_columns:  # the rule's own step scalars (settle/*)
             extra = zip(diag.step_columns, diag.step_extra[-1], strict=True)
             out += [Metric(k, float(v), now, step) for k, v in extra]
+        out += profiles.log10_companions(row, diag.columns, now, step)
+        if not self._first_profile_sent:  # the first logged step: the profile at the start
+            self._first_profile_sent = True
+            out += profiles.profile(row, diag.columns, profiles.PROFILE_FIRST, now)
+            if self.theory is not None and self.theory.applicable:
+                out += profiles.predicted_profile(row, diag.columns, self.theory.profile, now)
         return out
+
+    def _send_last_profile(self, trainer) -> None:
+        """The profile at the last logged step (step = layer)."""
+        diag = trainer.diagnostics
+        if diag.rows and not self._last_profile_sent:
+            self._last_profile_sent = True
+            now = int(time.time() * 1000)
+            self._send(profiles.profile(diag.rows[-1], diag.columns, profiles.PROFILE_LAST, now))
 
     def _send(self, metrics: list) -> None:
         self._sender.put(metrics)
@@ -197,6 +214,7 @@ class MlflowTracker(Listener):
 
     def on_train_end(self, trainer, result) -> None:
         self._send_last_step(trainer)
+        self._send_last_profile(trainer)
         self.outcome = classify(result, self.thresholds)
         self.verdict = verdict_of(result, self.cfg)
         self._finish_metrics(result)
@@ -208,6 +226,9 @@ class MlflowTracker(Listener):
             if self._sender.error is not None:
                 raise self._sender.error
             self.client.log_artifacts(self.run_id, tmp)
+            # and where the charts are: the run's chart view shows logged images
+            pictures = sorted((Path(tmp) / "plots").glob("*.png"))
+            log_images(self.client, self.run_id, pictures, "plots", result.steps)
         self._artifacts_logged = True
         self._end(result)
 
@@ -277,6 +298,7 @@ class MlflowTracker(Listener):
         try:
             if self._sender.is_alive():  # on_train_end has it finish before the artifacts
                 self._send_last_step(trainer)
+                self._send_last_profile(trainer)
             if self._artifacts_logged:
                 return
             diag = trainer.diagnostics

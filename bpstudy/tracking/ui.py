@@ -1,4 +1,5 @@
-"""`bpstudy ui`: the MLflow UI on the store in use, bound to 127.0.0.1."""
+"""`bpstudy ui`: the MLflow UI on the store in use, bound to 127.0.0.1, and the servers
+started beside it (`Companion`: optuna-dashboard with `--optuna`), stopped with it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpstudy.errors import redact
@@ -33,13 +35,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
+@dataclass
+class Companion:
+    """A server that `bpstudy ui` starts beside MLflow's, on 127.0.0.1, and stops with it."""
+
+    name: str  # as the terminal says it: optuna-dashboard
+    what: str  # what it serves, for the address line (a storage, redacted)
+    cmd: list[str]
+    port: int
+    check: str  # the path that answers 200 once it serves
+    env: dict[str, str] = field(default_factory=dict)  # added to os.environ
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120,
+                  path: str = "/health") -> bool:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+            with urllib.request.urlopen(url + path, timeout=2) as r:
                 if r.status == 200:
                     return True
         except OSError:
@@ -47,14 +66,15 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> boo
     return False
 
 
-def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
+def ui(port: int | None = None, tracking_uri: str | None = None,
+       companions: list[Companion] = ()) -> int:  # fmt: skip
     if port is not None and not 1 <= port <= 65535:
         raise TrackingError(f"--port {port}: a port is 1 to 65535 (omit it for 5000 or a free one)")
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         check_store(uri)  # a server that is not there: one line, exit 2
-        print(f"the tracking store is an MLflow server: open {redact(uri)}")
-        return 0
+        print(f"the tracking store is an MLflow server: open {redact(uri)}", flush=True)
+        return _companions_only(companions)
     # a path without a scheme, an unwritable folder, no store there: one line, not MLflow's
     check_store_exists(uri, "train a run first (bpstudy train) or pass --tracking-uri")
     if port is None:
@@ -90,6 +110,7 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
     # a closed terminal (SIGHUP) stops it as Ctrl-C does: the log goes with it
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    started: list[tuple[Companion, subprocess.Popen, Path]] = []
     try:
         if not wait_until_up(url, proc):
             raise TrackingError(
@@ -97,18 +118,97 @@ def ui(port: int | None = None, tracking_uri: str | None = None) -> int:
                 f"{redact(_last_line(log))}; "
                 f"its log: {log}"
             )
-        print(f"MLflow UI on {redact(uri)}: {url}  (Ctrl-C to stop; server log {log})", flush=True)
+        page = landing_page(url)
+        print(f"MLflow UI on {redact(uri)}: {page}  (Ctrl-C to stop; server log {log})", flush=True)
+        for companion in companions:
+            started.append(_start(companion))
         code = proc.wait()
         print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
         return code or 1
     except KeyboardInterrupt:
         print("MLflow UI stopped", flush=True)
         log.unlink(missing_ok=True)
+        for companion, _, its_log in started:
+            print(f"{companion.name} stopped", flush=True)
+            its_log.unlink(missing_ok=True)
         return 0
     finally:
+        for _, other, _ in started:
+            stop_group(other)
         stop_group(proc)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# MLflow 3.18's UI chooses its GenAI or model-training navigation by the URL's
+# `workflowType` (else what the browser last chose, GenAI at first); newer UIs also follow
+# the experiment's mlflow.experimentKind tag (tracking/naming.py). The address printed
+# carries it, so the first page is the study's runs in the model-training view.
+WORKFLOW = "workflowType=machine_learning"
+
+
+def landing_page(url: str) -> str:
+    """The Runs page of the experiment a user most likely came for (the newest that
+    bpstudy made, else the newest other than Default), in the model-training view; the
+    home page if the store holds none. Asked of the server just started (read-only)."""
+    import json
+
+    from bpstudy.tracking.naming import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+
+    try:
+        query = url + "/ajax-api/2.0/mlflow/experiments/search?max_results=1000"
+        with urllib.request.urlopen(query, timeout=10) as r:
+            experiments = json.load(r).get("experiments", [])
+    except (OSError, ValueError):
+        return f"{url}/#/?{WORKFLOW}"
+
+    def ours(e: dict) -> bool:
+        tags = {t["key"]: t.get("value") for t in e.get("tags", [])}
+        return tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING_KIND
+
+    newest = sorted(experiments, key=lambda e: int(e.get("creation_time", 0)), reverse=True)
+    pick = next((e for e in newest if ours(e)), None) or next(
+        (e for e in newest if e.get("name") != "Default"), None
+    )
+    if pick is None:
+        return f"{url}/#/?{WORKFLOW}"
+    return f"{url}/#/experiments/{pick['experiment_id']}/runs?{WORKFLOW}"
+
+
+def _companions_only(companions: list[Companion]) -> int:
+    """With an MLflow server as the store, only the companions run here, until Ctrl-C."""
+    started: list[tuple[Companion, subprocess.Popen, Path]] = []
+    try:
+        for companion in companions:
+            started.append(_start(companion))
+        for _, proc, _ in started:
+            proc.wait()
+        return 0 if not started else 1  # a companion that stopped by itself
+    except KeyboardInterrupt:
+        for companion, _, log in started:
+            print(f"{companion.name} stopped", flush=True)
+            log.unlink(missing_ok=True)
+        return 0
+    finally:
+        for _, proc, _ in started:
+            stop_group(proc)
+
+
+def _start(companion: Companion) -> tuple[Companion, subprocess.Popen, Path]:
+    """Start a companion server (its own session and log, as MLflow's) and wait for it."""
+    handle, name = tempfile.mkstemp(prefix=f"bpstudy-{companion.name}-", suffix=".log")
+    log = Path(name)
+    with os.fdopen(handle, "wb") as out:
+        proc = subprocess.Popen(companion.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, env={**os.environ, **companion.env})  # fmt: skip
+    if not wait_until_up(companion.url, proc, path=companion.check):
+        stop_group(proc)
+        raise TrackingError(
+            f"{companion.name} did not start on {companion.url} ({companion.what}): "
+            f"{redact(_last_line(log))}; its log: {log}"
+        )
+    print(f"{companion.name} on {companion.what}: {companion.url}/  (server log {log})", flush=True)
+    return companion, proc, log
 
 
 def _last_line(log: Path) -> str:
