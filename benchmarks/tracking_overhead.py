@@ -6,8 +6,9 @@ warm-up run first (a new mlflow.db costs a few seconds of table migrations once)
 
     python benchmarks/tracking_overhead.py [--repeats 3]
 
-Targets (issue 3): default settings <= 1.05 x; log_every=1 <= 1.25 x. The same run takes
-8 to 13 s from one try to the next on this machine (a shared VM), so each setting runs
+Targets (issue 3): default settings <= 1.05 x; log_every=1 <= 1.25 x. The same run took
+8 to 13 s from one try to the next on this machine (a shared VM) when this was written,
+and about 3 s in December 2026; so each setting runs
 interleaved repeats and three ratios are printed: of the medians, of the fastest runs
 (the least disturbed, the usual estimate of what the code itself costs), and the median of
 each repeat's own ratio (a tracked run over the untracked one just before it: a slow

@@ -289,6 +289,47 @@ def test_a_space_is_described_in_the_sweep_grammar(tmp_path):
     }
 
 
+def test_spec_params_another_command_logged_meanwhile_are_taken_as_logged(store, tmp_path):
+    """Two commands joining one study at once both found the parent run without the
+    sweep's params and both logged them: MLflow's store reads the run's params, then
+    inserts the new ones, and the later insert failed on the store's unique key; that
+    command exited 1 with a traceback (a CI run of
+    test_two_commands_that_join_one_local_study_at_once_sample_apart). Here the other
+    command's params land just before this one's insert, on a real store."""
+    from sqlalchemy import event
+
+    from bpstudy.sweep.spec import load_spec
+    from bpstudy.sweep.study_metrics import log_spec_params, spec_params
+    from bpstudy.tracking.mlflow_internals import sql_store
+
+    uri, client = store
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
+        "params:\n  model.depth: range(1, 3)\n"
+    )
+    spec = load_spec(str(sweep))
+    run_id = client.create_run(client.create_experiment("joined at once")).info.run_id
+    this = MlflowClient(uri)
+    inserts = []
+
+    def other_command_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO PARAMS"):
+            inserts.append(statement)
+            if len(inserts) == 1:
+                log_spec_params(MlflowClient(uri), run_id, spec)  # another engine, committed
+
+    engine = sql_store(this).engine
+    event.listen(engine, "before_cursor_execute", other_command_first)
+    try:
+        log_spec_params(this, run_id, spec)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_command_first)
+    # the other command's insert, then this one's, refused; asked again, it found them
+    assert len(inserts) == 2
+    assert client.get_run(run_id).data.params == spec_params(spec)
+
+
 # ------------------------------------------------------------------ bpstudy ui --optuna
 
 

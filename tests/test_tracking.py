@@ -21,17 +21,11 @@ from mlflow import MlflowClient
 
 import bpstudy
 from bpstudy.config.serialize import config_hash, flatten, to_dict
-from bpstudy.tracking.ui import stop_group, wait_until_up
+from bpstudy.tracking.ui import free_port, stop_group, wait_until_up
 from bpstudy.training.diagnostics import STATS
 from tests.conftest import listing
 
 TINY = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def interrupt(proc: subprocess.Popen, timeout: float = 60) -> None:

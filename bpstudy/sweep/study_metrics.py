@@ -29,6 +29,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from bpstudy.errors import redact
+from bpstudy.retry import retry
 from bpstudy.sweep.counts import INTERRUPTED_STATE, state_name
 from bpstudy.sweep.spec import SweepSpec, format_value
 from bpstudy.sweep.storage import stored
@@ -70,13 +71,34 @@ def spec_params(spec: SweepSpec) -> dict[str, str]:
 
 def log_spec_params(client, run_id: str, spec: SweepSpec) -> None:
     """The sweep's params the run does not hold yet (a parent run made before bpstudy
-    logged them gets them on resume; one that has them keeps them)."""
+    logged them gets them on resume; one that has them keeps them). Two commands joining
+    one study at once may both find them missing: MLflow's store reads then inserts, so
+    the later insert fails on the store's unique key. It is asked again, and then finds
+    them held."""
     from mlflow.entities import Param
 
-    held = client.get_run(run_id).data.params
-    new = [Param(k, v) for k, v in spec_params(spec).items() if k not in held]
-    for lo in range(0, len(new), 100):
-        client.log_batch(run_id, params=new[lo : lo + 100])
+    def log_missing() -> None:
+        held = client.get_run(run_id).data.params
+        new = [Param(k, v) for k, v in spec_params(spec).items() if k not in held]
+        for lo in range(0, len(new), 100):
+            client.log_batch(run_id, params=new[lo : lo + 100])
+
+    retry(log_missing, seconds=30, retryable=logged_meanwhile, first_delay=0.05)
+
+
+# what a unique key refused says: SQLite, PostgreSQL (psycopg), MySQL; through a tracking
+# server the store's message comes back in the error's text
+_DUPLICATE = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def logged_meanwhile(exc: BaseException) -> bool:
+    """Whether `exc`, or what caused it, is a store's unique key refusing a row that
+    another process inserted first."""
+    while exc is not None:
+        if any(text in str(exc) for text in _DUPLICATE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def study_points(trials: list[FrozenTrial], direction: str | None) -> dict[int, dict[str, float]]:
