@@ -38,7 +38,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py
 
-# the PNGs and tables of README.md and docs/studies.md (about 3 minutes; work folder .figures-work/)
+# the PNGs and tables of README.md and docs/studies.md (about 5 minutes; work folder .figures-work/)
 figures: $(STAMP)
 	$(BIN)/python docs/make_figures.py --work .figures-work
 
