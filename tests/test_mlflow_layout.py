@@ -330,6 +330,36 @@ def test_spec_params_another_command_logged_meanwhile_are_taken_as_logged(store,
     assert client.get_run(run_id).data.params == spec_params(spec)
 
 
+def test_a_store_failing_as_a_finished_sweep_logs_its_metrics_is_one_warning(
+    store, tmp_path, capsys
+):
+    """The parent run's study metrics are logged as the sweep ends; a store error there
+    turned a finished sweep into a failed command with a traceback. Now: one warning line,
+    and the next command logs them."""
+    import optuna
+
+    from bpstudy.sweep.parent import ParentRun
+    from bpstudy.sweep.spec import load_spec
+
+    _, client = store
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
+        "params:\n  model.depth: range(1, 3)\n"
+    )
+    spec = load_spec(str(sweep))
+    study = optuna.create_study(study_name="s")
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    run_id = "0" * 32  # a run the store does not hold: it refuses what is logged to it
+    capsys.readouterr()  # Optuna's own line about the new study
+    ParentRun(client, run_id).record(study, spec, loud=True)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the parent run's study metrics were not logged: ")
+    assert err.count("\n") == 1, err
+    ParentRun(client, run_id).record(study, spec, loud=False)  # a sweep that failed: quiet
+    assert capsys.readouterr().err == ""
+
+
 # ------------------------------------------------------------------ bpstudy ui --optuna
 
 
@@ -345,4 +375,11 @@ def test_ui_optuna_without_a_storage_is_one_line_and_writes_nothing(cli, tmp_pat
     )
     out = cli("ui", "--storage", "journal:x.journal", timeout=60)
     assert out.returncode == 2 and "go with --optuna" in out.stderr
+    for port in ("70000", "0"):  # 70000 was an OverflowError traceback; 0 a 120 s wait
+        out = cli("ui", "--optuna", "--optuna-port", port, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == (
+            f"bpstudy: error: --optuna-port {port}: a port is 1 to 65535 (omit it for 8080 "
+            "or a free one)\n"
+        )
     assert listing(tmp_path) == before

@@ -24,6 +24,10 @@ DEFAULT_PORT = 8080  # optuna-dashboard's own
 
 def optuna_dashboard(storage_url: str, port: int | None = None) -> Companion:
     """The optuna-dashboard server on `storage_url`, checked first (one line, exit 2)."""
+    if port is not None and not 1 <= port <= 65535:
+        raise BpstudyError(
+            f"--optuna-port {port}: a port is 1 to 65535 (omit it for {DEFAULT_PORT} or a free one)"
+        )
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise BpstudyError(
             "--optuna: optuna-dashboard is not installed; pip install 'bpstudy[dashboard]' "

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import sys
 from dataclasses import dataclass
 
-from bpstudy.errors import BpstudyError, redact, without_password
+from bpstudy.errors import BpstudyError, first_line, redact, without_password
 from bpstudy.sweep.spec import SweepSpec
 from bpstudy.sweep.storage import PARENT_ATTR, STORE_ATTR, is_rdb, stored
 from bpstudy.sweep.study_metrics import log_spec_params, log_study_metrics
@@ -30,10 +31,17 @@ class ParentRun:
     experiment_id: str | None = None
 
     def record(self, study, spec: SweepSpec, loud: bool) -> None:
-        """The study's metrics by trial number (sweep.study_metrics), as the sweep ends."""
-        if self.client is not None and self.run_id is not None and study is not None:
-            with _quiet_unless(loud):
-                log_study_metrics(self.client, self.run_id, study, spec)
+        """The study's metrics by trial number (sweep.study_metrics), as the sweep ends.
+        A store that fails here costs a finished sweep nothing but a warning line (`loud`)
+        and the points, which the next command logs: they are a summary, not the results."""
+        if self.client is None or self.run_id is None or study is None:
+            return
+        try:
+            log_study_metrics(self.client, self.run_id, study, spec)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            if loud:
+                print(f"warning: the parent run's study metrics were not logged: "
+                      f"{redact(first_line(exc))}", file=sys.stderr, flush=True)  # fmt: skip
 
     def end(self, status: str) -> None:
         if self.client is not None and self.run_id is not None:

@@ -201,7 +201,12 @@ def _start(companion: Companion) -> tuple[Companion, subprocess.Popen, Path]:
     with os.fdopen(handle, "wb") as out:
         proc = subprocess.Popen(companion.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, env={**os.environ, **companion.env})  # fmt: skip
-    if not wait_until_up(companion.url, proc, path=companion.check):
+    try:
+        up = wait_until_up(companion.url, proc, path=companion.check)
+    except BaseException:  # Ctrl-C while it starts: it is in no caller's list yet
+        stop_group(proc)
+        raise
+    if not up:
         stop_group(proc)
         raise TrackingError(
             f"{companion.name} did not start on {companion.url} ({companion.what}): "

@@ -4,13 +4,14 @@ The outcome (outcome.py) answers "did the gradient reach the first layer?"; this
 "did the network learn?". A run may show several symptoms; its verdict is the first of
 them in this order, or `learned` when it shows none. Thresholds come from the `outcome`
 config node; `initial` is the loss of the first logged batch (before any update has
-shown), `chance` is 1 / classes. The unstable rule measures loss against a `scale`: the
-initial loss, but never more than guessing's loss ln(classes) under cross-entropy. A
-network whose initialisation already loses far more than guessing (a deep net that
-explodes at the start) would otherwise hide its later spikes under that first loss: the
-deep_residual_bn preset starts at 49, spikes to 139 after its first epoch (guessing:
-2.3), and its ratio to the initial loss (2.8) sat just under the bound, on one side or the
-other by numpy's release.
+shown), `chance` is 1 / classes. The unstable rule measures the first epoch, and what
+counts as noise, against a `scale`: the initial loss, but never more than guessing's loss
+ln(classes) under cross-entropy. A network whose initialisation already loses far more
+than guessing (a deep net that explodes at the start) would otherwise hide a first-epoch
+spike under that first loss: the deep_residual_bn preset starts at 49, spikes to 139
+after its first epoch (guessing: 2.3), and its ratio to the initial loss (2.8) sat just
+under the bound, on one side or the other by numpy's release. Later epochs are measured
+against the lowest epoch before them; a logged batch against the initial loss.
 
 | symptom    | rule                                                                           |
 |------------|--------------------------------------------------------------------------------|
