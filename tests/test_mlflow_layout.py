@@ -289,6 +289,18 @@ def test_a_space_is_described_in_the_sweep_grammar(tmp_path):
     }
 
 
+def tiny_spec(tmp_path):
+    """The spec of a two-trial sweep file in tmp_path."""
+    from bpstudy.sweep.spec import load_spec
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
+        "params:\n  model.depth: range(1, 3)\n"
+    )
+    return load_spec(str(sweep))
+
+
 def test_spec_params_another_command_logged_meanwhile_are_taken_as_logged(store, tmp_path):
     """Two commands joining one study at once both found the parent run without the
     sweep's params and both logged them: MLflow's store reads the run's params, then
@@ -298,17 +310,11 @@ def test_spec_params_another_command_logged_meanwhile_are_taken_as_logged(store,
     command's params land just before this one's insert, on a real store."""
     from sqlalchemy import event
 
-    from bpstudy.sweep.spec import load_spec
     from bpstudy.sweep.study_metrics import log_spec_params, spec_params
     from bpstudy.tracking.mlflow_internals import sql_store
 
     uri, client = store
-    sweep = tmp_path / "s.yaml"
-    sweep.write_text(
-        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
-        "params:\n  model.depth: range(1, 3)\n"
-    )
-    spec = load_spec(str(sweep))
+    spec = tiny_spec(tmp_path)
     run_id = client.create_run(client.create_experiment("joined at once")).info.run_id
     this = MlflowClient(uri)
     inserts = []
@@ -339,15 +345,9 @@ def test_a_store_failing_as_a_finished_sweep_logs_its_metrics_is_one_warning(
     import optuna
 
     from bpstudy.sweep.parent import ParentRun
-    from bpstudy.sweep.spec import load_spec
 
     _, client = store
-    sweep = tmp_path / "s.yaml"
-    sweep.write_text(
-        "study_name: s\nmetric: val/loss\ndirection: minimize\nn_trials: 2\n"
-        "params:\n  model.depth: range(1, 3)\n"
-    )
-    spec = load_spec(str(sweep))
+    spec = tiny_spec(tmp_path)
     study = optuna.create_study(study_name="s")
     study.add_trial(optuna.trial.create_trial(value=1.0))
     run_id = "0" * 32  # a run the store does not hold: it refuses what is logged to it

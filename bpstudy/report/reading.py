@@ -18,9 +18,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from bpstudy.report.depths import DEPTH, depths
 from bpstudy.report.levels import MAX_LEVELS, format_value, sort_key
 from bpstudy.report.table import PARAM_PREFIX, evidence, grad_columns
+from bpstudy.tracking.theory import THEORY_RATIO
 
 BAD_OUTCOMES = ("diverged", "exploding", "vanishing", "failed")
-THEORY_RATIO = "theory/ratio_log10"  # the run's predicted log10 first/last ratio at step 0
 FLOW_LOG10 = 3.0  # orders of magnitude between first and last layer: the outcome tag's default
 ROUGH_BELOW = 10  # fewer completed trials than this: importances are a rough guide
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")

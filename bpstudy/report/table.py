@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bpstudy.sweep.counts import INTERRUPTED_STATE, state_name
 from bpstudy.sweep.interrupt import was_interrupted
+from bpstudy.tracking.theory import THEORY_RATIO
 
 PARAM_PREFIX = "params_"
 GRAD_PREFIX = "grad_norm/L"
@@ -48,7 +49,7 @@ FINAL_METRICS = (
     "test/loss",
     "test/accuracy",
     "grad_norm/ratio_log10",
-    "theory/ratio_log10",
+    THEORY_RATIO,
     "lr",
     "epoch",
 )

@@ -128,9 +128,7 @@ def ui(port: int | None = None, tracking_uri: str | None = None,
     except KeyboardInterrupt:
         print("MLflow UI stopped", flush=True)
         log.unlink(missing_ok=True)
-        for companion, _, its_log in started:
-            print(f"{companion.name} stopped", flush=True)
-            its_log.unlink(missing_ok=True)
+        _say_stopped(started)
         return 0
     finally:
         for _, other, _ in started:
@@ -185,13 +183,18 @@ def _companions_only(companions: list[Companion]) -> int:
             proc.wait()
         return 0 if not started else 1  # a companion that stopped by itself
     except KeyboardInterrupt:
-        for companion, _, log in started:
-            print(f"{companion.name} stopped", flush=True)
-            log.unlink(missing_ok=True)
+        _say_stopped(started)
         return 0
     finally:
         for _, proc, _ in started:
             stop_group(proc)
+
+
+def _say_stopped(started: list[tuple[Companion, subprocess.Popen, Path]]) -> None:
+    """After Ctrl-C: each companion's line, and its log gone (it ended as asked)."""
+    for companion, _, log in started:
+        print(f"{companion.name} stopped", flush=True)
+        log.unlink(missing_ok=True)
 
 
 def _start(companion: Companion) -> tuple[Companion, subprocess.Popen, Path]:
