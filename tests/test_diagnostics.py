@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bpstudy.learning_rule import Backprop
-from bpstudy.training.diagnostics import COL, unit_stats
+from bpstudy.training.diagnostics import COL, Diagnostics, unit_stats
 from bpstudy.training.events import Listener
 from bpstudy.training.gradient_noise import error_sq_norms, input_sq_norms, rowwise_sq_norms
 from tests.conftest import trainer_for
@@ -28,6 +28,38 @@ def test_unit_stats_count_units_not_entries():
     assert dead[0] == 0.25  # only the unit saturated on every example
     assert saturation[0] == 0.5  # 10 and 9 of 10 are >= 90%
     assert entries[0] == 24 / 40
+
+
+@pytest.mark.parametrize("mean", [0.0, 0.5, 1.0 - 1e-3])
+def test_act_std_keeps_its_digits_where_the_mean_dominates(mean):
+    """float32 activations of one layer with a spread of 1e-4 around `mean` (a saturated
+    sigmoid layer at 1 - 1e-3): the std matches float64's to 1e-5, though E[a^2] - E[a]^2
+    of float32 sums would cancel to noise."""
+    rng = np.random.default_rng(0)
+    acts = (mean + 1e-4 * rng.standard_normal((3, 64, 32))).astype(np.float32)
+    acts[1] = rng.standard_normal((64, 32))  # a layer of the usual kind beside it
+    act_sq = rowwise_sq_norms(acts.reshape(-1, 32)).reshape(3, 64)
+    std = Diagnostics()._act_std(acts, act_sq)
+    expected = acts.astype(np.float64).reshape(3, -1).std(axis=1)
+    np.testing.assert_allclose(std, expected, rtol=1e-5)
+
+
+def test_saturated_counts_agree_across_chunks(small_cfg, monkeypatch):
+    """Flags made two layers at a time (chunks of 2, 2 and 1 layers) count what the
+    definition counts, layer by layer."""
+    from bpstudy.model.activations import SATURATED_BELOW
+    from bpstudy.training import diagnostics
+
+    cfg = small_cfg("model.depth=5", "model.activation=tanh", "model.init.sigma_w=2.5",
+                    "model.init.scheme=normal", "trainer.log_every=1")  # fmt: skip
+    trainer = trainer_for(cfg)
+    logged_row(trainer)
+    acts = trainer.net.last_workspace.acts
+    monkeypatch.setattr(diagnostics, "CHUNK_BYTES", 2 * acts[0].nbytes)
+    counts = Diagnostics()._saturated_counts(trainer.net, acts)
+    expected = (1.0 - acts.astype(np.float64) ** 2 < SATURATED_BELOW).sum(axis=1)
+    assert 0 < expected.sum() < expected.size * acts.shape[1]  # some saturate, not all
+    np.testing.assert_array_equal(counts, expected)
 
 
 def test_dead_is_zero_for_a_linear_net(small_cfg):
@@ -108,7 +140,8 @@ def test_gradient_noise_matches_a_per_example_loop(small_cfg, extra):
     row = logged_row(trainer, B)
     ws = net.last_workspace
     delta_sq = rowwise_sq_norms(ws.deltas.reshape(-1, net.arch.width)).reshape(net.depth, B)
-    norms = B * np.sqrt(error_sq_norms(net, delta_sq) * (input_sq_norms(net) + 1.0))
+    act_sq = rowwise_sq_norms(ws.acts.reshape(-1, net.arch.width)).reshape(net.depth, B)
+    norms = B * np.sqrt(error_sq_norms(net, delta_sq) * (input_sq_norms(net, act_sq) + 1.0))
     net.theta[...] = theta  # the statistics were taken before the step
     for i in range(net.depth):
         g = per_example_grads(net, X, y, i)

@@ -63,6 +63,8 @@ STATS = (
     "norm_test",
 )
 COL = {name: j for j, name in enumerate(STATS)}
+CANCELLATION = 10.0  # act_std recomputes a layer whose E[a^2] exceeds 10x its variance
+CHUNK_BYTES = 1 << 19  # the saturation flags' buffer: a quarter of a 2 MiB L2 cache
 SATURATED_SHARE = 0.9  # a unit counts in `saturation` when saturated on >= 90% of the batch
 EXTRA_STATS = ("alignment", "feedback_angle")  # what a non-backprop rule may add
 
@@ -163,9 +165,7 @@ class Diagnostics(Listener):
         self._scratch: dict[str, np.ndarray] = {}
 
     def scratch(self, name: str, shape: tuple[int, ...], dtype, fill: float | None = None):
-        """A buffer kept between logging steps, filled with `fill` when (re)made. The
-        centred activations and the saturation flags share one ("work"): a smaller
-        footprint in the cache the training step needs."""
+        """A buffer kept between logging steps, filled with `fill` when (re)made."""
         buf = self._scratch.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._scratch[name] = np.empty(shape, dtype=dtype)
@@ -188,36 +188,55 @@ class Diagnostics(Listener):
         row[:, COL["grad_norm"]] = np.sqrt(grad_sq)
         delta_sq = rowwise_sq_norms(ws.deltas.reshape(L * N, width)).reshape(L, N)
         row[:, COL["delta_norm"]] = np.sqrt(N * delta_sq.sum(axis=1))
-        row[:, COL["act_std"]] = self._act_std(ws.acts)
+        act_sq = rowwise_sq_norms(ws.acts.reshape(L * N, width)).reshape(L, N)
+        row[:, COL["act_std"]] = self._act_std(ws.acts, act_sq)
         counts = self._saturated_counts(net, ws.acts)
         row[:, COL["dead"]], row[:, COL["saturation"]], row[:, COL["saturated_entries"]] = (
             unit_stats(counts, N)
         )
         signal = data_grad_sq_norms(net, grad_sq)
         row[:, COL["grad_snr"]], row[:, COL["norm_test"]] = noise_stats(
-            error_sq_norms(net, delta_sq), input_sq_norms(net), signal
+            error_sq_norms(net, delta_sq), input_sq_norms(net, act_sq), signal
         )
         if len(self.columns) > len(STATS):
             self._extra(trainer, row)  # after the error signals are read: it re-runs backward
         self._pending = row
 
-    def _act_std(self, acts: np.ndarray) -> np.ndarray:
-        """(depth,) std of each layer's activations over batch and units."""
-        A = acts.reshape(acts.shape[0], -1)
-        n = A.shape[1]
-        ones = self.scratch("ones_entries", (n,), A.dtype, 1.0)
-        mean = (A @ ones) / n  # row sums as one BLAS matrix-vector product
-        work = self.scratch("work", acts.shape, acts.dtype).reshape(A.shape)
-        centred = np.subtract(A, mean[:, None], out=work)
-        return np.sqrt(rowwise_sq_norms(centred) / n)
+    def _act_std(self, acts: np.ndarray, act_sq: np.ndarray) -> np.ndarray:
+        """(depth,) std of each layer's activations over batch and units, from the
+        per-example sums and act_sq, the per-example sums of squares (both (depth, N),
+        added up in float64): var = E[a^2] - E[a]^2, one pass over acts. Where the mean
+        dominates (E[a^2] > CANCELLATION * var, e.g. a saturated sigmoid layer) the
+        subtraction would lose the digits float32 sums keep; such a layer is centred
+        and summed again."""
+        L, N, width = acts.shape
+        n = N * width
+        ones = self.scratch("ones_width", (width,), acts.dtype, 1.0)
+        sums = (acts.reshape(L * N, width) @ ones).reshape(L, N)  # BLAS matrix-vector
+        mean = sums.sum(axis=1, dtype=np.float64) / n
+        mean_sq = act_sq.sum(axis=1) / n
+        var = mean_sq - mean**2
+        for i in np.flatnonzero(mean_sq > CANCELLATION * var):
+            work = self.scratch("centred", (N, width), acts.dtype)
+            centred = np.subtract(acts[i], mean[i].astype(acts.dtype), out=work).ravel()
+            var[i] = np.dot(centred, centred) / n
+        return np.sqrt(var)
 
     def _saturated_counts(self, net, acts: np.ndarray) -> np.ndarray:
-        """(depth, width): on how many examples of the batch each unit is saturated."""
-        N = acts.shape[1]
+        """(depth, width): on how many examples of the batch each unit is saturated. The
+        flags are made a few layers at a time, in a buffer of at most CHUNK_BYTES that
+        stays in cache beside what the training step needs."""
+        L, N, width = acts.shape
         act = net.blocks[0].activation  # one activation for every hidden layer
-        flags = act.saturated(acts, out=self.scratch("work", acts.shape, acts.dtype))
+        per = max(1, CHUNK_BYTES // (N * width * acts.itemsize))  # layers per chunk
+        work = self.scratch("flags", (min(per, L), N, width), acts.dtype)
         ones = self.scratch("ones_batch", (N,), acts.dtype, 1.0)
-        return np.matmul(ones, flags)  # (L, width): a batch of BLAS matrix-vector products
+        counts = np.empty((L, width), dtype=acts.dtype)
+        for start in range(0, L, per):
+            stop = min(start + per, L)
+            flags = act.saturated(acts[start:stop], out=work[: stop - start])
+            np.matmul(ones, flags, out=counts[start:stop])  # BLAS matrix-vector products
+        return counts
 
     def _extra(self, trainer, row: np.ndarray) -> None:
         for j, name in enumerate(self.columns[len(STATS) :], start=len(STATS)):

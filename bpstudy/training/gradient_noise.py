@@ -51,15 +51,15 @@ def rowwise_sq_norms(A: np.ndarray) -> np.ndarray:
     return np.matmul(A[:, None, :], A[:, :, None]).reshape(-1)
 
 
-def input_sq_norms(net: Network) -> np.ndarray:
-    """(depth, B): ||a_n||^2 of each hidden Linear layer's input, per example. Without
-    residual skips or dropout, layer i's input is layer i-1's activation: one call for all."""
-    acts = net.last_workspace.acts  # (depth, B, width)
-    depth, B, width = acts.shape
+def input_sq_norms(net: Network, act_sq: np.ndarray) -> np.ndarray:
+    """(depth, B): ||a_n||^2 of each hidden Linear layer's input, per example, given
+    act_sq: (depth, B), the same of each layer's activation. Without residual skips or
+    dropout, layer i's input is layer i-1's activation: nothing more to compute."""
+    depth, B = act_sq.shape
     out = np.empty((depth, B))
     out[0] = rowwise_sq_norms(net.blocks[0].dense.x)
     if not net.arch.residual and not net.arch.dropout:
-        out[1:] = rowwise_sq_norms(acts[:-1].reshape(-1, width)).reshape(depth - 1, B)
+        out[1:] = act_sq[:-1]
     else:
         for i in range(1, depth):
             out[i] = rowwise_sq_norms(net.blocks[i].dense.x)
