@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +22,6 @@ __all__ = [
     "ContrastiveHebbian",
     "DirectFeedbackAlignment",
     "EnergyRule",
-    "EnergySettings",
     "EquilibriumPropagation",
     "FeedbackAlignment",
     "LearningRule",
@@ -42,35 +40,24 @@ RULES = (
 )
 
 
-@dataclass(frozen=True)
-class EnergySettings:
-    """The energy-based rules' values (each takes its own)."""
-
-    settle: SettleSettings = field(default_factory=SettleSettings)
-    feedback_gain: float = 0.1  # contrastive_hebbian's gamma
-    beta: float = 0.05  # equilibrium_propagation's nudging strength
-    symmetric_nudging: bool = True
-
-
 def make_learning_rule(
     name: str,
     weight_shapes: Sequence[tuple[int, int]] = (),
     rng: np.random.Generator | None = None,
     scale: float = 1.0,
     dtype: np.dtype | str = np.float32,
-    energy: EnergySettings | None = None,
 ) -> LearningRule:
     """The rule `name` for a network whose weights (hidden.0.W, ..., output.W) have
-    `weight_shapes`; feedback matrices are drawn from `rng` (Seeds(seed).rng("feedback"))."""
+    `weight_shapes`; feedback matrices are drawn from `rng` (Seeds(seed).rng("feedback")).
+    The energy-based rules come with their default settings here; construct
+    ContrastiveHebbian or EquilibriumPropagation for others (training/run.py does)."""
     if name not in RULES:
         raise ValueError(f"unknown learning rule {name!r}; allowed: {', '.join(RULES)}")
     if name == "backprop":
         return Backprop()
     if name in ("contrastive_hebbian", "equilibrium_propagation"):
-        e = energy or EnergySettings()
-        if name == "contrastive_hebbian":
-            return ContrastiveHebbian(e.settle, e.feedback_gain)
-        return EquilibriumPropagation(e.settle, e.beta, e.symmetric_nudging)
+        rule = ContrastiveHebbian if name == "contrastive_hebbian" else EquilibriumPropagation
+        return rule(SettleSettings())
     if rng is None:
         raise ValueError(f"learning rule {name!r} needs a random generator for its feedback")
     if not weight_shapes:

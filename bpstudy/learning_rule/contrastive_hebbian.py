@@ -39,6 +39,11 @@ class ContrastiveHebbian(EnergyRule):
     def phases(self) -> tuple[str, ...]:
         return ("free", "clamped")
 
+    def residual_weights(self, depth: int) -> np.ndarray:
+        """gamma^(k - L) for layer k = 1..L (L = depth + 1, the output): the update's
+        scale, and the weight of each layer's state change in a sweep's residual."""
+        return self.gain ** (np.arange(depth + 1, dtype=np.float64) - depth)
+
     def update(self, net: Network, X: np.ndarray, y: np.ndarray) -> BatchResult:
         targets = net.targets(y)
         N, depth = X.shape[0], net.depth
@@ -54,9 +59,7 @@ class ContrastiveHebbian(EnergyRule):
         clamped.copy_from(free)
         clamped.out[...] = targets
         clamped_settle = self.settle(net, clamped, sc, "clamped", clamp_out=True)
-        c = 2.0 / (N * net.arch.out_dim)
-        # layer k = 1..L (0-based k - 1 here): gamma^(k - L) with L = depth + 1
-        scales = c * self.gain ** (np.arange(depth + 1, dtype=np.float64) - depth)
+        scales = 2.0 / (N * net.arch.out_dim) * self.residual_weights(depth)
         self.contrast(net, X, free, clamped, scales, ws.deltas)
         settles = (free_settle, clamped_settle)
         self.record(settles)

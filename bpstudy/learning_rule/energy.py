@@ -20,10 +20,15 @@ descent on E, so E falls at every sweep and the iteration settles; relu and line
 leave E unbounded below (states can grow without limit), hence the activation set.
 
 One sweep updates every layer once, bottom-up: from zero states, the first free sweep is
-exactly the feedforward pass. A phase stops when the largest state change of a sweep
-(over batch, units and layers) is at most `tol`, or after `steps` sweeps; a phase that
-stops unsettled is counted (`unsettled`) and reported, never silent. The input's drive
-X W_1 + b_1 is the same in every sweep and phase, so it is computed once per batch.
+exactly the feedforward pass. A sweep's residual is the largest state change of any layer
+(over batch and units) beyond rounding (ROUNDING units of the dtype's eps: the states of
+bounded activations are at most 1 in size), each layer's change weighted by the rule's
+`residual_weights`: the scale of that layer's error in the update against the output's
+(contrastive Hebbian learning: gamma^(k - L), so a layer whose contrast is gamma^(L - k)
+smaller settles that much finer; equilibrium propagation: 1). A phase stops when the
+residual is at most `tol`, or after `steps` sweeps; a phase that stops unsettled is
+counted (`unsettled`) and reported, never silent. The input's drive X W_1 + b_1 is the
+same in every sweep and phase, so it is computed once per batch.
 
 The update of W_k contrasts the correlations s_{k-1}^T s_k of two phases (a: the free
 phase, b: the clamped or nudged one), scaled by the rule:
@@ -47,6 +52,8 @@ from bpstudy.model import Network
 from bpstudy.vocabulary import ENERGY_ACTIVATIONS  # bounded, strictly increasing f
 
 __all__ = ["ENERGY_ACTIVATIONS", "EnergyRule", "SettleSettings", "States"]
+
+ROUNDING = 4  # state changes within 4 eps of the dtype are rounding, not settling
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,12 @@ class EnergyRule(LearningRule):
     def phases(self) -> tuple[str, ...]:
         """The phases of a training step, free first (the names of settle/* metrics)."""
         raise NotImplementedError
+
+    def residual_weights(self, depth: int) -> np.ndarray:
+        """(depth + 1,): how much a state change of each layer (hidden 1..depth, then the
+        output) counts in a sweep's residual: the scale of its error in the update
+        against the output layer's. Equal by default."""
+        return np.ones(depth + 1)
 
     def step_stats(self) -> tuple[str, ...]:
         """The per-step scalars this rule reports (docs/reference.md: settle metrics)."""
@@ -186,10 +199,12 @@ class EnergyRule(LearningRule):
         output after the first sweep (from zero states: the feedforward scores)."""
         tol, steps = self.settle_settings.tol, self.settle_settings.steps
         pull = beta * out_target if beta else None  # (N, out_dim), the same every sweep
+        weights = self.residual_weights(net.depth).tolist()
+        floor = ROUNDING * float(np.finfo(net.dtype).eps)
         own = st.hidden  # the phase's buffer; sweeps alternate it with scratch.spare
         residual, sweeps = np.inf, 0
         while sweeps < steps:
-            residual = self.sweep(net, st, scratch, pull, beta, clamp_out)
+            residual = self.sweep(net, st, scratch, pull, beta, clamp_out, weights, floor)
             sweeps += 1
             if sweeps == 1 and first_out is not None:
                 first_out[...] = st.out
@@ -209,8 +224,11 @@ class EnergyRule(LearningRule):
         pull: np.ndarray | None,
         beta: float,
         clamp_out: bool,
+        weights: list[float],
+        floor: float,
     ) -> float:
-        """One bottom-up Gauss-Seidel sweep; returns the largest state change. Layer i's
+        """One bottom-up Gauss-Seidel sweep; returns its residual: the largest state change
+        beyond `floor` of a layer, times the layer's weight (hidden..., output). Layer i's
         new state goes to scratch.spare[i], read by layer i + 1 in the same sweep, while
         the layer above is still the old st.hidden[i + 1]; then the two swap."""
         g, depth, old, new = self.gain, net.depth, st.hidden, scratch.spare
@@ -232,7 +250,8 @@ class EnergyRule(LearningRule):
                 u += prod
             block.activation.forward(u)  # in place: u is now the new state
             np.subtract(u, old[i], out=prod)
-            residual = max(residual, float(np.abs(prod, out=prod).max(initial=0.0)))
+            change = float(np.abs(prod, out=prod).max(initial=0.0))
+            residual = max(residual, (change - floor) * weights[i])
         st.hidden, scratch.spare = new, old
         if not clamp_out:
             out = np.matmul(new[-1], net.output.W, out=scratch.new_out)
@@ -241,7 +260,8 @@ class EnergyRule(LearningRule):
                 out += pull
                 out *= 1.0 / (1.0 + beta)
             diff = np.subtract(out, st.out, out=scratch.diff_out)
-            residual = max(residual, float(np.abs(diff, out=diff).max(initial=0.0)))
+            change = float(np.abs(diff, out=diff).max(initial=0.0))
+            residual = max(residual, (change - floor) * weights[-1])
             st.out, scratch.new_out = out, st.out
         return residual
 
@@ -280,6 +300,8 @@ class EnergyRule(LearningRule):
             d *= scales[k]  # the layer's error: (N, units)
             np.matmul(below_a.T, d, out=dense.dW)
             if d_below is not None:
-                dense.dW += d_below.T @ top_b * (scales[k] / scales[k - 1])
+                corr = d_below.T @ top_b
+                corr *= float(scales[k] / scales[k - 1])  # a Python float keeps the dtype
+                dense.dW += corr
             np.add.reduce(d, axis=0, out=dense.db)
             below_a, d_below = top_a, d

@@ -33,10 +33,11 @@ from __future__ import annotations
 import numpy as np
 
 from bpstudy.learning_rule.base import BatchResult, Settle
-from bpstudy.learning_rule.energy import EnergyRule, SettleSettings, States
+from bpstudy.learning_rule.energy import ROUNDING, EnergyRule, SettleSettings, States
 from bpstudy.model import Network
 
-ADJOINT_RTOL = 1e-9  # implicit differentiation: stop when a sweep changes mu by less
+ADJOINT_RTOL = 1e-9  # implicit differentiation: stop when a sweep changes mu by less,
+# relative to its size (in float32: ROUNDING eps, below which a change is rounding)
 
 
 class EquilibriumPropagation(EnergyRule):
@@ -113,23 +114,25 @@ class EquilibriumPropagation(EnergyRule):
         for i, block in enumerate(net.blocks):
             block.activation.derivative(S[i], out=slopes[i])
         mu, mu_out = np.zeros_like(S), np.zeros_like(out)
+        new_out, above = np.empty_like(out), np.empty_like(S[0])
         W = [blk.dense.W for blk in net.blocks] + [net.output.W]
+        rtol = max(ADJOINT_RTOL, ROUNDING * float(np.finfo(S.dtype).eps))
         self.adjoint_sweeps = 0
         while self.adjoint_sweeps < 4 * self.settle_settings.steps:
             self.adjoint_sweeps += 1
-            change = 0.0
-            new_out = batch.dscores + mu[-1] @ W[-1]
-            change = max(change, float(np.abs(new_out - mu_out).max(initial=0.0)))
+            np.matmul(mu[-1], W[-1], out=new_out)
+            new_out += batch.dscores
+            change = float(np.abs(new_out - mu_out).max(initial=0.0))
             mu_out[...] = new_out
             for i in range(depth - 1, -1, -1):
-                above = mu[i + 1] @ W[i + 1].T if i + 1 < depth else mu_out @ W[-1].T
+                np.matmul(mu[i + 1] if i + 1 < depth else mu_out, W[i + 1].T, out=above)
                 if i > 0:
                     above += mu[i - 1] @ W[i]
                 above *= slopes[i]
                 change = max(change, float(np.abs(above - mu[i]).max(initial=0.0)))
                 mu[i] = above
             size = max(float(np.abs(mu).max(initial=0.0)), float(np.abs(mu_out).max()))
-            if change <= ADJOINT_RTOL * size:
+            if change <= rtol * size:
                 break
         layers = [*(blk.dense for blk in net.blocks), net.output]
         states = [*S, out]

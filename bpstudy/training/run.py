@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bpstudy.config.schema import Config
+from bpstudy.config.schema import ENERGY_RULES, Config
 from bpstudy.config.schema import resolve_loss as validate_loss
 from bpstudy.data import Dataset, load_dataset
 from bpstudy.learning_rule import (
-    EnergySettings,
+    ContrastiveHebbian,
+    EquilibriumPropagation,
     LearningRule,
     SettleSettings,
     make_learning_rule,
@@ -157,20 +158,19 @@ def build_schedule(c: Config, steps_per_epoch: int) -> Schedule:
 
 def build_learning_rule(c: Config, net: Network) -> LearningRule:
     """The configured rule for `net`, its feedback matrices from their own seed stream."""
-    shapes = [W.shape for name, W in net.parameters().items() if name.endswith(".W")]
     r = c.learning_rule
+    if r.name in ENERGY_RULES:  # ContrastiveHebbianConfig | EquilibriumPropagationConfig
+        settle = SettleSettings(r.settle_steps, r.settle_tol)
+        if r.name == "contrastive_hebbian":
+            return ContrastiveHebbian(settle, r.feedback_gain)
+        return EquilibriumPropagation(settle, r.beta, r.symmetric_nudging)
+    shapes = [W.shape for name, W in net.parameters().items() if name.endswith(".W")]
     return make_learning_rule(
         r.name,
         weight_shapes=shapes,
         rng=Seeds(c.trainer.seed).rng("feedback"),
-        scale=getattr(r, "scale", 1.0),
+        scale=getattr(r, "scale", 1.0),  # the feedback-alignment rules' only setting
         dtype=net.dtype,
-        energy=EnergySettings(
-            settle=SettleSettings(getattr(r, "settle_steps", 100), getattr(r, "settle_tol", 1e-4)),
-            feedback_gain=getattr(r, "feedback_gain", 0.1),
-            beta=getattr(r, "beta", 0.05),
-            symmetric_nudging=getattr(r, "symmetric_nudging", True),
-        ),
     )
 
 
