@@ -74,10 +74,12 @@ class States:
 
     hidden: np.ndarray
     out: np.ndarray
+    zero: bool = False  # all states zero (start_free), until the next sweep
 
     def copy_from(self, other: States) -> None:
         self.hidden[...] = other.hidden
         self.out[...] = other.out
+        self.zero = other.zero
 
 
 @dataclass
@@ -233,21 +235,26 @@ class EnergyRule(LearningRule):
         the layer above is still the old st.hidden[i + 1]; then the two swap."""
         g, depth, old, new = self.gain, net.depth, st.hidden, scratch.spare
         prod = scratch.prod
+        feedback, st.zero = not st.zero, False  # from zero states the feedback is zero
         residual = 0.0
         for i, block in enumerate(net.blocks):
-            if i + 1 < depth:
-                np.matmul(old[i + 1], net.blocks[i + 1].dense.W.T, out=prod)
-            else:
-                np.matmul(st.out, net.output.W.T, out=prod)
-            if g != 1.0:
-                prod *= g
+            if feedback:
+                if i + 1 < depth:
+                    np.matmul(old[i + 1], net.blocks[i + 1].dense.W.T, out=prod)
+                else:
+                    np.matmul(st.out, net.output.W.T, out=prod)
+                if g != 1.0:
+                    prod *= g
             u = new[i]
-            if i == 0:
+            if i == 0 and feedback:
                 np.add(scratch.drive, prod, out=u)
+            elif i == 0:
+                np.copyto(u, scratch.drive)
             else:
                 np.matmul(new[i - 1], block.dense.W, out=u)
                 u += block.dense.b
-                u += prod
+                if feedback:
+                    u += prod
             block.activation.forward(u)  # in place: u is now the new state
             np.subtract(u, old[i], out=prod)
             change = float(np.abs(prod, out=prod).max(initial=0.0))
@@ -266,9 +273,11 @@ class EnergyRule(LearningRule):
         return residual
 
     def start_free(self, st: States) -> None:
-        """Zero states: the first sweep is then the feedforward pass."""
+        """Zero states: the first sweep is then the feedforward pass (and skips the
+        feedback products, all zero)."""
         st.hidden.fill(0.0)
         st.out.fill(0.0)
+        st.zero = True
 
     def record(self, settles: tuple[Settle, ...]) -> None:
         for s in settles:
