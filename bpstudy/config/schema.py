@@ -242,7 +242,7 @@ class ContrastiveHebbianConfig:
     name: Literal["contrastive_hebbian"] = "contrastive_hebbian"
     feedback_gain: float = field(default=0.1, metadata={"gt": 0.0})  # gamma
     settle_steps: int = field(default=100, metadata={"ge": 1})  # most sweeps per phase
-    settle_tol: float = field(default=1e-4, metadata={"ge": 0.0})  # settled: no state moves more
+    settle_tol: float = field(default=1e-4, metadata={"ge": 0.0})  # settled: residual at most
 
 
 @dataclass(frozen=True)
