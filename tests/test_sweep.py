@@ -513,6 +513,24 @@ def test_unreachable_storage_is_one_line_exit_2(cli, tmp_path, kind):
     assert list(tmp_path.iterdir()) == [path]  # no mlflow.db either
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BPSTUDY_HEARTBEAT_SECONDS", "ten"),
+        ("BPSTUDY_HEARTBEAT_GRACE_SECONDS", "0"),
+        ("BPSTUDY_STORAGE_RETRY_SECONDS", "-5"),
+    ],
+)
+def test_a_bad_storage_tuning_variable_is_one_line_exit_2(cli, tmp_path, name, value):
+    """docs/reference.md's storage variables: a value that is no number of seconds > 0
+    was quietly replaced by the default; now it is refused before anything is written."""
+    path = write_sweep(tmp_path, "bad")
+    out = cli("sweep", str(path), "--progress", "lines", env={name: value})
+    assert_one_line_error(out, f"{name}={value!r}", "seconds > 0")
+    assert_nothing_started(tmp_path)
+    assert list(tmp_path.iterdir()) == [path]
+
+
 @pytest.mark.parametrize("kind", ["sweep_file", "folder_of_the_sweep_file", "data_file", "journal"])
 def test_unreadable_file_is_one_line_exit_2(cli, tmp_path, kind):
     """A PermissionError was a 26-line traceback (exit 1), an unreadable journal "not an

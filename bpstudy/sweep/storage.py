@@ -33,20 +33,31 @@ JOURNAL = "bpstudy.journal"
 LOCK_GRACE_SECONDS = 5
 
 
+BAD_ENV: dict[str, str] = {}  # tuning variables set to what is no number of seconds
+
+
 def _env_seconds(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
+    """$name as seconds > 0, else `default`; a value that is set but no such number is
+    kept in BAD_ENV, for check_environment to refuse (not at import: no traceback)."""
+    raw = os.environ.get(name)
+    if raw is None:
         return default
-    return value if value > 0 else default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        BAD_ENV[name] = raw
+        return default
+    return value
 
 
 # RDB storages: a worker records a heartbeat every HEARTBEAT_SECONDS; a RUNNING trial whose
 # heartbeat is older than GRACE_SECONDS is failed and retried. A storage call that loses its
 # database connection (a PostgreSQL restart, a network blip) is retried for up to
 # RETRY_SECONDS before it fails.
-HEARTBEAT_SECONDS = int(_env_seconds("BPSTUDY_HEARTBEAT_SECONDS", 10))
-GRACE_SECONDS = int(_env_seconds("BPSTUDY_HEARTBEAT_GRACE_SECONDS", 30))
+HEARTBEAT_SECONDS = math.ceil(_env_seconds("BPSTUDY_HEARTBEAT_SECONDS", 10))  # whole seconds
+GRACE_SECONDS = math.ceil(_env_seconds("BPSTUDY_HEARTBEAT_GRACE_SECONDS", 30))
 RETRY_SECONDS = _env_seconds("BPSTUDY_STORAGE_RETRY_SECONDS", 120)
 
 
@@ -66,9 +77,18 @@ def is_rdb(url: str) -> bool:
     return "://" in url and not url.startswith("journal:")
 
 
+def check_environment() -> None:
+    """The storage's tuning variables (docs/reference.md): a value that is no number of
+    seconds > 0 is refused, naming the variable, rather than quietly replaced."""
+    if BAD_ENV:
+        name, raw = next(iter(BAD_ENV.items()))
+        raise StorageError(f"{name}={raw!r}: give a number of seconds > 0, or unset it")
+
+
 def check_url(url: str) -> None:
     """What can be told of `url` without touching it: a scheme, and for a journal an
-    existing folder."""
+    existing folder; first, the storage's tuning variables (check_environment)."""
+    check_environment()
     if not is_rdb(url) and not url.startswith("journal:"):
         raise StorageError(
             f"--storage {url}: give journal:PATH (did you mean journal:{url}?) or a database "
