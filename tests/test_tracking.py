@@ -23,7 +23,7 @@ import bpstudy
 from bpstudy.config.serialize import config_hash, flatten, to_dict
 from bpstudy.tracking.ui import free_port, stop_group, wait_until_up
 from bpstudy.training.diagnostics import STATS
-from tests.conftest import listing
+from tests.conftest import listing, processes_marked, wait_until
 
 TINY = ["model.depth=3", "model.width=16", "trainer.epochs=2", "trainer.progress=none"]
 
@@ -663,6 +663,40 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store, ctrl_c):
         # plain bind; on Linux a bind with it still fails while anything listens there
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_ui_on_a_server_stops_its_companion_on_kill_or_hangup(mlflow_server, tiny_study, sig):
+    """With an MLflow server as the store, `ui --optuna` runs only optuna-dashboard, in a
+    session of its own. A `kill` or a closed terminal, sent to bpstudy alone, must stop
+    it too (SIGTERM left it running: only Ctrl-C and SIGHUP stopped it on this path)."""
+    optuna_port = free_port()
+    exe = Path(sys.executable).with_name("bpstudy")
+    mark = {"BPSTUDY_TEST_MARK": f"companion-{optuna_port}"}  # finds it if it is orphaned
+    marker = "BPSTUDY_TEST_MARK=" + mark["BPSTUDY_TEST_MARK"]
+    proc = subprocess.Popen(
+        [str(exe), "ui", "--tracking-uri", mlflow_server, "--optuna", "--storage",
+         tiny_study.storage, "--optuna-port", str(optuna_port)],
+        cwd=tiny_study.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **mark},
+    )  # fmt: skip
+    try:
+        assert "is an MLflow server" in proc.stdout.readline()
+        assert f"http://127.0.0.1:{optuna_port}/" in proc.stdout.readline()  # it serves
+        assert len(processes_marked(marker)) >= 2  # bpstudy and its companion
+        proc.send_signal(sig)  # to bpstudy alone, as `kill` or the terminal would
+        proc.wait(timeout=60)
+        # the companion's own session got SIGTERM; what it started may take a moment
+        wait_until(lambda: not processes_marked(marker), 30, "the companion to stop")
+    finally:
+        stop_group(proc)
+        for pid in processes_marked(marker):  # a failed test leaves nothing behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 0
+    assert proc.stdout.read() == "optuna-dashboard stopped\n"
 
 
 class Boom(bpstudy.Listener):

@@ -3,6 +3,7 @@ started beside it (`Companion`: optuna-dashboard with `--optuna`), stopped with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +76,8 @@ def ui(port: int | None = None, tracking_uri: str | None = None,
     if uri.startswith(("http://", "https://")):
         check_store(uri)  # a server that is not there: one line, exit 2
         print(f"the tracking store is an MLflow server: open {redact(uri)}", flush=True)
-        return _companions_only(companions)
+        with stops_as_ctrl_c():
+            return _companions_only(companions)
     # a path without a scheme, an unwritable folder, no store there: one line, not MLflow's
     check_store_exists(uri, "train a run first (bpstudy train) or pass --tracking-uri")
     if port is None:
@@ -107,9 +110,14 @@ def ui(port: int | None = None, tracking_uri: str | None = None,
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
         )
-    url = f"http://127.0.0.1:{port}"
-    # a closed terminal (SIGHUP) stops it as Ctrl-C does: the log goes with it
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    with stops_as_ctrl_c():
+        return _serve(proc, f"http://127.0.0.1:{port}", uri, log, companions)
+
+
+def _serve(proc: subprocess.Popen, url: str, uri: str, log: Path,
+           companions: list[Companion]) -> int:  # fmt: skip
+    """Wait for MLflow's server, start the companions, then serve until Ctrl-C (or until
+    the server stops by itself); every server stopped on the way out."""
     started: list[tuple[Companion, subprocess.Popen, Path]] = []
     try:
         if not wait_until_up(url, proc):
@@ -134,8 +142,6 @@ def ui(port: int | None = None, tracking_uri: str | None = None,
         for _, other, _ in started:
             stop_group(other)
         stop_group(proc)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # MLflow 3.18's UI chooses its GenAI or model-training navigation by the URL's
@@ -174,7 +180,8 @@ def landing_page(url: str) -> str:
 
 
 def _companions_only(companions: list[Companion]) -> int:
-    """With an MLflow server as the store, only the companions run here, until Ctrl-C."""
+    """With an MLflow server as the store, only the companions run here, until Ctrl-C
+    (or SIGTERM, SIGHUP: stops_as_ctrl_c)."""
     started: list[tuple[Companion, subprocess.Popen, Path]] = []
     try:
         for companion in companions:
@@ -227,6 +234,18 @@ def _last_line(log: Path) -> str:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stops_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`) and SIGHUP (a closed terminal) stop the servers as Ctrl-C does:
+    they run in sessions of their own, which no signal to this process reaches."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
