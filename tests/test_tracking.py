@@ -756,6 +756,21 @@ def test_ui_bad_port_or_store_is_one_line(cli, args, says):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("value", ["two minutes", "-1"])
+def test_a_bad_tracking_wait_is_one_line_exit_2(cli, tmp_path, value):
+    """BPSTUDY_TRACKING_WAIT_SECONDS, read before a server is asked: a value that is no
+    number of seconds >= 0 was quietly read as 0; now `train` says so and writes nothing."""
+    uri = f"http://127.0.0.1:{free_port()}"  # never reached: the variable is read first
+    out = cli("train", *TINY, f"tracking.uri={uri}",
+              env={"BPSTUDY_TRACKING_WAIT_SECONDS": value})  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == (
+        f"bpstudy: error: BPSTUDY_TRACKING_WAIT_SECONDS={value!r}: give a number of "
+        "seconds >= 0, or unset it\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_git_state_says_when_the_checkout_had_uncommitted_changes(tmp_path, monkeypatch):
     from bpstudy.tracking import gitinfo
 

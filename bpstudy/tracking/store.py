@@ -8,6 +8,7 @@ store is deprecated).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -167,10 +168,16 @@ WAIT_VAR = "BPSTUDY_TRACKING_WAIT_SECONDS"
 
 
 def server_wait_seconds() -> float:
+    """$BPSTUDY_TRACKING_WAIT_SECONDS: seconds >= 0 (0 when unset); anything else is
+    refused in one line, naming the variable, not quietly read as 0."""
+    raw = os.environ.get(WAIT_VAR, "0")
     try:
-        return max(0.0, float(os.environ.get(WAIT_VAR, "0")))
+        value = float(raw)
     except ValueError:
-        return 0.0
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise TrackingError(f"{WAIT_VAR}={raw!r}: give a number of seconds >= 0, or unset it")
+    return value
 
 
 # A server that takes the connection but is slow to answer /health is busy, not gone:
