@@ -214,12 +214,14 @@ class Diagnostics(Listener):
         ones = self.scratch("ones_width", (width,), acts.dtype, 1.0)
         sums = (acts.reshape(L * N, width) @ ones).reshape(L, N)  # BLAS matrix-vector
         mean = sums.sum(axis=1, dtype=np.float64) / n
-        mean_sq = act_sq.sum(axis=1) / n
+        mean_sq = act_sq.sum(axis=1, dtype=np.float64) / n
         var = mean_sq - mean**2
         for i in np.flatnonzero(mean_sq > CANCELLATION * var):
             work = self.scratch("centred", (N, width), acts.dtype)
             centred = np.subtract(acts[i], mean[i].astype(acts.dtype), out=work).ravel()
-            var[i] = np.dot(centred, centred) / n
+            # the corrected two-pass formula: the centre's own rounding taken out
+            shift = centred.sum(dtype=np.float64) / n
+            var[i] = np.dot(centred, centred) / n - shift**2
         return np.sqrt(var)
 
     def _saturated_counts(self, net, acts: np.ndarray) -> np.ndarray:
