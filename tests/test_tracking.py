@@ -665,6 +665,29 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store, ctrl_c):
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
 
 
+def test_a_second_stop_signal_does_not_cut_the_stopping_short():
+    """Under stops_as_ctrl_c, SIGTERM raises KeyboardInterrupt; a SIGHUP or SIGTERM that
+    follows while the servers stop (systemd sends both) is ignored (it raised a second
+    KeyboardInterrupt out of the stopping, and a server was left running); afterwards
+    the handlers are what they were."""
+    from bpstudy.tracking.ui import stops_as_ctrl_c
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stopping_finished = False
+    with stops_as_ctrl_c():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)  # a point where Python runs the handler
+            pytest.fail("SIGTERM did not interrupt")
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGHUP)  # as the servers stop
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)
+            stopping_finished = True
+    assert stopping_finished
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
 def test_ui_on_a_server_stops_its_companion_on_kill_or_hangup(mlflow_server, tiny_study, sig):

@@ -134,14 +134,13 @@ def _serve(proc: subprocess.Popen, url: str, uri: str, log: Path,
         print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
         return code or 1
     except KeyboardInterrupt:
+        _stop_all(started, proc)  # first: then "stopped" is true when it is printed
         print("MLflow UI stopped", flush=True)
         log.unlink(missing_ok=True)
         _say_stopped(started)
         return 0
     finally:
-        for _, other, _ in started:
-            stop_group(other)
-        stop_group(proc)
+        _stop_all(started, proc)
 
 
 # MLflow 3.18's UI chooses its GenAI or model-training navigation by the URL's
@@ -190,11 +189,20 @@ def _companions_only(companions: list[Companion]) -> int:
             proc.wait()
         return 0 if not started else 1  # a companion that stopped by itself
     except KeyboardInterrupt:
+        _stop_all(started)
         _say_stopped(started)
         return 0
     finally:
-        for _, proc, _ in started:
-            stop_group(proc)
+        _stop_all(started)
+
+
+def _stop_all(started: list[tuple[Companion, subprocess.Popen, Path]],
+              proc: subprocess.Popen | None = None) -> None:  # fmt: skip
+    """Stop the companions, then MLflow's server; a second call finds them gone."""
+    for _, other, _ in started:
+        stop_group(other)
+    if proc is not None:
+        stop_group(proc)
 
 
 def _say_stopped(started: list[tuple[Companion, subprocess.Popen, Path]]) -> None:
@@ -232,15 +240,26 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "it printed nothing"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum, frame):
+    # one stop is enough: a second signal (systemd's SIGHUP after its SIGTERM, a second
+    # Ctrl-C) must not cut short the stopping of the servers
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def stops_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM (`kill`) and SIGHUP (a closed terminal) stop the servers as Ctrl-C does:
-    they run in sessions of their own, which no signal to this process reaches."""
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    """Ctrl-C, SIGTERM (`kill`) and SIGHUP (a closed terminal) stop the servers, which
+    run in sessions of their own that no signal to this process reaches; the first
+    signal stops them, the others are ignored until that is done. An ignored SIGINT (a
+    command started in the background) stays ignored."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    sigs = [sig for sig in STOP_SIGNALS if not (sig == signal.SIGINT and ignored)]
+    previous = {sig: signal.signal(sig, _interrupt) for sig in sigs}
     try:
         yield
     finally:
