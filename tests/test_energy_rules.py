@@ -77,6 +77,71 @@ def test_chl_with_weak_feedback_is_backprop_of_the_feedforward_net(activation):
         assert errors[1e-4][k] < 0.3 * errors[1e-3][k], (k, errors)
 
 
+def test_a_sweeps_residual_weights_each_layer_by_its_contrast_scale():
+    """One CHL sweep's residual against its definition, by hand: the largest over hidden
+    layers k of (max |change of s_k| - 4 eps) gamma^(k - L), and the output's change
+    (weight 1, its rounding 4 eps x its size); clamped, the output does not count."""
+    from bpstudy.learning_rule.energy import ROUNDING
+
+    X, _ = batch()
+    net, gamma = make_net(depth=3), 0.3
+    rule = ContrastiveHebbian(SettleSettings(), gamma)
+    weights, floor = rule.residual_weights(3).tolist(), ROUNDING * np.finfo(np.float64).eps
+    assert weights == [gamma**-3, gamma**-2, gamma**-1, 1.0]
+    sc = rule.scratch(net, len(X))
+    rule.input_drive(net, X, sc)
+    st = rule.states(net, sc, "free")
+    rule.start_free(st)
+    rule.sweep(net, st, sc, None, 0.0, False, weights, floor)  # the feedforward pass
+    for clamp in (False, True):
+        old_hidden, old_out = st.hidden.copy(), st.out.copy()
+        residual = rule.sweep(net, st, sc, None, 0.0, clamp, weights, floor)
+        by_layer = [(np.abs(st.hidden[k] - old_hidden[k]).max() - floor) * weights[k]
+                    for k in range(3)]  # fmt: skip
+        if not clamp:
+            size = max(1.0, np.abs(st.out).max())
+            by_layer.append((np.abs(st.out - old_out).max() - floor * size) * weights[3])
+        assert residual == pytest.approx(max(by_layer), rel=1e-12)
+        assert np.argmax(by_layer) < 3  # a hidden layer's weight decides it here
+
+
+def test_states_that_are_not_a_number_never_count_as_settled():
+    X, y = batch()
+    net = make_net(depth=2)
+    net.blocks[1].dense.W[0, 0] = np.nan
+    for rule in (ContrastiveHebbian(SettleSettings(steps=5)),
+                 EquilibriumPropagation(SettleSettings(steps=5))):  # fmt: skip
+        result = rule.update(net, X, y)
+        assert [s.converged for s in result.settle] == [False] * len(rule.phases)
+        assert all(s.residual == np.inf for s in result.settle)
+        assert sum(rule.unsettled.values()) == len(rule.phases)
+
+
+def test_the_first_sweep_from_zero_skips_only_zero_products():
+    """A phase started from zero states skips its first sweep's feedback products: the
+    states are bit for bit those of a full sweep; a phase started from settled states
+    (CHL's clamped one, one sweep each) does not skip them, so the targets reach every
+    hidden layer and each hidden layer's update is nonzero."""
+    X, y = batch()
+    net = make_net(depth=3)
+    rule = ContrastiveHebbian(SettleSettings(steps=1), feedback_gain=0.5)
+    sc = rule.scratch(net, len(X))
+    rule.input_drive(net, X, sc)
+    args = (None, 0.0, False, rule.residual_weights(3).tolist(), 0.0)
+    skipped, full = rule.states(net, sc, "a"), rule.states(net, sc, "b")
+    rule.start_free(skipped)
+    rule.start_free(full)
+    full.zero = False
+    rule.sweep(net, skipped, sc, *args)
+    rule.sweep(net, full, sc, *args)
+    assert np.array_equal(skipped.hidden, full.hidden) and np.array_equal(skipped.out, full.out)
+    assert not skipped.zero
+    rule.update(net, X, y)
+    grads = weight_parts(net, net.grad)
+    for i in range(3):
+        assert np.abs(grads[f"hidden.{i}.W"]).max() > 0, i
+
+
 def test_chl_reports_the_feedforward_scores_and_loss():
     X, y = batch()
     net = make_net()

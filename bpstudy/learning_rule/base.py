@@ -37,7 +37,7 @@ class Settle:
 
     phase: str  # free | clamped | nudged | nudged_pos | nudged_neg
     iterations: int  # sweeps taken (each updates every layer once)
-    residual: float  # max |state change| of the last sweep, over batch, units and layers
+    residual: float  # of the last sweep: the largest weighted state change (energy.py)
     converged: bool  # residual <= settle_tol within settle_steps
 
 

@@ -21,13 +21,15 @@ leave E unbounded below (states can grow without limit), hence the activation se
 
 One sweep updates every layer once, bottom-up: from zero states, the first free sweep is
 exactly the feedforward pass. A sweep's residual is the largest state change of any layer
-(over batch and units) beyond rounding (ROUNDING units of the dtype's eps: the states of
-bounded activations are at most 1 in size), each layer's change weighted by the rule's
+(over batch and units) beyond rounding (ROUNDING units of the dtype's eps: the hidden
+states of bounded activations are at most 1 in size; for the linear output, ROUNDING eps
+of its largest size, at least 1), each layer's change weighted by the rule's
 `residual_weights`: the scale of that layer's error in the update against the output's
 (contrastive Hebbian learning: gamma^(k - L), so a layer whose contrast is gamma^(L - k)
 smaller settles that much finer; equilibrium propagation: 1). A phase stops when the
 residual is at most `tol`, or after `steps` sweeps; a phase that stops unsettled is
-counted (`unsettled`) and reported, never silent. The input's drive X W_1 + b_1 is the
+counted (`unsettled`) and reported, never silent; so is a phase whose states are not a
+number (its residual is infinite). The input's drive X W_1 + b_1 is the
 same in every sweep and phase, so it is computed once per batch.
 
 The update of W_k contrasts the correlations s_{k-1}^T s_k of two phases (a: the free
@@ -43,6 +45,7 @@ diagnostics, and the free states its `acts`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +62,7 @@ ROUNDING = 4  # state changes within 4 eps of the dtype are rounding, not settli
 @dataclass(frozen=True)
 class SettleSettings:
     steps: int = 100  # most sweeps per phase
-    tol: float = 1e-4  # a phase has settled when a sweep changes no state by more
+    tol: float = 1e-4  # a phase has settled when a sweep's residual is at most this
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -93,6 +96,14 @@ class Scratch:
     new_out: np.ndarray  # (N, out_dim)
     diff_out: np.ndarray  # (N, out_dim)
     phases: dict[str, States] = field(default_factory=dict)
+
+
+def larger(residual: float, r: float) -> float:
+    """max(residual, r), where a NaN (states that are not a number) is infinitely far
+    from settled: Python's max would keep the other one and call the phase settled."""
+    if r > residual:
+        return r
+    return residual if r == r else math.inf
 
 
 class EnergyRule(LearningRule):
@@ -258,7 +269,7 @@ class EnergyRule(LearningRule):
             block.activation.forward(u)  # in place: u is now the new state
             np.subtract(u, old[i], out=prod)
             change = float(np.abs(prod, out=prod).max(initial=0.0))
-            residual = max(residual, (change - floor) * weights[i])
+            residual = larger(residual, (change - floor) * weights[i])
         st.hidden, scratch.spare = new, old
         if not clamp_out:
             out = np.matmul(new[-1], net.output.W, out=scratch.new_out)
@@ -268,7 +279,8 @@ class EnergyRule(LearningRule):
                 out *= 1.0 / (1.0 + beta)
             diff = np.subtract(out, st.out, out=scratch.diff_out)
             change = float(np.abs(diff, out=diff).max(initial=0.0))
-            residual = max(residual, (change - floor) * weights[-1])
+            size = max(1.0, float(np.abs(out).max(initial=0.0)))  # the output is unbounded
+            residual = larger(residual, (change - floor * size) * weights[-1])
             st.out, scratch.new_out = out, st.out
         return residual
 
