@@ -665,6 +665,24 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(cli, tmp_path, store, ctrl_c):
         s.bind(("127.0.0.1", port))  # the port is free again: the server stopped
 
 
+def test_a_port_whose_server_just_stopped_is_free_again():
+    """`bpstudy ui` stopped and started again keeps port 5000: the stopped server's
+    closed connections (TIME_WAIT on its port, for a minute) left the port looking taken,
+    and the next UI moved to a random one. A port something listens on is still taken."""
+    from bpstudy.tracking.ui import port_is_free
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = server.accept()
+    assert not port_is_free(port)  # listening
+    conn.close()  # the server's side closes first: its port's socket goes to TIME_WAIT
+    client.recv(1)  # the close has reached the client (end of stream)
+    client.close()
+    server.close()
+    assert port_is_free(port)
+
+
 def test_a_second_stop_signal_does_not_cut_the_stopping_short():
     """Under stops_as_ctrl_c, SIGTERM raises KeyboardInterrupt; a SIGHUP or SIGTERM that
     follows while the servers stop (systemd sends both) is ignored (it raised a second

@@ -23,7 +23,12 @@ DEFAULT_PORT = 5000
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now. With SO_REUSEADDR, as
+    MLflow's (uvicorn) and optuna-dashboard's (http.server) servers bind: the closed
+    connections of a server just stopped (TIME_WAIT, a minute) do not count, a
+    listening socket does."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
