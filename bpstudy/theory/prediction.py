@@ -61,9 +61,7 @@ def not_applicable(config: Config) -> str:
     if model.dropout > 0:
         reasons.append(f"model.dropout={model.dropout} (dropout rescales the signal)")
     if config.learning_rule.name != "backprop":
-        reasons.append(
-            f"learning_rule={config.learning_rule.name} (the prediction is for backprop)"
-        )
+        reasons.append(f"learning_rule={config.learning_rule.name}")
     if not reasons:
         return ""
     return "the mean-field prediction is for a plain MLP under backprop; not for " + "; ".join(
