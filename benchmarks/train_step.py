@@ -16,7 +16,7 @@ the same run. Run with 1 and 2 BLAS threads.
 against backprop on the same net and batch (digits, sigmoid, mean squared error, depth 1
 and 3, widths 64 and 256, batch 64), counts their settle sweeps per step (all phases), and
 checks issue 26's target: an energy-based step costs at most sweeps x one forward pass x 1.3,
-beside the floor that the sweeps' matrix products alone set (energy_timing).
+beside the ratio that the step's matrix products alone give (energy_timing).
 
 `--diagnostics` times only the step with and without diagnostics (log_every=1 vs off),
 in `--repeats` interleaved rounds, and prints two ratios: of the fastest rounds, and the
@@ -210,8 +210,9 @@ def theory_timing(repeats: int) -> None:
 
 
 def energy_step(rule_name: str, depth: int, width: int, batch: int):
-    """(train step, one forward pass, rule) of `rule_name` on digits, sigmoid, float32,
-    mean squared error: the same net and batch for every rule."""
+    """(train step, one forward pass, rule, net, sweeps) of `rule_name` on digits,
+    sigmoid, float32, mean squared error: the same net and batch for every rule. `sweeps`
+    adds up, over the calls of the step, the free phase's sweeps and the other phases'."""
     import bpstudy
     from bpstudy.config.validate import validate
     from bpstudy.training.run import load_data, make_trainer
@@ -223,62 +224,98 @@ def energy_step(rule_name: str, depth: int, width: int, batch: int):
     trainer = make_trainer(cfg, load_data(cfg))
     X, y = trainer.data.X_train[:batch], trainer.data.y_train[:batch]
     trainer.step = 1  # step 0 is always a logging step; start after it
+    sweeps = {"calls": 0, "free": 0, "other": 0}
 
     def step():
         trainer.train_step(X, y)
         trainer.step = 1
+        settles = trainer.batch.settle
+        if settles:
+            sweeps["calls"] += 1
+            sweeps["free"] += settles[0].iterations
+            sweeps["other"] += sum(s.iterations for s in settles[1:])
 
-    return step, lambda: trainer.net.forward(X, train=True), trainer.rule, trainer.net
+    return step, lambda: trainer.net.forward(X, train=True), trainer.rule, trainer.net, sweeps
 
 
-def sweep_products(net, batch: int):
-    """The matrix products of one settle sweep of `net` and nothing else: per hidden
-    layer, its feedback product (the layer above's state times that layer's W^T) and,
-    past the first (whose input drive is made once per batch), its forward product; then
-    the output's. Any implementation of the sweeps does at least these."""
+def step_products(net, batch: int, kind: str):
+    """The matrix products, and nothing else, of one part of an energy-based step on
+    `net` (energy.py): `full`, a sweep (per hidden layer its feedback product, the layer
+    above's state times that layer's W^T, and past the first, whose input drive is made
+    once per batch, its forward product; then the output's); `first`, a sweep from zero
+    states (the feedforward products only); `clamped`, a sweep with the output held (no
+    output product); `contrast`, the update's (per layer the input's transpose times the
+    error, and past the first the error below's transpose times the state)."""
     rng = np.random.default_rng(0)
     Ws = [b.dense.W for b in net.blocks] + [net.output.W]
-    states = [rng.random((batch, W.shape[1])).astype(net.dtype) for W in Ws]
-    outs = [np.empty((batch, W.shape[1]), net.dtype) for W in Ws]
+    ins = [rng.random((batch, W.shape[0])).astype(net.dtype) for W in Ws]
+    outs = [rng.random((batch, W.shape[1])).astype(net.dtype) for W in Ws]
+    fwd = [np.empty((batch, W.shape[1]), net.dtype) for W in Ws]
     back = [np.empty((batch, W.shape[0]), net.dtype) for W in Ws]
+    grads = [np.empty(W.shape, net.dtype) for W in Ws]
+    cross = [np.empty(W.shape, net.dtype) for W in Ws]
+    depth = net.depth
 
-    def products():
-        for i in range(net.depth):
-            np.matmul(states[i + 1], Ws[i + 1].T, out=back[i + 1])
+    def sweep(feedback: bool, output: bool):
+        for i in range(depth):
+            if feedback:
+                np.matmul(outs[i + 1], Ws[i + 1].T, out=back[i + 1])
             if i > 0:
-                np.matmul(states[i - 1], Ws[i], out=outs[i])
-        np.matmul(states[net.depth - 1], Ws[-1], out=outs[-1])
+                np.matmul(ins[i], Ws[i], out=fwd[i])
+        if output:
+            np.matmul(ins[-1], Ws[-1], out=fwd[-1])
 
-    return products
+    def contrast():
+        for k in range(depth + 1):
+            np.matmul(ins[k].T, outs[k], out=grads[k])
+            if k > 0:
+                np.matmul(outs[k - 1].T, outs[k], out=cross[k])
+
+    parts = {
+        "full": lambda: sweep(True, True),
+        "first": lambda: sweep(False, True),
+        "clamped": lambda: sweep(True, False),
+        "contrast": contrast,
+    }
+    return parts[kind]
 
 
 def energy_timing(threads_list: list[int], min_time: float, repeats: int) -> None:
     """ms/step of each energy-based rule against backprop on the same net, the settle
     sweeps per step (all phases), and issue 26's target: step <= sweeps x forward x 1.3
-    (ratio <= 1). `floor` is the ratio that the sweeps' matrix products alone would give
-    (sweep_products over 1.3 forward passes): no implementation of these sweeps goes under it."""
+    (ratio <= 1). `products` is the ratio that the step's matrix products alone give:
+    the free phase's first sweep from zero states (feedforward products only), its other
+    sweeps, the other phases' sweeps (clamped: no output product), and the contrast, at
+    the mean sweeps per phase over the timed calls (step_products). Any implementation
+    of these sweeps and this contrast does at least these products."""
     print(f"{'threads':>7} {'net (DxWxB)':>13} {'rule':>23} {'ms/step':>8} {'x bp':>6} "
-          f"{'sweeps':>7} {'fwd ms':>7} {'target ms':>9} {'ratio':>6} {'floor':>6}")  # fmt: skip
+          f"{'sweeps':>7} {'fwd ms':>7} {'target ms':>9} {'ratio':>6} {'products':>8}")  # fmt: skip
     for threads in threads_list:
         with threadpool_limits(limits=threads):
             for depth, width in itertools.product((1, 3), (64, 256)):
-                fns, rules, forward = {}, {}, None
+                fns, rules, counts, forward = {}, {}, {}, None
                 for name in ("backprop", "contrastive_hebbian", "equilibrium_propagation"):
-                    fns[name], fwd, rules[name], net = energy_step(name, depth, width, 64)
+                    fns[name], fwd, rules[name], net, counts[name] = energy_step(
+                        name, depth, width, 64
+                    )
                     forward = forward or fwd
-                fns["forward"], fns["products"] = forward, sweep_products(net, 64)
+                fns["forward"] = forward
+                for kind in ("full", "first", "clamped", "contrast"):
+                    fns[kind] = step_products(net, 64, kind)
                 t = best_of(fns, min_time, repeats)
-                floor = t["products"] / (1.3 * t["forward"])
                 for name in ("contrastive_hebbian", "equilibrium_propagation"):
-                    rule = rules[name]
-                    # sweeps per step, over every timed call (settle/mean_iterations x phases)
-                    sweeps = rule.iterations_total / rule.phases_run * len(rule.phases)
+                    c = counts[name]
+                    free, other = c["free"] / c["calls"], c["other"] / c["calls"]
+                    sweeps = free + other  # per step, over every timed call
+                    other_kind = "clamped" if name == "contrastive_hebbian" else "full"
+                    products = (t["first"] + (free - 1) * t["full"] + other * t[other_kind]
+                                + t["contrast"])  # fmt: skip
                     target = sweeps * t["forward"] * 1.3
                     print(
                         f"{threads:>7} {f'{depth}x{width}x64':>13} {name:>23} "
                         f"{t[name] * 1e3:>8.3f} {t[name] / t['backprop']:>6.1f} {sweeps:>7.1f} "
                         f"{t['forward'] * 1e3:>7.3f} {target * 1e3:>9.3f} {t[name] / target:>6.2f}"
-                        f" {floor:>6.2f}",
+                        f" {products / target:>8.2f}",
                         flush=True,
                     )
                 print(f"{threads:>7} {f'{depth}x{width}x64':>13} {'backprop':>23} "

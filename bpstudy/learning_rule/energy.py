@@ -279,7 +279,7 @@ class EnergyRule(LearningRule):
                 out *= 1.0 / (1.0 + beta)
             diff = np.subtract(out, st.out, out=scratch.diff_out)
             change = float(np.abs(diff, out=diff).max(initial=0.0))
-            size = max(1.0, float(np.abs(out).max(initial=0.0)))  # the output is unbounded
+            size = max(1.0, float(np.abs(out, out=diff).max()))  # the output is unbounded
             residual = larger(residual, (change - floor * size) * weights[-1])
             st.out, scratch.new_out = out, st.out
         return residual
