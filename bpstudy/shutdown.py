@@ -81,14 +81,14 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def stop_signals_handled(handler):
-    """Ctrl-C and SIGTERM go to `handler` (a function, or signal.SIG_IGN) inside the block,
-    and back to what they were after it. Only the main thread receives signals and may
-    set handlers; elsewhere (an API call from a thread) this does nothing."""
+def stop_signals_handled(handler, signals: tuple[int, ...] = STOP_SIGNALS):
+    """Ctrl-C and SIGTERM (or `signals`) go to `handler` (a function, or signal.SIG_IGN)
+    inside the block, and back to what they were after it. Only the main thread receives
+    signals and may set handlers; elsewhere (an API call from a thread) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:

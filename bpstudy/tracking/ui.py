@@ -12,11 +12,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpstudy.errors import redact
+from bpstudy.shutdown import stop_signals_handled
 from bpstudy.tracking.store import TrackingError, check_store, check_store_exists, resolve_uri
 
 DEFAULT_PORT = 5000
@@ -256,20 +256,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def stops_as_ctrl_c() -> Iterator[None]:
+def stops_as_ctrl_c() -> contextlib.AbstractContextManager:
     """Ctrl-C, SIGTERM (`kill`) and SIGHUP (a closed terminal) stop the servers, which
     run in sessions of their own that no signal to this process reaches; the first
     signal stops them, the others are ignored until that is done. An ignored SIGINT (a
     command started in the background) stays ignored."""
     ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    sigs = [sig for sig in STOP_SIGNALS if not (sig == signal.SIGINT and ignored)]
-    previous = {sig: signal.signal(sig, _interrupt) for sig in sigs}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    sigs = tuple(sig for sig in STOP_SIGNALS if not (sig == signal.SIGINT and ignored))
+    return stop_signals_handled(_interrupt, sigs)
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
