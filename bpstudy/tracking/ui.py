@@ -134,7 +134,7 @@ def _serve(proc: subprocess.Popen, url: str, uri: str, log: Path,
         page = landing_page(url)
         print(f"MLflow UI on {redact(uri)}: {page}  (Ctrl-C to stop; server log {log})", flush=True)
         for companion in companions:
-            started.append(_start(companion))
+            _start(companion, started)
         code = proc.wait()
         print(f"the MLflow UI stopped by itself (exit {code}); its log: {log}", file=sys.stderr)
         return code or 1
@@ -189,7 +189,7 @@ def _companions_only(companions: list[Companion]) -> int:
     started: list[tuple[Companion, subprocess.Popen, Path]] = []
     try:
         for companion in companions:
-            started.append(_start(companion))
+            _start(companion, started)
         for _, proc, _ in started:
             proc.wait()
         return 0 if not started else 1  # a companion that stopped by itself
@@ -217,26 +217,23 @@ def _say_stopped(started: list[tuple[Companion, subprocess.Popen, Path]]) -> Non
         log.unlink(missing_ok=True)
 
 
-def _start(companion: Companion) -> tuple[Companion, subprocess.Popen, Path]:
-    """Start a companion server (its own session and log, as MLflow's) and wait for it."""
+def _start(companion: Companion, started: list[tuple[Companion, subprocess.Popen, Path]]) -> None:
+    """Start a companion server (its own session and log, as MLflow's) and wait for it.
+    It joins `started` as soon as it runs, before it answers or its address line is
+    printed, so a stop signal at any later moment finds it in the caller's list (one that
+    came just after the address line left it running, outside the list)."""
     handle, name = tempfile.mkstemp(prefix=f"bpstudy-{companion.name}-", suffix=".log")
     log = Path(name)
     with os.fdopen(handle, "wb") as out:
         proc = subprocess.Popen(companion.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, env={**os.environ, **companion.env})  # fmt: skip
-    try:
-        up = wait_until_up(companion.url, proc, path=companion.check)
-    except BaseException:  # Ctrl-C while it starts: it is in no caller's list yet
-        stop_group(proc)
-        raise
-    if not up:
-        stop_group(proc)
-        raise TrackingError(
+    started.append((companion, proc, log))
+    if not wait_until_up(companion.url, proc, path=companion.check):
+        raise TrackingError(  # the caller stops it, and keeps its log
             f"{companion.name} did not start on {companion.url} ({companion.what}): "
             f"{redact(_last_line(log))}; its log: {log}"
         )
     print(f"{companion.name} on {companion.what}: {companion.url}/  (server log {log})", flush=True)
-    return companion, proc, log
 
 
 def _last_line(log: Path) -> str:
