@@ -122,7 +122,14 @@ def draw(folder: Path, figures: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    best = best_by_depth(sweep_cells(folder))
+    def save(fig, ax, name: str) -> None:
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(figures / name, dpi=110)
+        plt.close(fig)
+
+    cells = sweep_cells(folder)  # the store is read once for both pictures of the sweep
+    best = best_by_depth(cells)
     fig, ax = plt.subplots(figsize=(6, 4))
     for rule in RULES:
         if rule in best.index.get_level_values(0):
@@ -130,22 +137,15 @@ def draw(folder: Path, figures: Path) -> None:
             ax.plot(b.index, b["val_accuracy"], marker="o", label=SHORT[rule])
     ax.set(xlabel="hidden layers (width 64, sigmoid, MSE)", ylabel="val/accuracy, epoch 20",
            xticks=DEPTHS, title="energy_based: each rule at its best lr")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(figures / "energy_accuracy.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "energy_accuracy.png")
 
-    cells = sweep_cells(folder)
     fig, ax = plt.subplots(figsize=(6, 4))
     for rule in ("contrastive_hebbian", "equilibrium_propagation"):
         mean = cells[cells["rule"] == rule].groupby("depth")["sweeps"].mean()
         ax.plot(mean.index, mean.to_numpy(), marker="o", label=SHORT[rule])
     ax.set(xlabel="hidden layers (width 64, sigmoid)", ylabel="sweeps per phase (mean over run)",
            xticks=DEPTHS, ylim=(0, None), title="energy_based: settle cost (settle_tol 1e-4)")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(figures / "energy_settle.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "energy_settle.png")
 
     angles = strength_angles(folder)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -153,10 +153,7 @@ def draw(folder: Path, figures: Path) -> None:
         ax.loglog(group["strength"], group["angle"], marker="o", label=series)
     ax.set(xlabel="feedback gain gamma / nudging beta", ylabel="median alignment (degrees)",
            title="angle to the exact gradient, fresh 2 x 64 sigmoid net")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(figures / "energy_alignment.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "energy_alignment.png")
 
 
 def tables(folder: Path) -> list[str]:

@@ -52,6 +52,16 @@ def bpstudy(*args: str, cwd: Path, timeout: float = 300, prefix=()) -> subproces
     )
 
 
+def sweep_and_report(folder: Path, sweep: dict) -> subprocess.CompletedProcess:
+    """Write `sweep` as a sweep file in `folder`, run it, then `bpstudy report` on it,
+    both through the CLI: the report's CompletedProcess (the sweep must succeed)."""
+    name = sweep["study_name"]
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    swept = bpstudy("sweep", f"{name}.yaml", "--progress", "lines", cwd=folder)
+    assert swept.returncode == 0, swept.stderr
+    return bpstudy("report", name, cwd=folder)
+
+
 def journal_study(folder: Path, name: str) -> optuna.Study:
     storage = JournalStorage(JournalFileBackend(str(folder / "bpstudy.journal")))
     return optuna.load_study(study_name=name, storage=storage)
@@ -92,11 +102,7 @@ def reported(tmp_path_factory):
             "model.init.sigma_w": "choice(1.0, 6.0)",
         },
     }
-    (folder / "flow.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
-    swept = bpstudy("sweep", "flow.yaml", "--progress", "lines", cwd=folder)
-    assert swept.returncode == 0, swept.stderr
-    out = bpstudy("report", STUDY, cwd=folder)
-    return folder, out
+    return folder, sweep_and_report(folder, sweep)
 
 
 @pytest.mark.slow
@@ -446,10 +452,7 @@ def test_a_profile_over_two_depths_draws_one_panel_per_depth(tmp_path):
         "overrides": ["data=digits", "trainer.epochs=1", "model.width=8", "trainer.progress=none"],
         "params": {"model.depth": "choice(2, 3)", "model.activation": "choice(tanh, sigmoid)"},
     }
-    (tmp_path / "depths.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
-    swept = bpstudy("sweep", "depths.yaml", "--progress", "lines", cwd=tmp_path)
-    assert swept.returncode == 0, swept.stderr
-    out = bpstudy("report", "depths", cwd=tmp_path)
+    out = sweep_and_report(tmp_path, sweep)
     assert out.returncode == 0, out.stderr
     report = tmp_path / "reports" / "depths"
 
@@ -923,10 +926,7 @@ def test_edge_of_chaos_miniature_draws_the_heatmap_with_the_depth_scale(tmp_path
         "overrides": [*kept, "model.width=8", "trainer.epochs=1", "trainer.log_every=5"],
         "params": {"model.init.sigma_w": "choice(1.0, 2.0)", "model.depth": "choice(2, 3, 4)"},
     }
-    (tmp_path / "eoc.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
-    swept = bpstudy("sweep", "eoc.yaml", "--progress", "lines", cwd=tmp_path)
-    assert swept.returncode == 0, swept.stderr
-    out = bpstudy("report", "eoc", cwd=tmp_path)
+    out = sweep_and_report(tmp_path, sweep)
     assert out.returncode == 0, out.stderr
     report = tmp_path / "reports" / "eoc"
 
